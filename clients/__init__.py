@@ -1,0 +1,1 @@
+"""Clients of protocol v1: the Python SDK and command line (``clients.python``)."""

@@ -1,0 +1,302 @@
+"""A trio client for protocol v1 (protocol/SPEC.md).
+
+``open_client`` logs in and keeps one connection; ``send`` retries over a new
+connection with the same client message id when an ack is lost, so a retry
+never makes a duplicate (SPEC.md §5.1). ``messages`` yields each message of
+the user's conversations exactly once and in order, live or after a
+reconnect, by tracking the last seq per conversation and filling gaps with
+``sync`` (SPEC.md §5.2).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import ssl
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+import trio
+from trio_websocket import ConnectionClosed, WebSocketConnection, connect_websocket_url
+
+from protocol import Message, ProtocolError, decode_frame, encode
+from protocol.frames import PROTOCOL_VERSIONS
+
+
+class ClientError(Exception):
+    """The server answered with an error frame (SPEC.md §7)."""
+
+    def __init__(self, frame: dict[str, Any]) -> None:
+        self.code: str = frame.get("code", "")
+        self.message: str = frame.get("message", "")
+        self.detail: str | None = frame.get("detail")
+        self.field: str | None = frame.get("field")
+        self.frame = frame
+        super().__init__(f"{self.code}: {self.detail or self.message}")
+
+
+class ConnectionLost(Exception):
+    """The connection closed before the answer came; ``reason`` is the close reason, if any."""
+
+    def __init__(self, code: int | None = None, reason: str | None = None) -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(f"connection closed ({code} {reason})")
+
+
+class _Slot:
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.frame: dict[str, Any] | None = None
+        self.lost: ConnectionLost | None = None
+
+
+class _Link:
+    """One WebSocket: request/answer pairing and the pushes it received."""
+
+    def __init__(self, ws: WebSocketConnection, pushes: trio.MemorySendChannel[dict[str, Any]]) -> None:
+        self.ws = ws
+        self._pushes = pushes
+        self._rids = itertools.count(1)
+        self._slots: dict[int, _Slot] = {}
+        self.lost: ConnectionLost | None = None
+
+    async def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        if self.lost is not None:
+            raise self.lost
+        rid = next(self._rids)
+        slot = self._slots[rid] = _Slot()
+        try:
+            await self.ws.send_message(encode({"op": op, "rid": rid, **fields}))
+        except ConnectionClosed as exc:
+            raise _lost(exc) from None
+        await slot.event.wait()
+        if slot.lost is not None:
+            raise slot.lost
+        assert slot.frame is not None
+        if slot.frame.get("op") == "error":
+            raise ClientError(slot.frame)
+        return slot.frame
+
+    async def read_forever(self) -> None:
+        try:
+            while True:
+                frame = decode_frame(await self.ws.get_message())  # type: ignore[arg-type]
+                rid = frame.get("rid")
+                if frame.get("op") in ("ok", "error") and rid in self._slots:
+                    slot = self._slots.pop(rid)
+                    slot.frame = frame
+                    slot.event.set()
+                else:
+                    self._pushes.send_nowait(frame)
+        except ConnectionClosed as exc:
+            self.lost = _lost(exc)
+        except ProtocolError:
+            self.lost = ConnectionLost(None, "bad frame from server")
+            await self.ws.aclose()
+        for slot in self._slots.values():
+            slot.lost = self.lost
+            slot.event.set()
+        self._slots.clear()
+        self._pushes.send_nowait({"op": "_lost", "code": self.lost.code, "reason": self.lost.reason})
+
+
+class Client:
+    """A logged-in user. Create it with :func:`open_client`."""
+
+    def __init__(
+        self, nursery: trio.Nursery, url: str, *, username: str | None, password: str | None,
+        token: str | None, device: str, readonly: bool, ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        self._nursery = nursery
+        self.url = url
+        self.username = username
+        self._password = password
+        self.token = token
+        self.device = device
+        self.readonly = readonly
+        self._ssl = ssl_context
+        self._pushes_send, self._pushes = trio.open_memory_channel[dict[str, Any]](math.inf)
+        self._link: _Link | None = None
+        self._link_scope: trio.CancelScope | None = None
+        self.welcome: dict[str, Any] = {}
+        self.positions: dict[str, int] = {}
+        """The highest seq delivered by :meth:`messages`, per conversation."""
+
+    # -- connection -------------------------------------------------------------------------
+
+    async def connect(self) -> dict[str, Any]:
+        """(Re)connect and log in; returns the welcome (SPEC.md §4)."""
+        await self.close()
+        ws = await connect_websocket_url(self._nursery, self.url, ssl_context=self._ssl, max_message_size=4 << 20)
+        link = _Link(ws, self._pushes_send)
+        scope = trio.CancelScope()
+
+        async def run() -> None:
+            with scope:
+                await link.read_forever()
+        self._nursery.start_soon(run)
+        self._link, self._link_scope = link, scope
+        hello: dict[str, Any] = {"versions": list(PROTOCOL_VERSIONS), "device": self.device, "readonly": self.readonly}
+        if self.token:
+            hello["token"] = self.token
+        else:
+            hello |= {"username": self.username, "password": self._password}
+        self.welcome = await link.request("hello", **hello)
+        self.token = self.welcome.get("token", self.token)
+        return self.welcome
+
+    async def close(self) -> None:
+        if self._link is not None:
+            with trio.CancelScope(shield=True), trio.move_on_after(2):
+                await self._link.ws.aclose()
+            assert self._link_scope is not None
+            self._link_scope.cancel()
+            self._link = None
+
+    async def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        """Send one request and wait for its answer.
+
+        Error handling: ClientError for an error frame, ConnectionLost if the
+        connection closed first (the request may or may not have taken effect).
+        """
+        if self._link is None:
+            await self.connect()
+        assert self._link is not None
+        return await self._link.request(op, **fields)
+
+    # -- operations -------------------------------------------------------------------------
+
+    async def send(
+        self, conv: str, text: str | None = None, *, kind: str = "text", body: dict[str, Any] | None = None,
+        cid: str | None = None, retries: int = 5, **extra: Any,
+    ) -> dict[str, Any]:
+        """Send a message; on a lost connection reconnect and resend with the same ``cid``."""
+        cid = cid or uuid.uuid4().hex
+        fields: dict[str, Any] = {"conv": conv, "cid": cid, "kind": kind, **extra}
+        if text is not None:
+            fields["text"] = text
+        if body is not None:
+            fields["body"] = body
+        for attempt in itertools.count():
+            try:
+                return await self.request("send", **fields)
+            except ConnectionLost:
+                if attempt >= retries:
+                    raise
+            except ClientError as exc:
+                if exc.code != "unavailable" or attempt >= retries:
+                    raise
+            await trio.sleep(min(0.1 * 2**attempt, 2))
+            await self.connect()
+        raise AssertionError("unreachable")
+
+    async def history(
+        self, conv: str, *, before: int | None = None, after: int | None = None, limit: int = 50
+    ) -> tuple[list[Message], bool]:
+        fields: dict[str, Any] = {"conv": conv, "limit": limit}
+        if before is not None:
+            fields["before"] = before
+        if after is not None:
+            fields["after"] = after
+        answer = await self.request("history", **fields)
+        return [_message(m) for m in answer["messages"]], answer["more"]
+
+    async def sync(self, after: dict[str, int] | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Every conversation with all messages after ``after``, following ``more`` to the end."""
+        after = dict(after or {})
+        merged: dict[str, dict[str, Any]] = {}
+        while True:
+            answer = await self.request("sync", after=after, limit=limit)
+            again = False
+            for conv in answer["convs"]:
+                got = [_message(m) for m in conv["messages"]]
+                entry = merged.setdefault(conv["conv"], conv | {"messages": []})
+                entry["messages"].extend(got)
+                if got:
+                    after[conv["conv"]] = got[-1].seq
+                again = again or conv["more"]
+            if not again:
+                return list(merged.values())
+
+    async def read(self, conv: str, seq: int) -> dict[str, Any]:
+        return await self.request("read", conv=conv, seq=seq)
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """Every push frame as it arrives (``msg``, ``read``, ``conv``, ``bye``; ``_lost`` when the link drops)."""
+        async for frame in self._pushes:
+            yield frame
+
+    async def messages(self, *, resync: bool = True) -> AsyncIterator[Message]:
+        """Each message of the user's conversations once, in seq order per conversation.
+
+        Starts from ``positions`` (catching up with ``sync``), follows live
+        pushes, fills gaps, and reconnects and resyncs when the link drops.
+        """
+        if resync:
+            for message in await self._catch_up():
+                yield message
+        async for frame in self._pushes:
+            if frame.get("op") == "_lost":
+                await trio.sleep(0.2)
+                await self.connect()
+                for message in await self._catch_up():
+                    yield message
+            elif frame.get("op") == "msg":
+                message = _message(frame["msg"])
+                last = self.positions.get(message.conv, 0)
+                if message.seq <= last:
+                    continue
+                if message.seq > last + 1:  # a gap: fetch what lies between
+                    for missed in await self._catch_up({message.conv: last}):
+                        yield missed
+                    if message.seq <= self.positions.get(message.conv, 0):
+                        continue
+                self.positions[message.conv] = message.seq
+                yield message
+
+    async def _catch_up(self, only: dict[str, int] | None = None) -> list[Message]:
+        after = only if only is not None else self.positions
+        found: list[Message] = []
+        for conv in await self.sync(after):
+            if only is not None and conv["conv"] not in only:
+                continue
+            for message in conv["messages"]:
+                if message.seq > self.positions.get(message.conv, 0):
+                    self.positions[message.conv] = message.seq
+                    found.append(message)
+        return found
+
+
+def _lost(exc: ConnectionClosed) -> ConnectionLost:
+    reason = exc.reason
+    return ConnectionLost(None, None) if reason is None else ConnectionLost(reason.code, reason.reason)
+
+
+def _message(value: dict[str, Any]) -> Message:
+    return msgspec.convert(value, Message)
+
+
+@asynccontextmanager
+async def open_client(
+    url: str, *, username: str | None = None, password: str | None = None, token: str | None = None,
+    device: str = "default", readonly: bool = False, ssl_context: ssl.SSLContext | None = None,
+) -> AsyncIterator[Client]:
+    """Connect, log in, and close everything when the block ends.
+
+    Error handling: ClientError (e.g. ``auth_failed``) if the server refuses the hello.
+    """
+    async with trio.open_nursery() as nursery:
+        client = Client(
+            nursery, url, username=username, password=password, token=token,
+            device=device, readonly=readonly, ssl_context=ssl_context,
+        )
+        try:
+            await client.connect()
+            yield client
+        finally:
+            await client.close()
+            nursery.cancel_scope.cancel()

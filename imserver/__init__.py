@@ -1,0 +1,1 @@
+"""The chat server: connections, identity, conversations, membership, delivery and the store."""

@@ -1,0 +1,47 @@
+"""Events that cross process boundaries over Postgres LISTEN/NOTIFY (DESIGN.md, growing past one machine).
+
+A write that changes live state (membership, sessions) sends its event with
+NOTIFY inside the same transaction, so the event exists exactly when the change
+is committed. Every server process, including the writer's own, applies it.
+That one path serves protocol requests, the operator CLI and other nodes alike.
+Events carry ids only, never message bodies.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+import msgspec
+
+CHANNEL = "imserver_events"
+_MAX_CHANGES = 200  # keeps a payload well under NOTIFY's 8000-byte limit
+
+
+class MembersChanged(msgspec.Struct, tag="members", frozen=True):
+    """Members joined, changed role or left (role None) in a conversation."""
+
+    conv: int
+    changes: list[tuple[int, str | None]]
+
+
+class SessionsEnded(msgspec.Struct, tag="sessions_ended", frozen=True):
+    """Sessions revoked: their connections must close."""
+
+    sessions: list[str]
+
+
+Event = MembersChanged | SessionsEnded
+_decoder = msgspec.json.Decoder(Event)
+
+
+def decode(payload: str) -> Event:
+    return _decoder.decode(payload)
+
+
+async def notify_txn(conn: asyncpg.Connection, event: Event) -> None:
+    """Queue ``event`` for delivery when the surrounding transaction commits."""
+    if isinstance(event, MembersChanged) and len(event.changes) > _MAX_CHANGES:
+        for start in range(0, len(event.changes), _MAX_CHANGES):
+            part = MembersChanged(event.conv, event.changes[start:start + _MAX_CHANGES])
+            await notify_txn(conn, part)
+        return
+    await conn.execute("select pg_notify($1, $2)", CHANNEL, msgspec.json.encode(event).decode())

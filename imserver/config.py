@@ -1,0 +1,80 @@
+"""Server settings: defaults, then an optional TOML file, then ``IMSERVER_*`` environment variables.
+
+Every setting is documented in docs/configuration.md; the names there are the
+field names below (TOML keys are the same, environment variables are upper
+case with the ``IMSERVER_`` prefix). ``DATABASE_URL`` is read as is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = ""
+    listen: str = "127.0.0.1:8080"
+    """host:port of the WebSocket listener."""
+    http_listen: str = "127.0.0.1:8081"
+    """host:port of /healthz and /metrics; keep it off the public network."""
+    tls_cert: str = ""
+    tls_key: str = ""
+    max_frame: int = 64 * 1024
+    hard_max_frame: int = 1024 * 1024
+    """Frames above this are not read at all: the WebSocket is closed with 1009."""
+    max_text: int = 4000
+    rate: float = 20.0
+    burst: int = 50
+    bot_rate: float = 500.0
+    bot_burst: int = 1000
+    outbound_queue: int = 1024
+    idle_timeout: float = 60.0
+    pong_timeout: float = 20.0
+    batch_max: int = 500
+    writer_queue: int = 10_000
+    token_days: int = 30
+    db_pool_size: int = 8
+    shutdown_grace: float = 5.0
+    """Seconds to wait for outbound frames to drain on shutdown."""
+
+    @classmethod
+    def load(cls, env: Mapping[str, str] | None = None, path: str | Path | None = None) -> Settings:
+        """Error handling: raises ValueError naming an unknown key or a value of the wrong type."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        path = path or env.get("IMSERVER_CONFIG")
+        if path:
+            with open(path, "rb") as f:
+                values.update(tomllib.load(f))
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for name in fields:
+            key = f"IMSERVER_{name.upper()}"
+            if key in env:
+                values[name] = env[key]
+        if env.get("DATABASE_URL"):
+            values["database_url"] = env["DATABASE_URL"]
+        unknown = set(values) - set(fields)
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        default = cls()
+        for name, value in values.items():
+            kind = type(getattr(default, name))
+            try:
+                values[name] = kind(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"setting {name} must be {kind.__name__}, got {value!r}") from None
+        return dataclasses.replace(default, **values)
+
+
+def split_hostport(value: str) -> tuple[str, int]:
+    """'host:port' -> (host, port); error handling: ValueError on a bad value."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)

@@ -1,0 +1,264 @@
+"""The chat server process: listeners, connection lifecycles, fan-out, events and shutdown.
+
+Task tree (every task has an owner; shutdown walks it top-down):
+
+    serve
+    ├── services: bus listener, HTTP (/healthz, /metrics)      cancelled last
+    └── core: batch writer                                     drains on shutdown
+        └── conns: WebSocket listener, one task per connection  told "bye", then cancelled
+
+Shutdown: stop accepting, refuse new sends, let the writer commit and ack what
+it holds, send every connection ``bye``/``shutdown``, wait a grace period for
+their queues to drain, then cancel what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import ssl
+import uuid
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import hypercorn.config
+import hypercorn.trio
+import trio
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request as HttpRequest
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
+
+from imserver import auth, bus, metrics
+from imserver.config import Settings, split_hostport
+from imserver.connection import Connection
+from imserver.directory import Directory
+from imserver.handlers import Handlers
+from imserver.hub import Hub
+from imserver.store import accounts
+from imserver.store.bridge import Store
+from imserver.store.messages import Draft, Stored
+from imserver.writer import MessageWriter
+from protocol import ErrorCode, ProtocolError, encode
+from protocol.frames import Message
+from protocol.kinds import default_registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Addresses:
+    """Where a started server listens (ports are real even when 0 was asked for)."""
+
+    ws_port: int
+    http_port: int
+
+
+class ChatServer:
+    def __init__(self, settings: Settings, store: Store, signer: auth.TokenSigner) -> None:
+        self.settings = settings
+        self.store = store
+        self.hub = Hub()
+        self.directory = Directory(store)
+        self.writer = MessageWriter(
+            store, self._fan_out, max_batch=settings.batch_max, queue=settings.writer_queue
+        )
+        self.handlers = Handlers(settings, store, self.directory, self.hub, self.writer, signer, default_registry())
+        self._stop = trio.Event()
+        self.closing = False
+
+    def shutdown(self) -> None:
+        """Begin a graceful shutdown; ``serve`` returns when it is done."""
+        self._stop.set()
+
+    async def serve(self, *, task_status: trio.TaskStatus[Addresses] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as services:
+            await services.start(self._run_bus)
+            http_port = await services.start(self._run_http)
+            async with trio.open_nursery() as core:
+                await core.start(self.writer.run)
+                async with trio.open_nursery() as conns:
+                    listener = trio.CancelScope()
+                    ws_port = await core.start(self._run_listener, conns, listener)
+                    log.info("serving", extra={"ws_port": ws_port, "http_port": http_port})
+                    task_status.started(Addresses(ws_port, http_port))
+                    await self._stop.wait()
+                    log.info("shutting down")
+                    listener.cancel()
+                    self.closing = True
+                    self.writer.close()  # core waits for the writer to drain before closing
+                    with trio.move_on_after(self.settings.shutdown_grace):
+                        await self.writer.finished.wait()
+                    for conn in self.hub.connections():
+                        conn.finish(1001, ErrorCode.SHUTDOWN)
+                    with trio.move_on_after(self.settings.shutdown_grace):
+                        await self.hub.wait_empty()
+                    conns.cancel_scope.cancel()
+            services.cancel_scope.cancel()
+        log.info("stopped")
+
+    # -- listeners --------------------------------------------------------------------------
+
+    async def _run_listener(
+        self, conns: trio.Nursery, scope: trio.CancelScope, *, task_status: trio.TaskStatus[int]
+    ) -> None:
+        host, port = split_hostport(self.settings.listen)
+        context = None
+        if self.settings.tls_cert:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key or None)
+        with scope:
+            server = await conns.start(partial(
+                serve_websocket, self._handle, host, port, context,
+                handler_nursery=conns, max_message_size=self.settings.hard_max_frame,
+            ))
+            task_status.started(server.port)
+            await trio.sleep_forever()
+
+    async def _run_http(self, *, task_status: trio.TaskStatus[int]) -> None:
+        config = hypercorn.config.Config()
+        config.bind = [self.settings.http_listen]
+        config.accesslog = None
+        config.errorlog = logging.getLogger("hypercorn.error")
+        app = Starlette(routes=[Route("/healthz", self._healthz), Route("/metrics", _metrics)])
+        await hypercorn.trio.serve(
+            app, config, shutdown_trigger=trio.sleep_forever,  # type: ignore[arg-type]
+            task_status=_port_from_binds(task_status),
+        )
+
+    async def _healthz(self, request: HttpRequest) -> Response:
+        ok = not self.closing
+        try:
+            with trio.fail_after(2):
+                await self.store.run("healthz", _select_one, transaction=False)
+        except Exception:
+            ok = False
+        body = {"status": "ok" if ok else "unavailable", "connections": len(self.hub.connections())}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    # -- connections ------------------------------------------------------------------------
+
+    async def _handle(self, request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        remote = str(getattr(ws.remote, "address", ws.remote))
+        conn = Connection(ws, remote=remote, max_frame=self.settings.max_frame, queue=self.settings.outbound_queue)
+        try:
+            with conn.cancel_scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(conn.run_writer)
+                    await self._read_loop(conn)
+                    conn.finish(1000, ErrorCode.SESSION_ENDED, bye=False)  # flushes, then closes
+            if conn.cancel_scope.cancelled_caught:
+                await conn.aclose_now()
+        finally:
+            self.hub.detach(conn)
+
+    async def _read_loop(self, conn: Connection) -> None:
+        """Read and handle requests until the peer goes or the connection is told to finish."""
+        s = self.settings
+        while not conn.finishing:
+            try:
+                with trio.move_on_after(s.idle_timeout) as idle:
+                    data = await conn.ws.get_message()
+                if idle.cancelled_caught:
+                    with trio.move_on_after(s.pong_timeout) as pong:
+                        await conn.ws.ping()
+                    if pong.cancelled_caught:
+                        conn.finish(4001, ErrorCode.IDLE_TIMEOUT)
+                    continue
+            except ConnectionClosed:
+                return
+            await self._dispatch(conn, data)
+
+    async def _dispatch(self, conn: Connection, data: bytes | str) -> None:
+        try:
+            request = conn.protocol.receive(data)
+            if conn.limiter is not None:
+                wait = conn.limiter.take()
+                if wait:
+                    raise ProtocolError(
+                        ErrorCode.RATE_LIMITED, rid=request.rid, retry_after_ms=math.ceil(wait * 1000)
+                    )
+            metrics.REQUESTS.labels(type(request).__struct_config__.tag).inc()
+            reply = await self.handlers.handle(conn, request)
+            if reply is not None:
+                conn.reply(request.rid, **reply)
+        except ProtocolError as error:
+            conn.fail(error)
+        except Exception:
+            log.exception("request failed", extra={"remote": conn.remote})
+            rid = getattr(locals().get("request"), "rid", None)
+            conn.fail(ProtocolError(ErrorCode.INTERNAL, rid=rid))
+
+    # -- delivery and events ----------------------------------------------------------------
+
+    def _fan_out(self, committed: list[tuple[Draft, Stored]]) -> None:
+        """Push each newly committed message to every connection of every member (called by the writer)."""
+        for draft, stored in committed:
+            roster = self.directory.cached_roster(draft.conv_id)
+            if roster is None:
+                continue
+            frame = encode({"op": "msg", "msg": Message(
+                id=stored.id, conv=roster.address, seq=stored.seq, sender=draft.sender, kind=draft.kind,
+                text=draft.text, ts=stored.ts, body=draft.body, cid=draft.cid,
+            )})
+            self.hub.deliver(roster.members, frame, exclude=draft.origin)
+
+    async def _run_bus(self, *, task_status: trio.TaskStatus[None]) -> None:
+        send, recv = trio.open_memory_channel[str](math.inf)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._keep_listening, send)
+            task_status.started()
+            async for payload in recv:
+                try:
+                    await self._apply_event(bus.decode(payload))
+                except Exception:
+                    log.exception("bad bus event", extra={"payload": payload[:200]})
+
+    async def _keep_listening(self, sink: trio.MemorySendChannel[str]) -> None:
+        while True:
+            try:
+                await self.store.listen(bus.CHANNEL, sink)
+            except Exception as exc:
+                log.warning("event bus connection lost, reconnecting: %r", exc)
+                await trio.sleep(1)
+
+    async def _apply_event(self, event: bus.Event) -> None:
+        if isinstance(event, bus.SessionsEnded):
+            for sid in event.sessions:
+                for conn in list(self.hub.of_session(uuid.UUID(sid))):
+                    conn.finish(4003, ErrorCode.SESSION_ENDED)
+            return
+        self.directory.apply(event)
+        roster = await self.directory.roster(event.conv)
+        if roster is None:
+            return
+        for user_id, role in event.changes:
+            frame = encode({
+                "op": "conv", "conv": roster.address, "event": "left" if role is None else "joined",
+                "name": roster.name,
+            })
+            self.hub.deliver([user_id], frame)
+
+
+async def _select_one(conn: Any) -> None:
+    await conn.fetchval("select 1")
+
+
+async def _metrics(request: HttpRequest) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _port_from_binds(task_status: trio.TaskStatus[int]) -> Any:
+    """Adapt hypercorn's "started with a list of URLs" to "started with a port"."""
+    class Adapter:
+        def started(self, binds: list[str]) -> None:
+            task_status.started(int(binds[0].rsplit(":", 1)[1]))
+    return Adapter()
+
+
+async def open_server_key(store: Store) -> auth.TokenSigner:
+    return auth.TokenSigner(await accounts.server_key(store, "token_hmac"))

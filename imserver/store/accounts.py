@@ -1,0 +1,107 @@
+"""SQL for users, sessions and server keys."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime
+
+import asyncpg
+
+from imserver.model import Role, User
+from imserver.store.bridge import Store
+
+_USER_COLUMNS = "id, username, display_name, role"
+
+
+def _user(row: asyncpg.Record) -> User:
+    return User(row["id"], row["username"], row["display_name"], Role(row["role"]))
+
+
+async def create_user(
+    store: Store, username: str, display_name: str, role: Role, password_hash: str
+) -> User:
+    """Error handling: raises asyncpg.UniqueViolationError if the username is taken."""
+    async def txn(conn: asyncpg.Connection) -> User:
+        row = await conn.fetchrow(
+            f"insert into users (username, display_name, role, password_hash)"
+            f" values ($1, $2, $3, $4) returning {_USER_COLUMNS}",
+            username, display_name, str(role), password_hash,
+        )
+        return _user(row)
+    return await store.run("create_user", txn)
+
+
+async def credentials(store: Store, username: str) -> tuple[User, str] | None:
+    """The user and their password hash, for login."""
+    async def txn(conn: asyncpg.Connection) -> tuple[User, str] | None:
+        row = await conn.fetchrow(
+            f"select {_USER_COLUMNS}, password_hash from users where username = $1", username
+        )
+        return None if row is None else (_user(row), row["password_hash"])
+    return await store.run("credentials", txn, transaction=False)
+
+
+async def users_by_id(store: Store, ids: list[int]) -> list[User]:
+    async def txn(conn: asyncpg.Connection) -> list[User]:
+        rows = await conn.fetch(f"select {_USER_COLUMNS} from users where id = any($1)", ids)
+        return [_user(r) for r in rows]
+    return await store.run("users_by_id", txn, transaction=False)
+
+
+async def user_by_name(store: Store, username: str) -> User | None:
+    async def txn(conn: asyncpg.Connection) -> User | None:
+        row = await conn.fetchrow(f"select {_USER_COLUMNS} from users where username = $1", username)
+        return None if row is None else _user(row)
+    return await store.run("user_by_name", txn, transaction=False)
+
+
+async def create_session(
+    store: Store, user_id: int, device: str, readonly: bool, expires_at: datetime
+) -> uuid.UUID:
+    session_id = uuid.uuid4()
+
+    async def txn(conn: asyncpg.Connection) -> None:
+        await conn.execute(
+            "insert into sessions (id, user_id, device, readonly, expires_at) values ($1, $2, $3, $4, $5)",
+            session_id, user_id, device, readonly, expires_at,
+        )
+    await store.run("create_session", txn)
+    return session_id
+
+
+async def live_session(store: Store, session_id: uuid.UUID) -> tuple[User, str, bool] | None:
+    """The session's user, device and read-only flag, if it is neither revoked nor expired."""
+    async def txn(conn: asyncpg.Connection) -> tuple[User, str, bool] | None:
+        row = await conn.fetchrow(
+            "select u.id, u.username, u.display_name, u.role, s.device, s.readonly"
+            " from sessions s join users u on u.id = s.user_id"
+            " where s.id = $1 and s.revoked_at is null and s.expires_at > now()",
+            session_id,
+        )
+        return None if row is None else (_user(row), row["device"], row["readonly"])
+    return await store.run("live_session", txn, transaction=False)
+
+
+async def revoke_sessions_txn(
+    conn: asyncpg.Connection, *, session_id: uuid.UUID | None = None, user_id: int | None = None
+) -> list[uuid.UUID]:
+    """Revoke one session or all of a user's; return the ids revoked."""
+    rows = await conn.fetch(
+        "update sessions set revoked_at = now() where revoked_at is null"
+        " and (id = $1 or user_id = $2) returning id",
+        session_id, user_id,
+    )
+    return [r["id"] for r in rows]
+
+
+async def server_key(store: Store, name: str, size: int = 32) -> bytes:
+    """A secret shared by every node, created on first use."""
+    async def txn(conn: asyncpg.Connection) -> bytes:
+        await conn.execute(
+            "insert into server_keys (name, secret) values ($1, $2) on conflict (name) do nothing",
+            name, os.urandom(size),
+        )
+        secret: bytes = await conn.fetchval("select secret from server_keys where name = $1", name)
+        return secret
+    return await store.run("server_key", txn)

@@ -1,0 +1,111 @@
+"""The one place where trio meets asyncpg (FINDINGS.md: asyncpg inside trio).
+
+asyncpg is an asyncio library; trio-asyncio runs an asyncio loop inside trio.
+The rules that keep this safe are kept here so no other module needs them:
+the loop and the pool live for the whole process; each interaction with the
+database (acquire, whole transaction, release) is a single asyncio coroutine,
+so a trio cancellation cancels that coroutine and asyncio's own clean-up rolls
+the transaction back and returns the connection. Each bridge hop costs tens of
+microseconds, so callers batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, ParamSpec, TypeVar
+
+import asyncpg
+import msgspec
+import trio
+import trio_asyncio
+from prometheus_client import Histogram
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+INTERACTION_SECONDS = Histogram(
+    "imserver_db_interaction_seconds",
+    "Time of one database interaction, by its label",
+    ["desc"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5),
+)
+
+Connection = asyncpg.Connection
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog",
+        encoder=lambda v: msgspec.json.encode(v).decode(), decoder=msgspec.json.decode,
+        format="text",
+    )
+
+
+class Store:
+    """A pool of Postgres connections usable from trio."""
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
+        self._pool = pool
+        self.dsn = dsn
+
+    async def run(
+        self, desc: str, fn: Callable[..., Awaitable[T]], *args: Any, transaction: bool = True
+    ) -> T:
+        """Run ``fn(conn, *args)`` (an asyncio coroutine function) on a pooled connection.
+
+        ``desc`` labels the interaction in metrics. With ``transaction`` the whole
+        call is one transaction: committed if ``fn`` returns, rolled back if it
+        raises or the caller is cancelled.
+        """
+        async def interaction() -> T:
+            async with self._pool.acquire() as conn:
+                if not transaction:
+                    return await fn(conn, *args)
+                async with conn.transaction():
+                    return await fn(conn, *args)
+
+        started = time.perf_counter()
+        try:
+            return await trio_asyncio.aio_as_trio(interaction)()
+        finally:
+            INTERACTION_SECONDS.labels(desc).observe(time.perf_counter() - started)
+
+    async def listen(self, channel: str, sink: trio.MemorySendChannel[str]) -> None:
+        """Forward every NOTIFY on ``channel`` to ``sink`` until cancelled.
+
+        Error handling: if the listening connection is lost the method raises,
+        and its owner decides whether to start it again.
+        """
+        lost = trio.Event()
+
+        def on_notify(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            sink.send_nowait(payload)  # the sink is unbounded: notifications are rare and small
+
+        def on_lost(_conn: Any) -> None:
+            lost.set()
+
+        conn = await trio_asyncio.aio_as_trio(asyncpg.connect)(self.dsn)
+        try:
+            await trio_asyncio.aio_as_trio(conn.add_listener)(channel, on_notify)
+            conn.add_termination_listener(on_lost)
+            await lost.wait()
+            raise ConnectionError(f"lost the LISTEN connection for {channel}")
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio_asyncio.aio_as_trio(conn.close)()
+
+
+@asynccontextmanager
+async def open_store(dsn: str, *, min_size: int = 2, max_size: int = 8) -> AsyncIterator[Store]:
+    """Open the asyncio loop and the pool for the lifetime of the block."""
+    async with trio_asyncio.open_loop():
+        pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection
+        )
+        try:
+            yield Store(pool, dsn)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio_asyncio.aio_as_trio(pool.close)()

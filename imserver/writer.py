@@ -1,0 +1,134 @@
+"""The batch writer: group commit of messages (DESIGN rule 1, FINDINGS.md).
+
+Senders hand drafts to one writer task. While a batch is being committed the
+next one gathers, so under load each commit carries many messages and at low
+load a message waits for nothing but its own commit. Only after the commit
+does the writer call ``on_committed``, which fans the new messages out, and
+then each sender's ``done``: nothing is visible before it is durable.
+
+A client id already in flight joins the in-flight draft instead of making a
+second one, so a fast resend cannot race its original into two rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import asyncpg
+import trio
+
+from imserver import metrics
+from imserver.store.bridge import Store
+from imserver.store.messages import Draft, Stored, write_batch_txn
+
+log = logging.getLogger(__name__)
+
+Outcome = Stored | Exception
+"""What became of a draft: where it is stored, or why it is not."""
+
+
+@dataclass(eq=False)
+class Pending:
+    """A draft and whoever waits for it."""
+
+    draft: Draft
+    done: Callable[[Outcome], None]
+    followers: list[Callable[[Outcome], None]] = field(default_factory=list)
+
+
+class WriterClosed(Exception):
+    """The writer no longer accepts drafts (the server is shutting down)."""
+
+
+_RETRYABLE = (asyncpg.PostgresConnectionError, asyncpg.UniqueViolationError, OSError,
+              asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+
+
+class MessageWriter:
+    def __init__(
+        self,
+        store: Store,
+        on_committed: Callable[[list[tuple[Draft, Stored]]], None],
+        *,
+        max_batch: int = 500,
+        queue: int = 10_000,
+        retries: int = 3,
+    ) -> None:
+        self._store = store
+        self._on_committed = on_committed
+        self._max_batch = max_batch
+        self._retries = retries
+        self._send, self._recv = trio.open_memory_channel[Pending](queue)
+        self._inflight: dict[tuple[int, str], Pending] = {}
+        self.finished = trio.Event()
+        """Set when ``run`` has written everything queued before ``close``."""
+        metrics.WRITER_QUEUE.set_function(lambda: self._recv.statistics().current_buffer_used)
+
+    async def submit(self, draft: Draft, done: Callable[[Outcome], None]) -> None:
+        """Queue a draft; ``done`` is called once with its outcome. Waits only if the queue is full.
+
+        Error handling: raises WriterClosed after ``close``.
+        """
+        key = (draft.sender_id, draft.cid)
+        leader = self._inflight.get(key)
+        if leader is not None:
+            leader.followers.append(done)
+            return
+        pending = Pending(draft, done)
+        try:
+            await self._send.send(pending)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise WriterClosed from None
+        self._inflight[key] = pending
+
+    def close(self) -> None:
+        """Stop accepting drafts; ``run`` returns once everything queued is written."""
+        self._send.close()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        async with self._recv:
+            async for first in self._recv:
+                batch = [first]
+                while len(batch) < self._max_batch:
+                    try:
+                        batch.append(self._recv.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                await self._write(batch)
+        self.finished.set()
+
+    async def _write(self, batch: list[Pending]) -> None:
+        drafts = [p.draft for p in batch]
+        outcomes: list[Stored] | Exception
+        for attempt in range(self._retries + 1):
+            started = time.perf_counter()
+            try:
+                outcomes = await self._store.run("write_batch", write_batch_txn, drafts)
+                break
+            except _RETRYABLE as exc:
+                log.warning("batch write failed, attempt %d: %r", attempt + 1, exc)
+                outcomes = exc
+                await trio.sleep(0.05 * 2**attempt)
+            except Exception as exc:  # a bug or bad data: fail this batch, keep serving
+                log.exception("batch write failed")
+                outcomes = exc
+                break
+        metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
+        for pending in batch:
+            del self._inflight[(pending.draft.sender_id, pending.draft.cid)]
+        if isinstance(outcomes, Exception):
+            for pending in batch:
+                for done in (pending.done, *pending.followers):
+                    done(outcomes)
+            return
+        metrics.BATCH_SIZE.observe(len(batch))
+        metrics.MESSAGES_IN.inc(sum(not s.dup for s in outcomes))
+        self._on_committed([(p.draft, s) for p, s in zip(batch, outcomes, strict=True) if not s.dup])
+        for pending, stored in zip(batch, outcomes, strict=True):
+            pending.done(stored)
+            for follower in pending.followers:
+                follower(replace(stored, dup=True))

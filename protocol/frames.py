@@ -1,0 +1,162 @@
+"""Frames of protocol v1: client requests, and the objects servers push (SPEC.md §3–§6).
+
+Each request is a msgspec struct tagged by its ``op`` field, so one declaration
+gives decoding, validation (with the path of a bad field) and documentation.
+Unknown fields are ignored (forward compatibility, SPEC.md §9).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+import msgspec
+from msgspec import Meta
+
+PROTOCOL_VERSIONS: tuple[int, ...] = (1,)
+"""Versions this implementation speaks, preferred last."""
+
+USERNAME_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,63}$"
+CONV_PATTERN = r"^(?:[gd]:[1-9][0-9]{0,17}|u:[a-z0-9][a-z0-9_.\-]{0,63})$"
+KIND_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+
+RequestId = Annotated[int, Meta(ge=1, le=2**53 - 1)]
+Username = Annotated[str, Meta(pattern=USERNAME_PATTERN)]
+ConvAddr = Annotated[str, Meta(pattern=CONV_PATTERN)]
+"""``g:<id>`` a group, ``d:<id>`` a direct (1:1) chat, ``u:<username>`` the direct chat with a user."""
+ClientMsgId = Annotated[str, Meta(min_length=1, max_length=64)]
+Seq = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+Kind = Annotated[str, Meta(pattern=KIND_PATTERN)]
+MemberRole = Literal["owner", "admin", "member"]
+ABSOLUTE_MAX_TEXT = 65536
+"""No server limit can exceed this; the configured ``max_text`` is usually far lower."""
+
+
+class Request(msgspec.Struct, tag_field="op", kw_only=True):
+    """Base of every client request: ``op`` names it, ``rid`` pairs it with its answer."""
+
+    rid: RequestId
+    writes: ClassVar[bool] = False
+    """True for ops a read-only session may not use (IM-17)."""
+
+
+class Hello(Request, tag="hello"):
+    """The first frame of a connection: version negotiation and authentication (SPEC.md §4)."""
+
+    versions: Annotated[list[Annotated[int, Meta(ge=1, le=255)]], Meta(min_length=1, max_length=8)]
+    token: Annotated[str, Meta(max_length=1024)] | None = None
+    username: Username | None = None
+    password: Annotated[str, Meta(max_length=256)] | None = None
+    device: Annotated[str, Meta(min_length=1, max_length=64)] = "default"
+    readonly: bool = False
+    client: Annotated[str, Meta(max_length=64)] | None = None
+
+
+class Ping(Request, tag="ping"):
+    """Application-level liveness check; browsers cannot send WebSocket pings."""
+
+
+class Logout(Request, tag="logout"):
+    """Revoke this session's token and close the connection."""
+
+
+class Send(Request, tag="send"):
+    """Send a message (SPEC.md §5.1). ``text`` for kind ``text``, ``body`` for the others."""
+
+    writes: ClassVar[bool] = True
+    conv: ConvAddr
+    cid: ClientMsgId
+    kind: Kind = "text"
+    text: Annotated[str, Meta(max_length=ABSOLUTE_MAX_TEXT)] | None = None
+    body: dict[str, Any] | None = None
+
+
+class Sync(Request, tag="sync"):
+    """Everything after the given seq for each conversation of the user (SPEC.md §5.2)."""
+
+    after: Annotated[dict[ConvAddr, Seq], Meta(max_length=10_000)] = {}
+    limit: Annotated[int, Meta(ge=1, le=500)] = 100
+
+
+class History(Request, tag="history"):
+    """A page of one conversation, oldest first (SPEC.md §5.3)."""
+
+    conv: ConvAddr
+    before: Seq | None = None
+    after: Seq | None = None
+    limit: Annotated[int, Meta(ge=1, le=200)] = 50
+
+
+class Read(Request, tag="read"):
+    """Move the user's read marker forward (SPEC.md §5.4)."""
+
+    conv: ConvAddr
+    seq: Seq
+
+
+class Convs(Request, tag="convs"):
+    """The user's conversations with last seq, read marker and unread count."""
+
+
+class GroupCreate(Request, tag="group_create"):
+    """Create a group owned by the caller; staff, bots and admins only."""
+
+    writes: ClassVar[bool] = True
+    name: Annotated[str, Meta(min_length=1, max_length=64)]
+    members: Annotated[list[Username], Meta(max_length=1000)] = []
+
+
+class GroupAdd(Request, tag="group_add"):
+    """Add a user to a group, or change a member's role; group owner or admin only."""
+
+    writes: ClassVar[bool] = True
+    conv: ConvAddr
+    user: Username
+    role: MemberRole = "member"
+
+
+class GroupRemove(Request, tag="group_remove"):
+    """Remove a user from a group; group owner or admin only (anyone may remove themselves)."""
+
+    writes: ClassVar[bool] = True
+    conv: ConvAddr
+    user: Username
+
+
+class Members(Request, tag="members"):
+    """The members of a conversation the caller belongs to."""
+
+    conv: ConvAddr
+
+
+AnyRequest = (
+    Hello | Ping | Logout | Send | Sync | History | Read | Convs
+    | GroupCreate | GroupAdd | GroupRemove | Members
+)
+REQUEST_TYPES: tuple[type[Request], ...] = (
+    Hello, Ping, Logout, Send, Sync, History, Read, Convs,
+    GroupCreate, GroupAdd, GroupRemove, Members,
+)
+OPS: frozenset[str] = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)  # type: ignore[misc]
+
+
+class Sender(msgspec.Struct, frozen=True):
+    """Who sent a message, as this viewer may see them."""
+
+    id: str
+    name: str
+    role: str
+
+
+class Message(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """A stored message (SPEC.md §6). ``text`` is always present: the fallback for any kind."""
+
+    id: int
+    conv: str
+    seq: int
+    sender: Sender
+    kind: str
+    text: str
+    ts: int
+    """Commit time, milliseconds since the Unix epoch (UTC)."""
+    body: dict[str, Any] | None = None
+    cid: str | None = None

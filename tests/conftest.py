@@ -1,0 +1,141 @@
+"""Shared fixtures: a real Postgres (never a mock), a fresh database per test, a real server on real sockets.
+
+Postgres comes from TEST_DATABASE_URL, else the local server on 127.0.0.1:5432,
+else a private cluster started from the local binaries (imserver.pgcluster).
+Each test gets its own database, copied from a template that has the schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import trio
+
+from imserver import auth
+from imserver.config import Settings
+from imserver.model import Role, User
+from imserver.pgcluster import PrivateCluster
+from imserver.server import Addresses, ChatServer, open_server_key
+from imserver.store import accounts
+from imserver.store.bridge import Store, open_store
+from imserver.store.migrate import migrate
+
+PASSWORD = "secret-pass-1"
+
+
+def with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _admin(dsn: str, *statements: str) -> None:
+    async def run() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+    asyncio.run(run())
+
+
+def _reachable(dsn: str) -> bool:
+    try:
+        _admin(dsn, "select 1")
+        return True
+    except (OSError, asyncpg.PostgresError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """An admin DSN for a Postgres server the tests may create databases on."""
+    dsn = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    if _reachable(dsn):
+        yield dsn
+        return
+    folder = Path(tempfile.mkdtemp(prefix="imserver-test-", dir="/var/tmp"))
+    try:
+        with PrivateCluster(folder) as private:
+            yield private
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def template_db(postgres: str) -> Iterator[str]:
+    name = f"imtest_tpl_{uuid.uuid4().hex[:8]}"
+    _admin(postgres, f"create database {name}")
+
+    async def setup() -> None:
+        async with open_store(with_database(postgres, name), min_size=1, max_size=1) as store:
+            await migrate(store)
+    trio.run(setup)
+    yield name
+    _admin(postgres, f"drop database if exists {name} with (force)")
+
+
+@pytest.fixture
+def db(postgres: str, template_db: str) -> Iterator[str]:
+    """A DSN for a fresh, migrated database of this test's own."""
+    name = f"imtest_{uuid.uuid4().hex[:12]}"
+    _admin(postgres, f"create database {name} template {template_db}")
+    yield with_database(postgres, name)
+    _admin(postgres, f"drop database if exists {name} with (force)")
+
+
+@dataclass
+class Running:
+    """A server started for one test, and helpers to set it up."""
+
+    server: ChatServer
+    store: Store
+    addresses: Addresses
+    settings: Settings
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.addresses.ws_port}/"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.addresses.http_port}"
+
+    async def user(self, username: str, role: Role = Role.PATIENT, name: str | None = None) -> User:
+        return await accounts.create_user(
+            self.store, username, name or username, role, await auth.hash_password(PASSWORD)
+        )
+
+
+def test_settings(**overrides: Any) -> Settings:
+    return dataclasses.replace(
+        Settings(), listen="127.0.0.1:0", http_listen="127.0.0.1:0", shutdown_grace=2.0, **overrides
+    )
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Override in a test module to change server settings."""
+    return test_settings()
+
+
+@pytest.fixture
+async def server(db: str, settings: Settings, nursery: trio.Nursery) -> AsyncIterator[Running]:
+    async with open_store(db, max_size=4) as store:
+        chat = ChatServer(settings, store, await open_server_key(store))
+        async with trio.open_nursery() as inner:
+            addresses = await inner.start(chat.serve)
+            yield Running(chat, store, addresses, settings)
+            chat.shutdown()

@@ -1,0 +1,164 @@
+"""Message kinds: body schemas and fallback texts (SPEC.md §6.1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.kinds import KindRegistry, default_registry
+
+NOTE = "https://ivf.example.org/notes/42"
+
+# kind, body, normalised body, fallback text: the table of SPEC.md §6.1.
+GOOD: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
+    (
+        "notice",
+        {"title": "取卵术前须知", "content": "术前一晚 22 点后禁食禁水。"},
+        {"title": "取卵术前须知", "content": "术前一晚 22 点后禁食禁水。", "action": None},
+        "【通知】取卵术前须知：术前一晚 22 点后禁食禁水。",
+    ),
+    (
+        "notice",
+        {"title": "缴费提醒", "content": "", "action": {"label": "去缴费", "target": "mp://pages/pay?id=3"}},
+        {"title": "缴费提醒", "content": "", "action": {"label": "去缴费", "target": "mp://pages/pay?id=3"}},
+        "【通知】缴费提醒：",
+    ),
+    (
+        "notice",
+        {"title": "t", "content": "c", "action": {"label": "l", "target": "app://visit/7"}, "colour": "red"},
+        {"title": "t", "content": "c", "action": {"label": "l", "target": "app://visit/7"}},
+        "【通知】t：c",
+    ),
+    (
+        "location",
+        {"name": "生殖中心门诊", "lat": 31.2304, "lon": 121.4737, "address": "门诊楼 5 层"},
+        {"name": "生殖中心门诊", "lat": 31.2304, "lon": 121.4737, "address": "门诊楼 5 层"},
+        "【位置】生殖中心门诊 门诊楼 5 层",
+    ),
+    (
+        "location",
+        {"name": "北门", "lat": -90, "lon": 180},
+        {"name": "北门", "lat": -90.0, "lon": 180.0, "address": ""},
+        "【位置】北门",
+    ),
+    (
+        "article",
+        {"title": "胚胎移植后注意事项", "url": "https://ivf.example.org/a/7", "summary": "饮食与作息"},
+        {"title": "胚胎移植后注意事项", "url": "https://ivf.example.org/a/7", "summary": "饮食与作息"},
+        "【文章】胚胎移植后注意事项 https://ivf.example.org/a/7",
+    ),
+    (
+        "article",
+        {"title": "A", "url": "http://x"},
+        {"title": "A", "url": "http://x", "summary": ""},
+        "【文章】A http://x",
+    ),
+]
+
+# kind, body, the field the error names.
+BAD: list[tuple[str, dict[str, Any], str]] = [
+    ("notice", {"title": "", "content": "c"}, "body.title"),
+    ("notice", {"title": "x" * 201, "content": "c"}, "body.title"),
+    ("notice", {"title": 5, "content": "c"}, "body.title"),
+    ("notice", {"title": "t", "content": "c" * 4001}, "body.content"),
+    ("notice", {"title": "t", "content": "c", "action": "open"}, "body.action"),
+    ("notice", {"title": "t", "content": "c", "action": {"label": "l", "target": "ftp://x"}}, "body.action.target"),
+    (
+        "notice",
+        {"title": "t", "content": "c", "action": {"label": "l", "target": "javascript:alert(1)"}},
+        "body.action.target",
+    ),
+    ("notice", {"title": "t", "content": "c", "action": {"label": "", "target": NOTE}}, "body.action.label"),
+    ("location", {"name": "x", "lat": 90.5, "lon": 0}, "body.lat"),
+    ("location", {"name": "x", "lat": 0, "lon": -180.01}, "body.lon"),
+    ("location", {"name": "x", "lat": float("nan"), "lon": 0}, "body.lat"),
+    ("location", {"name": "x", "lat": True, "lon": 0}, "body.lat"),
+    ("location", {"name": "x", "lat": "31.2", "lon": 0}, "body.lat"),
+    ("location", {"name": "", "lat": 0, "lon": 0}, "body.name"),
+    ("location", {"name": "x", "lat": 0, "lon": 0, "address": 7}, "body.address"),
+    ("article", {"title": "t", "url": "www.example.org"}, "body.url"),
+    ("article", {"title": "t", "url": "https://x", "summary": "s" * 4001}, "body.summary"),
+    ("article", {"title": "t" * 201, "url": "https://x"}, "body.title"),
+]
+
+# A body with a required field missing: the error names the body (SPEC.md §7 allows the parent).
+MISSING: list[tuple[str, dict[str, Any]]] = [
+    ("notice", {"content": "c"}),
+    ("location", {"name": "x", "lat": 0}),
+    ("article", {"title": "t"}),
+]
+
+
+@pytest.fixture
+def registry() -> KindRegistry:
+    return default_registry()
+
+
+def test_default_kinds(registry: KindRegistry) -> None:
+    assert registry.names() == ["text", "article", "location", "notice"]
+
+
+@pytest.mark.parametrize(("kind", "body", "normalised", "fallback"), GOOD)
+def test_good_body(
+    registry: KindRegistry, kind: str, body: dict[str, Any], normalised: dict[str, Any], fallback: str
+) -> None:
+    got_body, got_text = registry.validate(kind, body)
+    assert got_text == fallback
+    expected = {k: v for k, v in normalised.items() if v is not None}
+    assert {k: v for k, v in got_body.items() if v is not None} == expected
+
+
+@pytest.mark.parametrize(("kind", "body", "field"), BAD)
+def test_bad_body(registry: KindRegistry, kind: str, body: dict[str, Any], field: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        registry.validate(kind, body)
+    assert info.value.code is ErrorCode.BAD_REQUEST
+    assert info.value.field == field
+    assert not info.value.fatal
+
+
+@pytest.mark.parametrize(("kind", "body"), MISSING)
+def test_missing_required_body_field(registry: KindRegistry, kind: str, body: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolError) as info:
+        registry.validate(kind, body)
+    assert info.value.code is ErrorCode.BAD_REQUEST
+    assert info.value.field is not None and info.value.field.startswith("body")
+
+
+@pytest.mark.parametrize("kind", ["survey", "text", "Notice", ""])
+def test_unknown_kind(registry: KindRegistry, kind: str) -> None:
+    """``text`` is not a body kind: the server handles it before the registry."""
+    with pytest.raises(ProtocolError) as info:
+        registry.validate(kind, {"title": "t", "content": "c"})
+    assert info.value.code is ErrorCode.BAD_REQUEST
+    assert info.value.field == "kind"
+
+
+@pytest.mark.parametrize("kind", ["notice", "location", "article"])
+def test_missing_body(registry: KindRegistry, kind: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        registry.validate(kind, None)
+    assert info.value.code is ErrorCode.BAD_REQUEST
+    assert info.value.field == "body"
+
+
+def test_registered_kind() -> None:
+    """A server may register more kinds (SPEC.md §6.1); they validate the same way."""
+
+    class Survey(msgspec.Struct, frozen=True):
+        title: str
+        questions: int
+
+    registry = default_registry()
+    registry.register("survey", Survey, lambda s: f"【问卷】{s.title}")
+    assert "survey" in registry.names()
+    assert registry.validate("survey", {"title": "随访", "questions": 8}) == (
+        {"title": "随访", "questions": 8},
+        "【问卷】随访",
+    )
+    with pytest.raises(ProtocolError) as info:
+        registry.validate("survey", {"title": "随访", "questions": "8"})
+    assert info.value.field == "body.questions"
