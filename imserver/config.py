@@ -34,6 +34,8 @@ class Settings:
     bot_rate: float = 500.0
     bot_burst: int = 1000
     outbound_queue: int = 1024
+    hello_timeout: float = 10.0
+    """Seconds a new connection has to complete its hello."""
     idle_timeout: float = 60.0
     pong_timeout: float = 20.0
     batch_max: int = 500

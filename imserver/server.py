@@ -159,6 +159,14 @@ class ChatServer:
     async def _read_loop(self, conn: Connection) -> None:
         """Read and handle requests until the peer goes or the connection is told to finish."""
         s = self.settings
+        with trio.move_on_after(s.hello_timeout) as handshake:
+            try:
+                await self._dispatch(conn, await conn.ws.get_message())
+            except ConnectionClosed:
+                return
+        if handshake.cancelled_caught or conn.session is None:
+            conn.finish(1008, ErrorCode.AUTH_REQUIRED)
+            return
         while not conn.finishing:
             try:
                 with trio.move_on_after(s.idle_timeout) as idle:

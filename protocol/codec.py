@@ -6,6 +6,7 @@ raises :class:`~protocol.errors.ProtocolError`; nothing else escapes.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -60,13 +61,19 @@ def decode_request(data: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> Request:
 
 
 def decode_message(data: bytes) -> Message:
-    """Decode a message object (as found in ``msg`` pushes and history pages)."""
-    return _message_decoder.decode(data)
+    """Decode a message object (as found in ``msg`` pushes and history pages).
+
+    Error handling: raises ProtocolError(BAD_FRAME) for anything that is not one.
+    """
+    try:
+        return _message_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, ValueError) as exc:
+        raise ProtocolError(ErrorCode.BAD_FRAME, str(exc)) from None
 
 
 def _explain(data: bytes, detail: str) -> ProtocolError:
     """Turn a validation failure into the most useful error for the client."""
-    frame = decode_frame(data)  # the bytes decoded once already, so this only fails on non-maps
+    frame = decode_frame(data)  # raises BAD_FRAME for a value that is not a map
     rid = frame.get("rid")
     rid = rid if isinstance(rid, int) and not isinstance(rid, bool) and 1 <= rid < 2**53 else None
     op = frame.get("op")
@@ -78,9 +85,14 @@ def _explain(data: bytes, detail: str) -> ProtocolError:
 
 
 def field_path(detail: str) -> str | None:
-    """The field path msgspec names at the end of its message (``... - at `$.conv` ``)."""
-    marker = "at `$."
-    start = detail.rfind(marker)
-    if start < 0:
-        return None
-    return detail[start + len(marker):].rstrip("`")
+    """The path of the bad field in a msgspec message, e.g. ``conv`` or ``action.target``."""
+    where = _LOCATION.search(detail)
+    parts = [where[1]] if where and where[1] else []
+    missing = _MISSING.search(detail)
+    if missing:
+        parts.append(missing[1])
+    return ".".join(parts) or None
+
+
+_LOCATION = re.compile(r"(?:at|in) `\$\.?([^`]*)`")
+_MISSING = re.compile(r"missing required field `([^`]+)`")

@@ -15,9 +15,10 @@ from msgspec import Meta
 PROTOCOL_VERSIONS: tuple[int, ...] = (1,)
 """Versions this implementation speaks, preferred last."""
 
-USERNAME_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,63}$"
-CONV_PATTERN = r"^(?:[gd]:[1-9][0-9]{0,17}|u:[a-z0-9][a-z0-9_.\-]{0,63})$"
-KIND_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+USERNAME_PATTERN = r"^[a-z0-9][a-z0-9_.\-]{0,63}\Z"
+CONV_PATTERN = r"^(?:[gd]:[1-9][0-9]{0,17}|u:[a-z0-9][a-z0-9_.\-]{0,63})\Z"
+KIND_PATTERN = r"^[a-z][a-z0-9_]{0,31}\Z"
+# \Z, not $: $ also matches before a trailing newline.
 
 RequestId = Annotated[int, Meta(ge=1, le=2**53 - 1)]
 Username = Annotated[str, Meta(pattern=USERNAME_PATTERN)]

@@ -21,14 +21,14 @@ Long = Annotated[str, Meta(max_length=4000)]
 Url = Annotated[str, Meta(max_length=2000, pattern=r"^(https?://|app://|mp://)")]
 
 
-class Action(msgspec.Struct, frozen=True):
+class Action(msgspec.Struct, frozen=True, omit_defaults=True):
     """An entry the client opens: an app page, a mini-program page or a web page."""
 
     label: Short
     target: Url
 
 
-class Notice(msgspec.Struct, frozen=True):
+class Notice(msgspec.Struct, frozen=True, omit_defaults=True):
     """A system notice, optionally with an action entry."""
 
     title: Short
@@ -36,7 +36,7 @@ class Notice(msgspec.Struct, frozen=True):
     action: Action | None = None
 
 
-class Location(msgspec.Struct, frozen=True):
+class Location(msgspec.Struct, frozen=True, omit_defaults=True):
     """A place on a map."""
 
     name: Short
@@ -45,7 +45,7 @@ class Location(msgspec.Struct, frozen=True):
     address: Long = ""
 
 
-class Article(msgspec.Struct, frozen=True):
+class Article(msgspec.Struct, frozen=True, omit_defaults=True):
     """A link to an article with its title and summary."""
 
     title: Short

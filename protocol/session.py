@@ -40,18 +40,32 @@ class ServerSession:
         Error handling: raises ProtocolError; when its ``fatal`` is set the
         server sends the error frame and closes the connection.
         """
-        if isinstance(data, str):
-            raise ProtocolError(ErrorCode.BAD_FRAME, "text messages are not part of the protocol")
-        request = decode_request(data, self.max_frame)
         if self.phase is Phase.AWAIT_HELLO:
-            if not isinstance(request, Hello):
-                raise ProtocolError(ErrorCode.AUTH_REQUIRED, rid=request.rid, fatal=True)
-            return request
+            return self._receive_hello(data)
+        request = self._decode(data)
         if isinstance(request, Hello):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "already authenticated", rid=request.rid)
         if self.readonly and request.writes:
             raise ProtocolError(ErrorCode.READ_ONLY, rid=request.rid)
         return request
+
+    def _receive_hello(self, data: bytes | str) -> Request:
+        """Before the handshake every error is fatal: a peer that cannot say hello is not a client."""
+        try:
+            request = self._decode(data)
+        except ProtocolError as error:
+            if error.code is ErrorCode.UNKNOWN_OP:
+                error = ProtocolError(ErrorCode.AUTH_REQUIRED, rid=error.rid)
+            error.fatal = True
+            raise error from None
+        if not isinstance(request, Hello):
+            raise ProtocolError(ErrorCode.AUTH_REQUIRED, rid=request.rid, fatal=True)
+        return request
+
+    def _decode(self, data: bytes | str) -> Request:
+        if isinstance(data, str):
+            raise ProtocolError(ErrorCode.BAD_FRAME, "text messages are not part of the protocol")
+        return decode_request(data, self.max_frame)
 
     def open(self, *, readonly: bool) -> None:
         """Record a successful handshake."""

@@ -289,14 +289,19 @@ async def open_client(
 
     Error handling: ClientError (e.g. ``auth_failed``) if the server refuses the hello.
     """
-    async with trio.open_nursery() as nursery:
-        client = Client(
-            nursery, url, username=username, password=password, token=token,
-            device=device, readonly=readonly, ssl_context=ssl_context,
-        )
-        try:
-            await client.connect()
-            yield client
-        finally:
-            await client.close()
-            nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            client = Client(
+                nursery, url, username=username, password=password, token=token,
+                device=device, readonly=readonly, ssl_context=ssl_context,
+            )
+            try:
+                await client.connect()
+                yield client
+            finally:
+                await client.close()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:  # the nursery is ours: callers should see their own exception
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from group
+        raise

@@ -7,6 +7,7 @@ import trio
 from clients.python import ClientError, open_client
 from imserver.model import Role
 from tests.conftest import PASSWORD, Running
+from tests.helpers import next_push, take
 
 
 async def test_group_message_reaches_every_member_and_device_in_order(server: Running) -> None:
@@ -23,12 +24,7 @@ async def test_group_message_reaches_every_member_and_device_in_order(server: Ru
         acks = [await doctor.send(group, f"第{i}条") for i in range(20)]
         assert [a["seq"] for a in acks] == list(range(1, 21))
         for receiver in (alice_phone, alice_pad, bob):
-            got = []
-            with trio.fail_after(5):
-                async for message in receiver.messages():
-                    got.append(message)
-                    if len(got) == 20:
-                        break
+            got = await take(receiver, 20)
             assert [m.seq for m in got] == list(range(1, 21))
             assert [m.text for m in got] == [f"第{i}条" for i in range(20)]
             assert got[0].sender.name == "王医生"
@@ -61,3 +57,132 @@ async def test_read_only_session_cannot_send(server: Running) -> None:
                 assert exc.code == "read_only"
             else:
                 raise AssertionError("read-only session sent a message")
+
+
+async def test_offline_user_syncs_exactly_what_she_missed(server: Running) -> None:
+    await server.user("dr", Role.STAFF)
+    await server.user("alice")
+    async with open_client(server.url, username="dr", password=PASSWORD) as doctor:
+        group = (await doctor.request("group_create", name="g", members=["alice"]))["conv"]
+        await doctor.send(group, "before")
+        async with open_client(server.url, username="alice", password=PASSWORD) as alice:
+            seen = await take(alice, 1)
+            assert [m.text for m in seen] == ["before"]
+            positions = dict(alice.positions)
+        for i in range(7):  # alice is offline
+            await doctor.send(group, f"missed {i}")
+        direct = await doctor.send("u:alice", "private")
+        async with open_client(server.url, username="alice", password=PASSWORD) as alice:
+            alice.positions = positions
+            got = await take(alice, 8)
+        assert [m.text for m in got if m.conv == group] == [f"missed {i}" for i in range(7)]
+        assert [(m.conv, m.seq, m.text) for m in got if m.conv != group] == [(direct["conv"], 1, "private")]
+
+
+async def test_sync_pages_with_more_and_sdk_follows_it(server: Running) -> None:
+    await server.user("dr", Role.STAFF)
+    async with open_client(server.url, username="dr", password=PASSWORD) as doctor:
+        group = (await doctor.request("group_create", name="g"))["conv"]
+        for i in range(25):
+            await doctor.send(group, str(i))
+        first = await doctor.request("sync", after={group: 0}, limit=10)
+        (entry,) = first["convs"]
+        assert [m["seq"] for m in entry["messages"]] == list(range(1, 11)) and entry["more"] is True
+        assert entry["last_seq"] == 25
+        (merged,) = await doctor.sync({group: 3}, limit=10)
+        assert [m.seq for m in merged["messages"]] == list(range(4, 26))
+
+
+async def test_history_pages_backwards_and_forwards(server: Running) -> None:
+    await server.user("dr", Role.STAFF)
+    async with open_client(server.url, username="dr", password=PASSWORD) as doctor:
+        group = (await doctor.request("group_create", name="g"))["conv"]
+        for i in range(1, 31):
+            await doctor.send(group, str(i))
+        latest, more = await doctor.history(group, limit=10)
+        assert [m.seq for m in latest] == list(range(21, 31)) and more
+        older, more = await doctor.history(group, before=latest[0].seq, limit=10)
+        assert [m.seq for m in older] == list(range(11, 21)) and more
+        oldest, more = await doctor.history(group, before=older[0].seq, limit=10)
+        assert [m.seq for m in oldest] == list(range(1, 11)) and not more
+        forward, more = await doctor.history(group, after=25, limit=10)
+        assert [m.seq for m in forward] == list(range(26, 31)) and not more
+
+
+async def test_read_marker_moves_forward_only_and_counts_unread(server: Running) -> None:
+    await server.user("dr", Role.STAFF)
+    await server.user("alice")
+    async with (
+        open_client(server.url, username="dr", password=PASSWORD) as doctor,
+        open_client(server.url, username="alice", password=PASSWORD, device="phone") as phone,
+        open_client(server.url, username="alice", password=PASSWORD, device="pad") as pad,
+    ):
+        group = (await doctor.request("group_create", name="g", members=["alice"]))["conv"]
+        for i in range(5):
+            await doctor.send(group, str(i))
+        await phone.send(group, "mine")  # her own message never counts as unread
+        (summary,) = (await phone.request("convs"))["convs"]
+        assert (summary["last_seq"], summary["read_seq"], summary["unread"]) == (6, 0, 5)
+        assert (await phone.read(group, 3)) | {"rid": 0} == {
+            "op": "ok", "rid": 0, "conv": group, "read_seq": 3, "unread": 2
+        }
+        assert (await phone.read(group, 1))["read_seq"] == 3  # never moves back
+        assert (await phone.read(group, 99))["read_seq"] == 6  # clipped to the last seq
+        with trio.fail_after(5):
+            async for frame in pad.events():
+                if frame["op"] == "read" and frame["read_seq"] == 6:
+                    assert frame["unread"] == 0
+                    break
+
+
+async def test_membership_changes_are_pushed_and_removal_stops_delivery(server: Running) -> None:
+    await server.user("dr", Role.STAFF)
+    await server.user("alice")
+    await server.user("bob")
+    async with (
+        open_client(server.url, username="dr", password=PASSWORD) as doctor,
+        open_client(server.url, username="alice", password=PASSWORD) as alice,
+    ):
+        group = (await doctor.request("group_create", name="移植群"))["conv"]
+        await doctor.request("group_add", conv=group, user="alice")
+        assert await next_push(alice, "conv") == {"op": "conv", "conv": group, "event": "joined", "name": "移植群"}
+        await doctor.send(group, "for alice")
+        assert (await next_push(alice, "msg"))["msg"]["text"] == "for alice"
+        await doctor.request("group_remove", conv=group, user="alice")
+        assert (await next_push(alice, "conv"))["event"] == "left"
+        await doctor.send(group, "not for alice")
+        try:
+            await alice.history(group)
+        except ClientError as exc:
+            assert exc.code == "forbidden"
+        else:
+            raise AssertionError("a removed member read the group")
+        with trio.move_on_after(0.3):
+            frame = await next_push(alice, "msg")
+            raise AssertionError(f"a removed member received {frame}")
+
+
+async def test_group_roles_are_enforced(server: Running) -> None:
+    await server.user("dr", Role.STAFF)
+    await server.user("nurse", Role.STAFF)
+    await server.user("alice")
+    async with (
+        open_client(server.url, username="dr", password=PASSWORD) as doctor,
+        open_client(server.url, username="nurse", password=PASSWORD) as nurse,
+        open_client(server.url, username="alice", password=PASSWORD) as alice,
+    ):
+        group = (await doctor.request("group_create", name="g", members=["nurse"]))["conv"]
+        for caller in (nurse, alice):
+            try:
+                await caller.request("group_add", conv=group, user="alice")
+            except ClientError as exc:
+                assert exc.code in {"forbidden"}
+            else:
+                raise AssertionError("a plain member added someone")
+        await doctor.request("group_add", conv=group, user="nurse", role="admin")
+        await nurse.request("group_add", conv=group, user="alice")
+        members = (await alice.request("members", conv=group))["members"]
+        assert {(m["username"], m["member_role"]) for m in members} == {
+            ("dr", "owner"), ("nurse", "admin"), ("alice", "member")
+        }
+        await alice.request("group_remove", conv=group, user="alice")  # anyone may leave

@@ -252,7 +252,6 @@ def test_moderate_nesting_in_body_is_fine() -> None:
     assert isinstance(result, Request)
 
 
-@pytest.mark.xfail(strict=True, reason="protocol bug: `$` in the patterns accepts a trailing newline")
 @pytest.mark.parametrize(
     "frame",
     [

@@ -41,7 +41,7 @@ GOOD: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     (
         "location",
         {"name": "北门", "lat": -90, "lon": 180},
-        {"name": "北门", "lat": -90.0, "lon": 180.0, "address": ""},
+        {"name": "北门", "lat": -90.0, "lon": 180.0},
         "【位置】北门",
     ),
     (
@@ -53,7 +53,7 @@ GOOD: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     (
         "article",
         {"title": "A", "url": "http://x"},
-        {"title": "A", "url": "http://x", "summary": ""},
+        {"title": "A", "url": "http://x"},
         "【文章】A http://x",
     ),
 ]

@@ -104,7 +104,6 @@ def test_server_vector(vector: dict[str, Any]) -> None:
         assert frame["message"] == MESSAGES_ZH[code]
 
 
-@pytest.mark.xfail(strict=True, reason="protocol bug: a missing required field is not named in `field`")
 @pytest.mark.parametrize(
     ("frame", "field"),
     [

@@ -1,0 +1,99 @@
+"""The ``imclient`` command line: send, read history and listen, as one user (protocol v1).
+
+The password comes from IMCLIENT_PASSWORD (never from the command line, where
+other users of the machine could read it). Output is JSON, one object per
+line; errors go to stderr with the protocol's error code and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+import msgspec
+import trio
+
+from clients.python.client import Client, ClientError, ConnectionLost, open_client
+from protocol import Message
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imclient", description="Chat from the command line")
+    parser.add_argument("--url", required=True, help="ws://HOST:PORT or wss://HOST:PORT")
+    parser.add_argument("--user", required=True, help="username (password in IMCLIENT_PASSWORD)")
+    parser.add_argument("--device", default="imclient")
+    parser.add_argument("--readonly", action="store_true", help="open a read-only session")
+    sub = parser.add_subparsers(dest="command", required=True)
+    send = sub.add_parser("send", help="send a text message")
+    send.add_argument("conv", help="g:<group id> or u:<username>")
+    send.add_argument("text")
+    send.add_argument("--client-id", help="client message id; a resend with the same id is not duplicated")
+    history = sub.add_parser("history", help="print messages, oldest first")
+    history.add_argument("conv")
+    history.add_argument("--after", type=int, help="only messages after this seq")
+    history.add_argument("--limit", type=int, default=50)
+    listen = sub.add_parser("listen", help="print live messages of a conversation")
+    listen.add_argument("conv")
+    listen.add_argument("--count", type=int, help="stop after this many messages")
+    listen.add_argument("--timeout", type=float, help="stop after this many seconds")
+    return parser
+
+
+def _json(message: Message) -> str:
+    return msgspec.json.encode(message).decode()
+
+
+async def _send(client: Client, args: argparse.Namespace) -> None:
+    ack = await client.send(args.conv, args.text, cid=args.client_id)
+    print(json.dumps({"conv": ack["conv"], "seq": ack["seq"], "id": ack["id"], "dup": ack["dup"]}))
+
+
+async def _history(client: Client, args: argparse.Namespace) -> None:
+    page, _ = await client.history(args.conv, after=args.after, limit=args.limit)
+    for message in page:
+        print(_json(message))
+
+
+async def _listen(client: Client, args: argparse.Namespace) -> None:
+    conv = args.conv
+    if conv.startswith("u:"):  # live messages name the canonical d:<id>
+        conv = (await client.request("history", conv=conv, limit=1))["conv"]
+    client.positions = {c["conv"]: c["last_seq"] for c in (await client.request("convs"))["convs"]}
+    seen = 0
+    with trio.move_on_after(args.timeout if args.timeout is not None else float("inf")):
+        async for message in client.messages(resync=False):
+            if message.conv != conv:
+                continue
+            print(_json(message), flush=True)
+            seen += 1
+            if args.count is not None and seen >= args.count:
+                return
+
+
+_COMMANDS: dict[str, Any] = {"send": _send, "history": _history, "listen": _listen}
+
+
+async def _main(args: argparse.Namespace) -> None:
+    password = os.environ.get("IMCLIENT_PASSWORD")
+    if not password:
+        raise SystemExit("imclient: set IMCLIENT_PASSWORD")
+    async with open_client(
+        args.url, username=args.user, password=password, device=args.device, readonly=args.readonly
+    ) as client:
+        await _COMMANDS[args.command](client, args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        trio.run(_main, args)
+    except ClientError as exc:
+        print(json.dumps({"error": exc.code, "message": exc.message, "detail": exc.detail}, ensure_ascii=False),
+              file=sys.stderr)
+        sys.exit(1)
+    except (ConnectionLost, OSError) as exc:
+        print(json.dumps({"error": "connection", "message": str(exc)}, ensure_ascii=False), file=sys.stderr)
+        sys.exit(1)

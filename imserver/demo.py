@@ -1,0 +1,111 @@
+"""``imserver demo``: the whole system on one machine with demo data, for a first look.
+
+Without DATABASE_URL it runs a private Postgres cluster under IMSERVER_DATA
+(default ``./.imserver-data``) and stops it on Ctrl-C; the data stays for the
+next run. Demo accounts are created once; every one has the password below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import asyncpg
+import trio
+
+from imserver import auth
+from imserver.cli import serve_until_signal
+from imserver.config import Settings
+from imserver.model import MemberRole, Role
+from imserver.pgcluster import PrivateCluster
+from imserver.server import Addresses
+from imserver.store import accounts, conversations
+from imserver.store.bridge import Store, open_store
+from imserver.store.messages import Draft, write_batch_txn
+from imserver.store.migrate import migrate
+from protocol.frames import Sender
+
+DEMO_PASSWORD = "demo1234"
+DATABASE = "imserver"
+USERS = [
+    ("admin", "系统管理员", Role.ADMIN),
+    ("dr_wang", "王医生", Role.STAFF),
+    ("nurse_li", "李护士", Role.STAFF),
+    ("chen_hong", "陈红", Role.PATIENT),
+    ("zhao_min", "赵敏", Role.PATIENT),
+    ("liu_fang", "刘芳", Role.PATIENT),
+    ("chen_family", "陈红家属", Role.FAMILY),
+]
+GROUP = "试管婴儿·移植群"
+WELCOME = "欢迎加入移植群！移植前后有任何疑问，都可以在群里提问，医生和护士会及时回复。"
+
+
+def run_demo(settings: Settings) -> None:
+    if settings.database_url:
+        trio.run(_serve_demo, settings)
+        return
+    data = Path(os.environ.get("IMSERVER_DATA", ".imserver-data")).resolve()
+    print(f"未配置 DATABASE_URL：在 {data} 启动内置 PostgreSQL …", flush=True)
+    with PrivateCluster(data) as cluster_dsn:
+        trio.run(_create_database, cluster_dsn)
+        dsn = cluster_dsn.replace("/postgres?", f"/{DATABASE}?", 1)
+        trio.run(_serve_demo, dataclasses.replace(settings, database_url=dsn))
+
+
+async def _create_database(admin_dsn: str) -> None:
+    async def txn(conn: asyncpg.Connection) -> None:
+        if not await conn.fetchval("select true from pg_database where datname = $1", DATABASE):
+            await conn.execute(f"create database {DATABASE}")
+    async with open_store(admin_dsn, min_size=1, max_size=1) as store:
+        await store.run("create_database", txn, transaction=False)
+
+
+async def _serve_demo(settings: Settings) -> None:
+    async with open_store(settings.database_url, max_size=settings.db_pool_size) as store:
+        await migrate(store)
+        group_id = await seed(store)
+        async with trio.open_nursery() as nursery:
+            addresses: Addresses = await nursery.start(serve_until_signal, store, settings)
+            _banner(settings, addresses, group_id)
+
+
+async def seed(store: Store) -> int:
+    """Create the demo accounts and group once; return the group's id."""
+    existing = await accounts.user_by_name(store, USERS[0][0])
+    if existing is None:
+        password_hash = await auth.hash_password(DEMO_PASSWORD)
+        for username, name, role in USERS:
+            await accounts.create_user(store, username, name, role, password_hash)
+    ids = {u: (await accounts.user_by_name(store, u)) for u, _, _ in USERS}
+
+    async def txn(conn: asyncpg.Connection) -> int:
+        found = await conn.fetchval("select id from conversations where kind = 'group' and name = $1", GROUP)
+        if found:
+            return int(found)
+        doctor = ids["dr_wang"]
+        assert doctor is not None
+        patients = [u.id for name, u in ids.items() if u and u.role in (Role.PATIENT, Role.FAMILY)]
+        conv_id = await conversations.create_group_txn(conn, GROUP, doctor.id, patients)
+        nurse = ids["nurse_li"]
+        assert nurse is not None
+        await conversations.set_members_txn(conn, conv_id, [(nurse.id, MemberRole.ADMIN)])
+        sender = Sender(doctor.ref, doctor.display_name, str(doctor.role))
+        await write_batch_txn(conn, [Draft(conv_id, doctor.id, sender, "text", WELCOME, None, "demo-welcome")])
+        return conv_id
+    return await store.run("seed", txn)
+
+
+def _banner(settings: Settings, addresses: Addresses, group_id: int) -> None:
+    host = settings.listen.rpartition(":")[0]
+    scheme = "wss" if settings.tls_cert else "ws"
+    print(
+        f"\n聊天服务已启动：{scheme}://{host}:{addresses.ws_port}/"
+        f"\n健康检查与指标：http://{settings.http_listen.rpartition(':')[0]}:{addresses.http_port}/healthz  /metrics"
+        f"\n演示账号（密码均为 {DEMO_PASSWORD}）：" + "、".join(f"{u}（{n}）" for u, n, _ in USERS)
+        + f"\n演示群：g:{group_id}（{GROUP}）"
+        f"\n试一试：IMCLIENT_PASSWORD={DEMO_PASSWORD} imclient --url {scheme}://{host}:{addresses.ws_port}/"
+        f" --user chen_hong history g:{group_id}"
+        "\n按 Ctrl-C 停止。\n",
+        flush=True,
+    )
