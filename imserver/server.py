@@ -142,7 +142,11 @@ class ChatServer:
     # -- connections ------------------------------------------------------------------------
 
     async def _handle(self, request: WebSocketRequest) -> None:
-        ws = await request.accept()
+        """One connection's life. Nothing it raises may reach the shared nursery and stop the server."""
+        try:
+            ws = await request.accept()
+        except ConnectionClosed:
+            return
         remote = str(getattr(ws.remote, "address", ws.remote))
         conn = Connection(ws, remote=remote, max_frame=self.settings.max_frame, queue=self.settings.outbound_queue)
         try:
@@ -153,6 +157,9 @@ class ChatServer:
                     conn.finish(1000, ErrorCode.SESSION_ENDED, bye=False)  # flushes, then closes
             if conn.cancel_scope.cancelled_caught:
                 await conn.aclose_now()
+        except Exception:
+            log.exception("connection failed", extra={"remote": remote})
+            await conn.aclose_now()
         finally:
             self.hub.detach(conn)
 

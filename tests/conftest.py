@@ -40,7 +40,7 @@ def with_database(dsn: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def _admin(dsn: str, *statements: str) -> None:
+def admin_sql(dsn: str, *statements: str) -> None:
     async def run() -> None:
         conn = await asyncpg.connect(dsn)
         try:
@@ -53,7 +53,7 @@ def _admin(dsn: str, *statements: str) -> None:
 
 def _reachable(dsn: str) -> bool:
     try:
-        _admin(dsn, "select 1")
+        admin_sql(dsn, "select 1")
         return True
     except (OSError, asyncpg.PostgresError):
         return False
@@ -77,23 +77,23 @@ def postgres() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def template_db(postgres: str) -> Iterator[str]:
     name = f"imtest_tpl_{uuid.uuid4().hex[:8]}"
-    _admin(postgres, f"create database {name}")
+    admin_sql(postgres, f"create database {name}")
 
     async def setup() -> None:
         async with open_store(with_database(postgres, name), min_size=1, max_size=1) as store:
             await migrate(store)
     trio.run(setup)
     yield name
-    _admin(postgres, f"drop database if exists {name} with (force)")
+    admin_sql(postgres, f"drop database if exists {name} with (force)")
 
 
 @pytest.fixture
 def db(postgres: str, template_db: str) -> Iterator[str]:
     """A DSN for a fresh, migrated database of this test's own."""
     name = f"imtest_{uuid.uuid4().hex[:12]}"
-    _admin(postgres, f"create database {name} template {template_db}")
+    admin_sql(postgres, f"create database {name} template {template_db}")
     yield with_database(postgres, name)
-    _admin(postgres, f"drop database if exists {name} with (force)")
+    admin_sql(postgres, f"drop database if exists {name} with (force)")
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -28,3 +30,8 @@ async def next_push(client: Client, op: str, seconds: float = 5) -> dict[str, An
             if frame["op"] == op:
                 return frame
     raise AssertionError("the client's events ended")
+
+
+def script(name: str) -> str:
+    """The path of a console script installed beside this Python (the venv may not be on PATH)."""
+    return str(Path(sys.executable).parent / name)

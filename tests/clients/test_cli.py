@@ -1,0 +1,56 @@
+"""The imclient command line against a real server (issue 2's scripted acceptance commands)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import trio
+
+from imserver.model import Role
+from tests.conftest import PASSWORD, Running
+from tests.helpers import script
+
+
+async def imclient(server: Running, user: str, *args: str, password: str = PASSWORD) -> trio.CompletedProcess[bytes]:
+    env = {**os.environ, "IMCLIENT_PASSWORD": password}
+    return await trio.run_process(
+        [script("imclient"), "--url", server.url, "--user", user, *args],
+        capture_stdout=True, capture_stderr=True, check=False, env=env,
+    )
+
+
+def lines(result: trio.CompletedProcess[bytes]) -> list[dict[str, object]]:
+    return [json.loads(line) for line in result.stdout.decode().splitlines()]
+
+
+async def test_send_history_listen(server: Running) -> None:
+    await server.user("dr", Role.STAFF, "王医生")
+    await server.user("alice")
+    sent = lines(await imclient(server, "dr", "send", "u:alice", "你好", "--client-id", "k1"))
+    assert sent == [{"conv": sent[0]["conv"], "seq": 1, "id": sent[0]["id"], "dup": False}]
+    again = lines(await imclient(server, "dr", "send", "u:alice", "你好", "--client-id", "k1"))
+    assert again[0]["dup"] is True and again[0]["seq"] == 1
+    await imclient(server, "alice", "send", "u:dr", "谢谢")
+    history = lines(await imclient(server, "alice", "history", "u:dr"))
+    assert [(m["seq"], m["text"]) for m in history] == [(1, "你好"), (2, "谢谢")]
+    assert lines(await imclient(server, "alice", "history", "u:dr", "--after", "1")) == history[1:]
+
+    async with trio.open_nursery() as nursery:
+        listened: list[trio.CompletedProcess[bytes]] = []
+
+        async def listen() -> None:
+            listened.append(await imclient(server, "alice", "listen", "u:dr", "--count", "2", "--timeout", "10"))
+        nursery.start_soon(listen)
+        await trio.sleep(1.0)  # let the listener connect before the live messages
+        for text in ("第一条", "第二条"):
+            await imclient(server, "dr", "send", "u:alice", text)
+    assert [m["text"] for m in lines(listened[0])] == ["第一条", "第二条"]
+
+
+async def test_errors_exit_non_zero_with_the_protocol_code(server: Running) -> None:
+    await server.user("alice")
+    wrong = await imclient(server, "alice", "send", "g:1", "x", password="wrong-password")
+    assert wrong.returncode != 0 and json.loads(wrong.stderr)["error"] == "auth_failed"
+    missing = await imclient(server, "alice", "send", "g:999", "x")
+    assert missing.returncode != 0 and json.loads(missing.stderr)["error"] == "not_found"

@@ -1,0 +1,59 @@
+"""``imserver demo`` without DATABASE_URL: its own Postgres, demo data, a clean stop on Ctrl-C (README line 1)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from functools import partial
+from pathlib import Path
+
+import pytest
+import trio
+
+from clients.python import open_client
+from imserver.demo import DEMO_PASSWORD, WELCOME
+from tests.helpers import script
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+async def test_demo_runs_its_own_postgres_and_stops_on_ctrl_c() -> None:
+    data = Path(tempfile.mkdtemp(prefix="imserver-demo-", dir="/var/tmp"))
+    ws_port, http_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env |= {"IMSERVER_DATA": str(data), "IMSERVER_LISTEN": f"127.0.0.1:{ws_port}",
+            "IMSERVER_HTTP_LISTEN": f"127.0.0.1:{http_port}"}
+    try:
+        async with trio.open_nursery() as nursery:
+            process = await nursery.start(partial(
+                trio.run_process, [script("imserver"), "demo"], env=env,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+            ))
+            url = f"ws://127.0.0.1:{ws_port}/"
+            with trio.fail_after(60):
+                while True:
+                    try:
+                        async with open_client(url, username="chen_hong", password=DEMO_PASSWORD) as patient:
+                            page, _ = await patient.history("g:1")
+                            assert page[0].text == WELCOME
+                            assert page[0].sender.name == "王医生"
+                            await patient.send("g:1", "请问移植后可以洗澡吗？")
+                        break
+                    except OSError:
+                        await trio.sleep(0.3)
+            process.send_signal(signal.SIGINT)
+            with trio.fail_after(30):
+                await process.wait()
+            assert process.returncode == 0
+        assert not (data / "pgdata" / "postmaster.pid").exists(), "the private Postgres was left running"
+    finally:
+        shutil.rmtree(data, ignore_errors=True)

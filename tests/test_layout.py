@@ -1,0 +1,41 @@
+"""The dependency direction of STYLE.md, checked by parsing imports.
+
+protocol -> stdlib, msgspec; clients -> protocol, trio; imserver -> protocol, trio, the store;
+bots, webadmin, load -> protocol, clients (never imserver).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FORBIDDEN = {
+    "protocol": {"imserver", "clients", "bots", "webadmin", "load", "trio", "trio_websocket", "asyncpg", "socket"},
+    "clients": {"imserver", "bots", "webadmin", "load", "asyncpg"},
+    "imserver": {"clients", "bots", "webadmin", "load"},
+    "bots": {"imserver", "webadmin", "load"},
+    "webadmin": {"imserver", "bots", "load"},
+    "load": {"imserver", "bots", "webadmin"},
+}
+
+
+def imported_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_packages_import_only_downwards(package: str) -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(imported_roots(path) & FORBIDDEN[package])
+        for path in (ROOT / package).rglob("*.py")
+    }
+    assert {p: bad for p, bad in offenders.items() if bad} == {}
