@@ -34,6 +34,12 @@ class Directory:
             self._rosters[conv_id] = loaded
         return loaded
 
+    def forget(self) -> None:
+        """Drop every cached roster (after events may have been missed); they reload on next use."""
+        for conv_id in self._rosters:
+            self._generation[conv_id] = self._generation.get(conv_id, 0) + 1
+        self._rosters.clear()
+
     def cached_roster(self, conv_id: int) -> Roster | None:
         return self._rosters.get(conv_id)
 

@@ -212,6 +212,12 @@ class ChatServer:
 
     def _fan_out(self, committed: list[tuple[Draft, Stored]]) -> None:
         """Push each newly committed message to every connection of every member (called by the writer)."""
+        try:
+            self._fan_out_batch(committed)
+        except Exception:  # the messages are stored; clients will find them by sync
+            log.exception("fan-out failed")
+
+    def _fan_out_batch(self, committed: list[tuple[Draft, Stored]]) -> None:
         for draft, stored in committed:
             roster = self.directory.cached_roster(draft.conv_id)
             if roster is None:
@@ -225,7 +231,7 @@ class ChatServer:
     async def _run_bus(self, *, task_status: trio.TaskStatus[None]) -> None:
         send, recv = trio.open_memory_channel[str](math.inf)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._keep_listening, send)
+            await nursery.start(self._keep_listening, send)
             task_status.started()
             async for payload in recv:
                 try:
@@ -233,13 +239,21 @@ class ChatServer:
                 except Exception:
                     log.exception("bad bus event", extra={"payload": payload[:200]})
 
-    async def _keep_listening(self, sink: trio.MemorySendChannel[str]) -> None:
+    async def _keep_listening(
+        self, sink: trio.MemorySendChannel[str], *, task_status: trio.TaskStatus[None]
+    ) -> None:
+        """LISTEN for good; after a lost connection, forget cached rosters: events may have been missed."""
+        try:
+            await self.store.listen(bus.CHANNEL, sink, task_status=task_status)
+        except Exception as exc:
+            log.warning("event bus connection lost: %r", exc)
         while True:
+            await trio.sleep(1)
+            self.directory.forget()
             try:
                 await self.store.listen(bus.CHANNEL, sink)
             except Exception as exc:
-                log.warning("event bus connection lost, reconnecting: %r", exc)
-                await trio.sleep(1)
+                log.warning("event bus connection lost again: %r", exc)
 
     async def _apply_event(self, event: bus.Event) -> None:
         if isinstance(event, bus.SessionsEnded):

@@ -72,8 +72,14 @@ class Store:
         finally:
             INTERACTION_SECONDS.labels(desc).observe(time.perf_counter() - started)
 
-    async def listen(self, channel: str, sink: trio.MemorySendChannel[str]) -> None:
+    async def listen(
+        self, channel: str, sink: trio.MemorySendChannel[str],
+        *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
         """Forward every NOTIFY on ``channel`` to ``sink`` until cancelled.
+
+        Started (``task_status``) once LISTEN is in effect, so no event
+        committed after that point is missed.
 
         Error handling: if the listening connection is lost the method raises,
         and its owner decides whether to start it again.
@@ -90,6 +96,7 @@ class Store:
         try:
             await trio_asyncio.aio_as_trio(conn.add_listener)(channel, on_notify)
             conn.add_termination_listener(on_lost)
+            task_status.started()
             await lost.wait()
             raise ConnectionError(f"lost the LISTEN connection for {channel}")
         finally:
