@@ -86,8 +86,17 @@ def main(argv: list[str] | None = None) -> None:
 
 
 async def _with_store(settings: Settings, command: Callable[..., Awaitable[Any]], args: argparse.Namespace) -> Any:
-    async with open_store(settings.database_url, max_size=settings.db_pool_size) as store:
-        return await command(store, settings, args)
+    try:
+        async with open_store(settings.database_url, max_size=settings.db_pool_size) as store:
+            return await command(store, settings, args)
+    except BaseExceptionGroup as group:  # open_store's nurseries wrap what the command raised
+        raise _sole(group) from None
+
+
+def _sole(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 async def _migrate(store: Store, settings: Settings, args: argparse.Namespace) -> Any:

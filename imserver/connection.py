@@ -15,6 +15,9 @@ from imserver import metrics
 from imserver.model import Session
 from protocol import ErrorCode, ProtocolError, ServerSession, encode
 
+CLOSE_TIMEOUT = 1.0
+"""Seconds to wait for the peer's answer to our close frame before closing TCP."""
+
 
 class TokenBucket:
     """``rate`` requests per second with bursts of ``burst``."""
@@ -49,7 +52,8 @@ class Connection:
         self._close: tuple[int, str] = (1000, "")
         self._finishing = False
         self.cancel_scope = trio.CancelScope()
-        self.closed = trio.Event()
+        self.last_seen = trio.current_time()
+        """When the last frame arrived; the keep-alive pings after ``idle_timeout`` of silence."""
 
     @property
     def user_id(self) -> int:
@@ -107,7 +111,8 @@ class Connection:
         try:
             async for frame in self._out_recv:
                 await self.ws.send_message(frame)
-            await self.ws.aclose(*self._close)
+            with trio.move_on_after(CLOSE_TIMEOUT):  # a peer that never answers the close is cut off
+                await self.ws.aclose(*self._close)
         except ConnectionClosed:
             pass
 

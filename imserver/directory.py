@@ -34,6 +34,12 @@ class Directory:
             self._rosters[conv_id] = loaded
         return loaded
 
+    async def reload(self, conv_id: int) -> Roster | None:
+        """Load a roster afresh, for when the cached one may lag a change made elsewhere."""
+        self._generation[conv_id] = self._generation.get(conv_id, 0) + 1
+        self._rosters.pop(conv_id, None)
+        return await self.roster(conv_id)
+
     def forget(self) -> None:
         """Drop every cached roster (after events may have been missed); they reload on next use."""
         for conv_id in self._rosters:

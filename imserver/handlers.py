@@ -123,7 +123,13 @@ class Handlers:
         async def txn(c: Any) -> None:
             revoked = await accounts.revoke_sessions_txn(c, session_id=session.id)
             await notify_txn(c, SessionsEnded([str(s) for s in revoked]))
-        await self.store.run("logout", txn)
+        # The SessionsEnded event closes the session's other connections; this one answers first, then closes.
+        self.hub.detach(conn)
+        try:
+            await self.store.run("logout", txn)
+        except BaseException:
+            self.hub.attach(conn)
+            raise
         conn.reply(req.rid)
         conn.finish(1000, ErrorCode.SESSION_ENDED, bye=False)
         return None
@@ -265,22 +271,24 @@ class Handlers:
         roster = await self.directory.roster(conv_id)
         if roster is None or (prefix != "u" and roster.address[0] != prefix):
             raise ProtocolError(ErrorCode.NOT_FOUND, rid=rid, field="conv")
-        if user.id not in roster.members:
-            raise ProtocolError(ErrorCode.FORBIDDEN, "not a member of this conversation", rid=rid, field="conv")
+        if user.id not in roster.members:  # the cache may not have heard of a change made elsewhere yet
+            roster = await self.directory.reload(conv_id)
+            if roster is None or user.id not in roster.members:
+                raise ProtocolError(ErrorCode.FORBIDDEN, "not a member of this conversation", rid=rid, field="conv")
         return roster
 
     async def _managed_group(self, conn: Connection, addr: str, rid: int) -> Roster:
         user = _session(conn).user
-        if user.role is Role.ADMIN:
-            roster = await self.directory.roster(int(addr[2:])) if addr[0] == "g" else None
-            if roster is None:
+        if user.role is Role.ADMIN and not addr.startswith("u:"):
+            roster = await self.directory.roster(int(addr[2:]))
+            if roster is None or roster.address[0] != addr[0]:
                 raise ProtocolError(ErrorCode.NOT_FOUND, rid=rid, field="conv")
         else:
             roster = await self.resolve(user, addr, rid)
-            if roster.members.get(user.id) not in _GROUP_MANAGERS:
-                raise ProtocolError(ErrorCode.FORBIDDEN, "only the group's owner or admins", rid=rid)
         if roster.kind != "group":
             raise ProtocolError(ErrorCode.BAD_REQUEST, "not a group", rid=rid, field="conv")
+        if user.role is not Role.ADMIN and roster.members.get(user.id) not in _GROUP_MANAGERS:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "only the group's owner or admins", rid=rid)
         return roster
 
     async def _user(self, username: str, rid: int, *, field: str) -> User:

@@ -111,12 +111,13 @@ class ChatServer:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key or None)
         with scope:
-            server = await conns.start(partial(
-                serve_websocket, self._handle, host, port, context,
-                handler_nursery=conns, max_message_size=self.settings.hard_max_frame,
-            ))
-            task_status.started(server.port)
-            await trio.sleep_forever()
+            async with trio.open_nursery() as listening:  # cancelling ``scope`` closes the listening socket
+                server = await listening.start(partial(
+                    serve_websocket, self._handle, host, port, context,
+                    handler_nursery=conns, max_message_size=self.settings.hard_max_frame,
+                    connect_timeout=self.settings.hello_timeout,
+                ))
+                task_status.started(server.port)
 
     async def _run_http(self, *, task_status: trio.TaskStatus[int]) -> None:
         config = hypercorn.config.Config()
@@ -174,29 +175,49 @@ class ChatServer:
         if handshake.cancelled_caught or conn.session is None:
             conn.finish(1008, ErrorCode.AUTH_REQUIRED)
             return
-        while not conn.finishing:
-            try:
-                with trio.move_on_after(s.idle_timeout) as idle:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._keep_alive, conn)
+            while not conn.finishing:
+                try:
                     data = await conn.ws.get_message()
-                if idle.cancelled_caught:
-                    with trio.move_on_after(s.pong_timeout) as pong:
-                        await conn.ws.ping()
-                    if pong.cancelled_caught:
-                        conn.finish(4001, ErrorCode.IDLE_TIMEOUT)
-                    continue
-            except ConnectionClosed:
+                except ConnectionClosed:
+                    break
+                conn.last_seen = trio.current_time()
+                await self._dispatch(conn, data)
+            nursery.cancel_scope.cancel()
+
+    async def _keep_alive(self, conn: Connection) -> None:
+        """Ping after ``idle_timeout`` without a frame; finish if neither a pong nor a frame follows.
+
+        A task of its own beside the read loop, so requests that cross the ping
+        are still read and the pong behind them is seen.
+        """
+        s = self.settings
+        while not conn.finishing:
+            await trio.sleep_until(conn.last_seen + s.idle_timeout)
+            if trio.current_time() < conn.last_seen + s.idle_timeout:
+                continue  # a frame came meanwhile
+            seen = conn.last_seen
+            with trio.move_on_after(s.pong_timeout) as pong:
+                try:
+                    await conn.ws.ping()
+                except ConnectionClosed:
+                    return
+            if pong.cancelled_caught and conn.last_seen == seen:
+                conn.finish(4001, ErrorCode.IDLE_TIMEOUT)
                 return
-            await self._dispatch(conn, data)
 
     async def _dispatch(self, conn: Connection, data: bytes | str) -> None:
+        wait = conn.limiter.take() if conn.limiter is not None else 0.0  # every frame counts, even bad ones
         try:
-            request = conn.protocol.receive(data)
-            if conn.limiter is not None:
-                wait = conn.limiter.take()
-                if wait:
-                    raise ProtocolError(
-                        ErrorCode.RATE_LIMITED, rid=request.rid, retry_after_ms=math.ceil(wait * 1000)
-                    )
+            try:
+                request = conn.protocol.receive(data)
+            except ProtocolError as error:
+                if wait and not error.fatal:
+                    error = ProtocolError(ErrorCode.RATE_LIMITED, rid=error.rid, retry_after_ms=math.ceil(wait * 1000))
+                raise error from None
+            if wait:
+                raise ProtocolError(ErrorCode.RATE_LIMITED, rid=request.rid, retry_after_ms=math.ceil(wait * 1000))
             metrics.REQUESTS.labels(type(request).__struct_config__.tag).inc()
             reply = await self.handlers.handle(conn, request)
             if reply is not None:

@@ -118,6 +118,11 @@ class MessageWriter:
                 outcomes = exc
                 break
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
+        if isinstance(outcomes, Exception) and not isinstance(outcomes, _RETRYABLE) and len(batch) > 1:
+            # Bad data in one draft must not fail the others: write them one by one to find it.
+            for pending in batch:
+                await self._write([pending])
+            return
         for pending in batch:
             del self._inflight[(pending.draft.sender_id, pending.draft.cid)]
         if isinstance(outcomes, Exception):

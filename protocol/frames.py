@@ -20,11 +20,14 @@ CONV_PATTERN = r"^(?:[gd]:[1-9][0-9]{0,17}|u:[a-z0-9][a-z0-9_.\-]{0,63})\Z"
 KIND_PATTERN = r"^[a-z][a-z0-9_]{0,31}\Z"
 # \Z, not $: $ also matches before a trailing newline.
 
+NO_NUL = r"^[^\x00]*\Z"
+"""For strings the server stores: Postgres text and jsonb cannot hold U+0000."""
+
 RequestId = Annotated[int, Meta(ge=1, le=2**53 - 1)]
 Username = Annotated[str, Meta(pattern=USERNAME_PATTERN)]
 ConvAddr = Annotated[str, Meta(pattern=CONV_PATTERN)]
 """``g:<id>`` a group, ``d:<id>`` a direct (1:1) chat, ``u:<username>`` the direct chat with a user."""
-ClientMsgId = Annotated[str, Meta(min_length=1, max_length=64)]
+ClientMsgId = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
 Seq = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 Kind = Annotated[str, Meta(pattern=KIND_PATTERN)]
 MemberRole = Literal["owner", "admin", "member"]
@@ -47,7 +50,7 @@ class Hello(Request, tag="hello"):
     token: Annotated[str, Meta(max_length=1024)] | None = None
     username: Username | None = None
     password: Annotated[str, Meta(max_length=256)] | None = None
-    device: Annotated[str, Meta(min_length=1, max_length=64)] = "default"
+    device: Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)] = "default"
     readonly: bool = False
     client: Annotated[str, Meta(max_length=64)] | None = None
 
@@ -67,7 +70,7 @@ class Send(Request, tag="send"):
     conv: ConvAddr
     cid: ClientMsgId
     kind: Kind = "text"
-    text: Annotated[str, Meta(max_length=ABSOLUTE_MAX_TEXT)] | None = None
+    text: Annotated[str, Meta(max_length=ABSOLUTE_MAX_TEXT, pattern=NO_NUL)] | None = None
     body: dict[str, Any] | None = None
 
 
@@ -102,7 +105,7 @@ class GroupCreate(Request, tag="group_create"):
     """Create a group owned by the caller; staff, bots and admins only."""
 
     writes: ClassVar[bool] = True
-    name: Annotated[str, Meta(min_length=1, max_length=64)]
+    name: Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
     members: Annotated[list[Username], Meta(max_length=1000)] = []
 
 

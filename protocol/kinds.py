@@ -15,10 +15,11 @@ from msgspec import Meta
 
 from protocol.codec import field_path
 from protocol.errors import ErrorCode, ProtocolError
+from protocol.frames import NO_NUL
 
-Short = Annotated[str, Meta(min_length=1, max_length=200)]
-Long = Annotated[str, Meta(max_length=4000)]
-Url = Annotated[str, Meta(max_length=2000, pattern=r"^(https?://|app://|mp://)")]
+Short = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+Long = Annotated[str, Meta(max_length=4000, pattern=NO_NUL)]
+Url = Annotated[str, Meta(max_length=2000, pattern=r"^(https?://|app://|mp://)[^\x00]*\Z")]
 
 
 class Action(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -17,10 +17,17 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, connect_websocket_url
+from trio_websocket import (
+    ConnectionClosed,
+    HandshakeError,
+    WebSocketConnection,
+    connect_websocket_url,
+    wrap_client_stream,
+)
 
 from protocol import Message, ProtocolError, decode_frame, encode
 from protocol.frames import PROTOCOL_VERSIONS
@@ -131,7 +138,7 @@ class Client:
     async def connect(self) -> dict[str, Any]:
         """(Re)connect and log in; returns the welcome (SPEC.md §4)."""
         await self.close()
-        ws = await connect_websocket_url(self._nursery, self.url, ssl_context=self._ssl, max_message_size=4 << 20)
+        ws = await _open_websocket(self._nursery, self.url, self._ssl)
         link = _Link(ws, self._pushes_send)
         scope = trio.CancelScope()
 
@@ -183,15 +190,18 @@ class Client:
             fields["body"] = body
         for attempt in itertools.count():
             try:
+                if self._link is None or self._link.lost is not None:
+                    await self.connect()
                 return await self.request("send", **fields)
-            except ConnectionLost:
+            except (ConnectionLost, OSError, HandshakeError, trio.BrokenResourceError, trio.TooSlowError):
                 if attempt >= retries:
                     raise
+                self._link = None  # reconnect on the next attempt
             except ClientError as exc:
                 if exc.code != "unavailable" or attempt >= retries:
                     raise
+                self._link = None
             await trio.sleep(min(0.1 * 2**attempt, 2))
-            await self.connect()
         raise AssertionError("unreachable")
 
     async def history(
@@ -269,6 +279,37 @@ class Client:
                     self.positions[message.conv] = message.seq
                     found.append(message)
         return found
+
+
+CONNECT_TIMEOUT = 10.0
+MAX_MESSAGE = 4 << 20
+
+
+async def _open_websocket(nursery: trio.Nursery, url: str, context: ssl.SSLContext | None) -> WebSocketConnection:
+    """Open the WebSocket; for wss:// finish the TLS handshake first, so a certificate error raises.
+
+    (trio-websocket would otherwise wait forever on a failed TLS handshake.)
+
+    Error handling: OSError (ssl.SSLCertVerificationError for a certificate the context does not
+    trust), trio.BrokenResourceError, trio.TooSlowError after CONNECT_TIMEOUT, HandshakeError.
+    """
+    parts = urlsplit(url)
+    with trio.fail_after(CONNECT_TIMEOUT):
+        if parts.scheme != "wss":
+            return await connect_websocket_url(nursery, url, max_message_size=MAX_MESSAGE)
+        host, port = parts.hostname or "", parts.port or 443
+        resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        stream = await trio.open_ssl_over_tcp_stream(
+            host, port, ssl_context=context or ssl.create_default_context(), https_compatible=True
+        )
+        try:
+            await stream.do_handshake()
+        except trio.BrokenResourceError as exc:
+            await trio.aclose_forcefully(stream)
+            if isinstance(exc.__cause__, OSError):
+                raise exc.__cause__ from None
+            raise
+        return await wrap_client_stream(nursery, stream, host, resource, max_message_size=MAX_MESSAGE)
 
 
 def _lost(exc: ConnectionClosed) -> ConnectionLost:

@@ -1,0 +1,345 @@
+"""Slow or hostile clients cannot hurt others (DESIGN rule 6; SPEC.md §2.4, §4.5, §7.4, §7.5, §8).
+
+Each test runs a server with short limits (``with_settings``) so that what
+takes a minute in production takes a fraction of a second here. Clients that
+misbehave at the WebSocket level (never answer a ping, never answer a close)
+are built from a TCP stream and wsproto, which leaves every frame to the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import msgspec
+import pytest
+import trio
+import trio_asyncio
+from prometheus_client import REGISTRY
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Event, Ping, Request
+
+from clients.python import open_client
+from imserver.model import Role
+from tests.conftest import PASSWORD, Running
+from tests.conftest import test_settings as make_settings
+from tests.helpers import take
+from tests.imserver.test_bad_input import TIMEOUT, connect, hello, logged_in
+
+
+def with_settings(**overrides: Any) -> pytest.MarkDecorator:
+    """Run the test against a server with these settings (overrides the ``settings`` fixture)."""
+    return pytest.mark.parametrize("settings", [make_settings(**overrides)], ids=["settings"])
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+# -- a WebSocket client that does only what the test says -------------------------------------
+
+
+class Wire:
+    """A client WebSocket over TCP with wsproto: it answers nothing (no pong, no close) by itself."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.eof = False
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, server: Running) -> AsyncIterator[Wire]:
+        stream = await trio.open_tcp_stream("127.0.0.1", server.addresses.ws_port)
+        async with stream:
+            wire = cls(stream)
+            await wire.put(Request(host="127.0.0.1", target="/"))
+            with trio.fail_after(TIMEOUT):
+                assert isinstance(await wire.next(), AcceptConnection)
+            yield wire
+
+    async def put(self, event: Event) -> None:
+        await self.stream.send_all(self.ws.send(event))
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self.put(BytesMessage(data=msgspec.msgpack.encode(frame)))
+
+    async def next(self) -> Event | None:
+        """The next WebSocket event, or None once the server closed TCP."""
+        while True:
+            for event in self.ws.events():
+                return event
+            if self.eof:
+                return None
+            data = await self.stream.receive_some(65536)
+            if not data:
+                self.eof = True
+            self.ws.receive_data(data or None)
+
+    async def frame(self) -> dict[str, Any]:
+        event = await self.next()
+        assert isinstance(event, BytesMessage), f"expected a frame, got {event}"
+        decoded: dict[str, Any] = msgspec.msgpack.decode(event.data)
+        return decoded
+
+    async def frames(self, count: int) -> tuple[list[dict[str, Any]], CloseConnection | None]:
+        """The next ``count`` frames, fewer if the server closes first (then with its close frame)."""
+        frames: list[dict[str, Any]] = []
+        while len(frames) < count:
+            event = await self.next()
+            if isinstance(event, BytesMessage):
+                frames.append(msgspec.msgpack.decode(event.data))
+            elif event is None or isinstance(event, CloseConnection):
+                return frames, event
+        return frames, None
+
+    async def login(self, username: str) -> None:
+        await self.send(hello(username))
+        with trio.fail_after(TIMEOUT):
+            assert (await self.frame())["op"] == "ok"
+
+
+# -- rate limit (SPEC.md §7.5) ----------------------------------------------------------------
+
+
+@with_settings(rate=5.0, burst=5)
+async def test_rate_limit_refuses_bursts_with_retry_after_and_changes_nothing(server: Running) -> None:
+    await server.user("dr", Role.STAFF)
+    await server.user("alice")
+    async with open_client(server.url, username="dr", password=PASSWORD) as setup:
+        group = (await setup.request("group_create", name="g", members=["alice"]))["conv"]
+    async with logged_in(server, "dr") as dr, logged_in(server, "alice") as alice:
+        # hello was not counted: the whole burst is left. 20 pings at once: 5 pass, the rest must wait.
+        for rid in range(1, 21):
+            await dr.send({"op": "ping", "rid": rid})
+        answers = [await dr.reply() for _ in range(20)]
+        assert sorted(a["rid"] for a in answers) == list(range(1, 21))
+        passed = [a for a in answers if a["op"] == "ok"]
+        limited = [a for a in answers if a["op"] == "error"]
+        assert 5 <= len(passed) <= 6, answers  # the burst, plus at most one token refilled meanwhile
+        for error in limited:
+            assert error["code"] == "rate_limited", error
+            assert 0 < error["retry_after_ms"] <= 1000 / 5 + 1, error
+            assert error["message"]
+        # Another connection has its own bucket.
+        await alice.alive()
+        # Waiting as told is enough.
+        await trio.sleep(limited[-1]["retry_after_ms"] / 1000)
+        await dr.alive()
+    # A refused send stores nothing: 8 sends at once on a new connection (a full bucket of 5).
+    async with logged_in(server, "dr") as dr:
+        for i in range(8):
+            await dr.send({"op": "send", "rid": 100 + i, "conv": group, "cid": f"m{i}", "text": f"第{i}条"})
+        acks = {a["rid"]: a for a in [await dr.reply() for _ in range(8)]}
+        stored = [i for i in range(8) if acks[100 + i]["op"] == "ok"]
+        assert 5 <= len(stored) <= 6, acks
+        assert all(acks[100 + i]["code"] == "rate_limited" for i in range(8) if i not in stored), acks
+    async with logged_in(server, "alice") as alice:
+        page = (await alice.ok("history", conv=group))["messages"]
+        assert [m["cid"] for m in page] == [f"m{i}" for i in stored]
+        assert [m["seq"] for m in page] == list(range(1, len(stored) + 1))
+
+
+# -- slow consumers (SPEC.md §7.4: bye slow_consumer, close 4000) -----------------------------
+
+
+@with_settings(outbound_queue=8)
+async def test_slow_consumer_is_dropped_and_others_get_everything(server: Running) -> None:
+    await server.user("bot", Role.BOT)  # bots' rate limit (500/s) lets it send 200 at once
+    slow = await server.user("slow")
+    fast = await server.user("fast")
+    count, text = 200, "长" * 2000  # 6 kB each: far more than the kernel buffers and the queue of 8 can hold
+    dropped_before = sample("imserver_disconnects_total", reason="slow_consumer")
+    async with (
+        open_client(server.url, username="bot", password=PASSWORD) as bot,
+        open_client(server.url, username="fast", password=PASSWORD) as fast_client,
+        logged_in(server, "slow") as slow_raw,  # logs in, then reads nothing until the sends are done
+    ):
+        group = (await bot.request("group_create", name="g", members=["slow", "fast"]))["conv"]
+        fast_conns = set(server.server.hub.of_user(fast.id))
+        assert len(fast_conns) == 1 and server.server.hub.of_user(slow.id)
+        for i in range(count):
+            assert (await bot.send(group, f"{i}:{text}"))["seq"] == i + 1
+        # The fast member got every message, in order, on its original connection.
+        got = await take(fast_client, count)
+        assert [m.seq for m in got] == list(range(1, count + 1))
+        assert set(server.server.hub.of_user(fast.id)) == fast_conns
+        # The slow one was dropped, and only it.
+        with trio.fail_after(TIMEOUT):
+            while server.server.hub.of_user(slow.id):  # noqa: ASYNC110 (the hub has no event for this)
+                await trio.sleep(0.01)
+        assert sample("imserver_disconnects_total", reason="slow_consumer") == dropped_before + 1
+        # What the slow client sees: what fitted in the buffers, then the end. The bye and the close
+        # frame (4000 slow_consumer) come "when it can" (§7.4); a client that reads nothing gets 1006.
+        reason, frames = await slow_raw.closed()
+        pushed = [f for f in frames if f["op"] == "msg"]
+        assert 0 < len(pushed) < count
+        assert [f["msg"]["seq"] for f in pushed] == list(range(1, len(pushed) + 1))
+        assert reason is not None and reason.code in (4000, 1006), reason
+        if reason.code == 4000:
+            assert reason.reason == "slow_consumer" and (frames[-1]["op"], frames[-1]["code"]) == (
+                "bye", "slow_consumer"
+            )
+        await bot.request("ping")  # the sender was not held up either
+    # Reconnecting and syncing gives the slow user everything it missed.
+    async with open_client(server.url, username="slow", password=PASSWORD) as again:
+        convs = await again.sync()
+        assert [c["conv"] for c in convs] == [group]
+        assert [m.seq for m in convs[0]["messages"]] == list(range(1, count + 1))
+        assert convs[0]["messages"][-1].text == f"{count - 1}:{text}"
+
+
+# -- liveness: idle timeout and hello deadline (SPEC.md §2.4, §4.5) ---------------------------
+
+
+@with_settings(idle_timeout=0.3, pong_timeout=0.3)
+async def test_idle_client_that_answers_pings_stays_connected(
+    server: Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    await server.user("alice")
+    caplog.set_level(logging.DEBUG, logger="trio-websocket")
+    async with logged_in(server, "alice") as raw:
+        await trio.sleep(1.5)  # five idle timeouts
+        await raw.alive()
+        pings = [r for r in caplog.records if r.msg == "%s ping %r" and r.args and r.args[0] is raw.ws]
+        assert len(pings) >= 2, "the server should have pinged the idle client"
+        assert len(server.server.hub.connections()) == 1
+
+
+@with_settings(idle_timeout=0.3, pong_timeout=0.3)
+async def test_idle_client_that_never_answers_gets_bye_and_close_4001(server: Running) -> None:
+    await server.user("alice")
+    async with Wire.open(server) as wire:
+        await wire.login("alice")
+        started = trio.current_time()
+        with trio.fail_after(TIMEOUT):
+            assert isinstance(await wire.next(), Ping)  # not answered
+            assert (await wire.frame())["code"] == "idle_timeout"
+            close = await wire.next()
+        assert isinstance(close, CloseConnection) and (close.code, close.reason) == (4001, "idle_timeout"), close
+        assert trio.current_time() - started < 0.3 + 0.3 + 0.5
+
+
+@with_settings(hello_timeout=0.3)
+async def test_connection_without_hello_is_closed_after_the_deadline(server: Running) -> None:
+    await server.user("alice")
+    async with connect(server) as raw:
+        started = trio.current_time()
+        reason, frames = await raw.closed()
+        assert trio.current_time() - started < 0.3 + 0.5
+        assert [(f["op"], f["code"]) for f in frames] == [("bye", "auth_required")]
+        assert reason is not None and (reason.code, reason.reason) == (1008, "auth_required")
+    async with logged_in(server, "alice") as raw:  # a client that says hello in time is served
+        await trio.sleep(0.5)
+        await raw.alive()
+
+
+@with_settings(idle_timeout=0.3, pong_timeout=0.3, hello_timeout=0.3)
+async def test_peer_that_ignores_the_close_is_cut_off(server: Running) -> None:
+    await server.user("alice")
+    async with Wire.open(server) as idle, Wire.open(server) as mute:
+        await idle.login("alice")  # then never answers the ping nor the close
+        # mute never says hello (the deadline); idle never pongs (the idle timeout)
+        for wire in (idle, mute):
+            with trio.fail_after(TIMEOUT):
+                while not isinstance(await wire.next(), CloseConnection):
+                    pass
+        # The server sent its close frame; it may wait a little for the answer, not for ever.
+        with trio.move_on_after(1.5):
+            for wire in (idle, mute):
+                while await wire.next() is not None:
+                    pass
+        assert (idle.eof, mute.eof) == (True, True), "the server kept the TCP connections open"
+        with trio.fail_after(TIMEOUT):
+            await server.server.hub.wait_empty()
+
+
+@with_settings(idle_timeout=0.3, pong_timeout=0.3)
+async def test_requests_that_cross_the_servers_ping_do_not_make_it_time_out(server: Running) -> None:
+    await server.user("alice")
+    async with Wire.open(server) as wire:
+        await wire.login("alice")
+        with trio.fail_after(TIMEOUT):
+            ping = await wire.next()
+        assert isinstance(ping, Ping)
+        # The client had two requests on the way when the ping came; its pong follows them.
+        await wire.send({"op": "ping", "rid": 2})
+        await wire.send({"op": "ping", "rid": 3})
+        await wire.put(ping.response())
+        await wire.send({"op": "ping", "rid": 4})
+        with trio.fail_after(TIMEOUT):
+            frames, close = await wire.frames(3)
+        assert [(f["op"], f.get("rid")) for f in frames] == [("ok", 2), ("ok", 3), ("ok", 4)], (frames, close)
+        # And it stays: the pong arrived, so no idle_timeout follows.
+        with trio.move_on_after(0.3 + 0.3 + 0.2):
+            event = await wire.next()
+            assert isinstance(event, Ping), event  # only the next idle ping may come
+
+
+# -- a hostile message must not fail other people's messages (DESIGN rule 6) -------------------
+
+
+async def test_a_poisoned_message_does_not_fail_the_messages_batched_with_it(server: Running) -> None:
+    await server.user("dr", Role.STAFF)
+    for name in ("alice", "mallory"):
+        await server.user(name)
+    async with (
+        logged_in(server, "dr") as dr,
+        logged_in(server, "alice") as alice,
+        logged_in(server, "mallory") as mallory,
+        trio.open_nursery() as nursery,
+    ):
+        group = (await dr.ok("group_create", name="g", members=["alice", "mallory"]))["conv"]
+        # Hold the conversation's row lock so the writer's next batch waits, and the drafts after it
+        # are committed together in the batch after that, deterministically.
+        held, release = asyncio.Event(), asyncio.Event()
+
+        async def hold(conn: Any) -> None:
+            await conn.execute("select 1 from conversations where id = $1 for update", int(group[2:]))
+            held.set()
+            await release.wait()
+
+        nursery.start_soon(partial(server.store.run, "test_hold_lock", hold))
+        try:
+            with trio.fail_after(TIMEOUT):
+                await trio_asyncio.aio_as_trio(held.wait)()
+            await dr.send({"op": "send", "rid": 1, "conv": group, "cid": "first", "text": "first"})
+            await _until(server, "select count(*) from pg_stat_activity where wait_event_type = 'Lock'", 1)
+            # The writer is stuck on "first"; what is sent now waits in its queue and forms the next batch.
+            await mallory.send({"op": "send", "rid": 2, "conv": group, "cid": "poison", "text": "a\x00b"})
+            poisoned = None  # refused at once (no harm possible) or queued
+            with trio.fail_after(TIMEOUT):
+                while poisoned is None and _writer_queue() < 1:
+                    with trio.move_on_after(0.005):
+                        poisoned = await mallory.reply()
+            queued = _writer_queue()
+            await alice.send({"op": "send", "rid": 3, "conv": group, "cid": "innocent", "text": "你好"})
+            with trio.fail_after(TIMEOUT):
+                while _writer_queue() < queued + 1:  # noqa: ASYNC110 (a gauge: poll it)
+                    await trio.sleep(0.005)
+        finally:
+            release.set()
+        assert (await dr.reply())["op"] == "ok"
+        poisoned = poisoned or await mallory.reply()
+        assert poisoned["op"] == "error", poisoned  # which error: test_strings_with_nul_are_bad_request
+        innocent = await alice.reply()
+        assert (innocent["op"], innocent["rid"]) == ("ok", 3), innocent
+        page = (await dr.ok("history", conv=group))["messages"]
+        assert [m["cid"] for m in page] == ["first", "innocent"]
+
+
+def _writer_queue() -> int:
+    return int(sample("imserver_writer_queue_depth"))
+
+
+async def _until(server: Running, query: str, value: int) -> None:
+    async def fetch(conn: Any) -> int:
+        result: int = await conn.fetchval(query)
+        return result
+    with trio.fail_after(TIMEOUT):
+        while await server.store.run("test_poll", fetch, transaction=False) < value:  # noqa: ASYNC110
+            await trio.sleep(0.005)
