@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import time
 import uuid
 
@@ -20,6 +21,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _hasher = PasswordHasher()
 # A real hash to verify against when the username is unknown, so the answer takes as long either way.
@@ -38,6 +40,20 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
         except (VerificationError, InvalidHashError):
             return False
     return await trio.to_thread.run_sync(check)
+
+
+class FieldCipher:
+    """Encrypts personal data at rest (SEC-2): AES-256-GCM, a fresh nonce per value."""
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    def encrypt(self, text: str) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, text.encode(), None)
+
+    def decrypt(self, blob: bytes) -> str:
+        return self._aead.decrypt(blob[:12], blob[12:], None).decode()
 
 
 class _Payload(msgspec.Struct, array_like=True):

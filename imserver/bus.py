@@ -24,12 +24,30 @@ class MembersChanged(msgspec.Struct, tag="members", frozen=True):
 
 
 class SessionsEnded(msgspec.Struct, tag="sessions_ended", frozen=True):
-    """Sessions revoked: their connections must close."""
+    """Sessions revoked: their connections must close, saying why."""
 
     sessions: list[str]
+    reason: str = "session_ended"
 
 
-Event = MembersChanged | SessionsEnded
+class GroupChanged(msgspec.Struct, tag="group", frozen=True):
+    """A conversation's settings or isolations changed: reload it; retract what ``isolated`` members showed."""
+
+    conv: int
+    isolated: list[int] = []
+
+
+class WordsChanged(msgspec.Struct, tag="words", frozen=True):
+    """The sensitive-word list changed: rebuild the filter."""
+
+
+class UserChanged(msgspec.Struct, tag="user", frozen=True):
+    """An account changed (banned, unbanned, family links): reload it."""
+
+    user: int
+
+
+Event = MembersChanged | SessionsEnded | GroupChanged | WordsChanged | UserChanged
 _decoder = msgspec.json.Decoder(Event)
 
 

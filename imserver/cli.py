@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import getpass
 import json
 import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -21,16 +23,22 @@ import trio
 
 from imserver import auth, logs
 from imserver.config import Settings
-from imserver.model import MemberRole, Role
-from imserver.server import ChatServer, open_server_key
-from imserver.store import accounts, conversations
+from imserver.model import MemberRole, Role, Roster
+from imserver.moderation import ban_txn, link_family_txn
+from imserver.server import ChatServer, open_keys
+from imserver.store import accounts, conversations, moderation
 from imserver.store.bridge import Store, open_store
 from imserver.store.migrate import available, migrate
+from imserver.words import Policy, normalise
 from protocol.frames import USERNAME_PATTERN
 
 
 class CliError(Exception):
     """A problem the operator can fix; printed without a traceback."""
+
+
+class Lines(list[Any]):
+    """A result printed as JSON lines, one item a line."""
 
 
 MIN_PASSWORD = 8
@@ -50,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("username")
     add.add_argument("--role", required=True, choices=[str(r) for r in Role])
     add.add_argument("--display-name")
+    add.add_argument("--title", default="", help="a staff member's title, e.g. 主任医师")
+    add.add_argument("--phone", help="stored encrypted (SEC-2)")
+    for verb in ("ban", "unban"):
+        user.add_parser(verb, help=f"{verb} an account (IM-14)").add_argument("username")
 
     group = sub.add_parser("group", help="groups").add_subparsers(dest="action", required=True)
     create = group.add_parser("create", help="create a group")
@@ -59,6 +71,37 @@ def _parser() -> argparse.ArgumentParser:
     gadd.add_argument("group_id", type=int)
     gadd.add_argument("username")
     gadd.add_argument("--role", default="member", choices=[str(r) for r in MemberRole])
+    mute = group.add_parser("mute", help="mute all / open all (IM-4)")
+    mute.add_argument("group_id", type=int)
+    mute.add_argument("state", choices=["on", "off"])
+    gset = group.add_parser("set", help="switch a group setting (IM-5, IM-9)")
+    gset.add_argument("group_id", type=int)
+    gset.add_argument("setting", choices=["family_can_speak", "allow_friends"])
+    gset.add_argument("state", choices=["on", "off"])
+    for verb in ("isolate", "unisolate"):
+        iso = group.add_parser(verb, help=f"{verb} a member (IM-12, IM-13)")
+        iso.add_argument("group_id", type=int)
+        iso.add_argument("username")
+    for verb in ("ban", "unban"):
+        group.add_parser(verb, help=f"{verb} a group (IM-15)").add_argument("group_id", type=int)
+
+    family = sub.add_parser("family", help="family links").add_subparsers(dest="action", required=True)
+    link = family.add_parser("link", help="link a family account to a patient (IM-8)")
+    link.add_argument("patient")
+    link.add_argument("family")
+    link.add_argument("--relation", required=True, choices=["husband", "parent", "child", "other"])
+
+    words = sub.add_parser("words", help="sensitive words (IM-11)").add_subparsers(dest="action", required=True)
+    wadd = words.add_parser("add", help="add a word or change its policy")
+    wadd.add_argument("word")
+    wadd.add_argument("--policy", required=True, choices=[str(p) for p in Policy])
+    words.add_parser("remove", help="remove a word").add_argument("word")
+    words.add_parser("list", help="list the words")
+
+    audit = sub.add_parser("audit", help="the audit log as JSON lines (SEC-1)")
+    audit.add_argument("--since", type=datetime.fromisoformat, help="ISO 8601, e.g. 2026-11-01T00:00:00+08:00")
+    audit.add_argument("--actor", help="username, or cli:<os user>")
+    audit.add_argument("--limit", type=int, default=1000)
     return parser
 
 
@@ -81,8 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"imserver: database error: {exc}", file=sys.stderr)
         sys.exit(1)
-    if result is not None:
-        print(json.dumps(result, ensure_ascii=False))
+    for line in result if isinstance(result, Lines) else [] if result is None else [result]:
+        print(json.dumps(line, ensure_ascii=False))
 
 
 async def _with_store(settings: Settings, command: Callable[..., Awaitable[Any]], args: argparse.Namespace) -> Any:
@@ -113,7 +156,7 @@ async def serve_until_signal(
 ) -> None:
     """Serve until SIGINT or SIGTERM, then shut down gracefully."""
     await _check_schema(store)
-    server = ChatServer(settings, store, await open_server_key(store))
+    server = ChatServer(settings, store, await open_keys(store))
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             addresses = await nursery.start(server.serve)
@@ -138,10 +181,11 @@ async def _user_add(store: Store, settings: Settings, args: argparse.Namespace) 
     password = sys.stdin.readline().rstrip("\r\n")
     if len(password) < MIN_PASSWORD:
         raise CliError(f"the password (on stdin) must have at least {MIN_PASSWORD} characters")
+    phone_enc = (await open_keys(store)).cipher.encrypt(args.phone) if args.phone else None
     try:
         user = await accounts.create_user(
             store, args.username, args.display_name or args.username, Role(args.role),
-            await auth.hash_password(password),
+            await auth.hash_password(password), title=args.title, phone_enc=phone_enc,
         )
     except asyncpg.UniqueViolationError:
         raise CliError(f"user {args.username} already exists") from None
@@ -170,10 +214,120 @@ async def _group_add(store: Store, settings: Settings, args: argparse.Namespace)
     return {"conv": roster.address, "user": args.username, "role": str(role)}
 
 
+def _operator() -> str:
+    """Who runs an operator command, for the audit log."""
+    return f"cli:{getpass.getuser()}"
+
+
+async def _audited(
+    store: Store, action: str, txn: Callable[[asyncpg.Connection], Awaitable[Any]], *,
+    target_id: int | None = None, conv_id: int | None = None, detail: dict[str, Any] | None = None,
+) -> Any:
+    async def run(conn: asyncpg.Connection) -> Any:
+        result = await txn(conn)
+        await moderation.audit_txn(conn, actor_id=None, actor=_operator(), action=action, target_id=target_id,
+                                   conv_id=conv_id, detail=detail, remote="cli")
+        return result
+    return await store.run(action, run)
+
+
+async def _group(store: Store, group_id: int) -> Roster:
+    roster = await conversations.roster(store, group_id)
+    if roster is None or roster.kind != "group":
+        raise CliError(f"no group {group_id}")
+    return roster
+
+
+async def _group_switch(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
+    roster = await _group(store, args.group_id)
+    if args.action == "mute":
+        changes = {"muted": args.state == "on"}
+    elif args.action == "set":
+        changes = {args.setting: args.state == "on"}
+    else:
+        changes = {"banned": args.action == "ban"}
+    action = "group_set" if args.action in ("mute", "set") else f"group_{args.action}"
+
+    async def txn(conn: asyncpg.Connection) -> None:
+        await conversations.update_group_txn(conn, roster.conv_id, changes)
+    await _audited(store, action, txn, conv_id=roster.conv_id, detail=changes)
+    return {"conv": roster.address, **changes}
+
+
+async def _group_isolate(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
+    roster = await _group(store, args.group_id)
+    user_id = await _username(store, args.username)
+    if user_id not in roster.members:
+        raise CliError(f"{args.username} is not a member of group {args.group_id}")
+    on = args.action == "isolate"
+
+    async def txn(conn: asyncpg.Connection) -> None:
+        await conversations.isolate_txn(conn, roster.conv_id, user_id, on)
+    await _audited(store, args.action, txn, target_id=user_id, conv_id=roster.conv_id)
+    return {"conv": roster.address, "user": args.username, "isolated": on}
+
+
+async def _user_ban(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
+    user_id = await _username(store, args.username)
+    banned = args.action == "ban"
+
+    async def txn(conn: asyncpg.Connection) -> None:
+        await ban_txn(conn, user_id, banned)
+    await _audited(store, f"user_{args.action}", txn, target_id=user_id)
+    return {"user": args.username, "banned": banned}
+
+
+async def _family_link(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
+    patient = await accounts.user_by_name(store, args.patient)
+    family = await accounts.user_by_name(store, args.family)
+    if patient is None or patient.role is not Role.PATIENT:
+        raise CliError(f"no patient {args.patient}")
+    if family is None or family.role is not Role.FAMILY:
+        raise CliError(f"no family account {args.family}")
+
+    async def txn(conn: asyncpg.Connection) -> None:
+        await link_family_txn(conn, patient.id, family.id, args.relation)
+    await _audited(store, "family_link", txn, target_id=patient.id,
+                   detail={"family": family.username, "relation": args.relation})
+    return {"patient": patient.username, "family": family.username, "relation": args.relation}
+
+
+async def _words(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
+    if args.action == "list":
+        return Lines({"word": w, "policy": p} for w, p in await moderation.words(store))
+    if not normalise(args.word):
+        raise CliError("the word has no letters")
+    policy = args.policy if args.action == "add" else None
+
+    async def txn(conn: asyncpg.Connection) -> bool:
+        return await moderation.set_word_txn(conn, args.word, policy, None)
+    if not await _audited(store, "words_set" if policy else "words_remove", txn,
+                          detail={"word": args.word, "policy": policy}):
+        raise CliError(f"no word {args.word}")
+    return {"word": args.word, "policy": policy}
+
+
+async def _audit(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
+    return Lines(await moderation.audit_entries(store, since=args.since, actor=args.actor, limit=args.limit))
+
+
 _COMMANDS: dict[tuple[str, str | None], Callable[..., Awaitable[Any]]] = {
     ("migrate", None): _migrate,
     ("run", None): _run,
     ("user", "add"): _user_add,
+    ("user", "ban"): _user_ban,
+    ("user", "unban"): _user_ban,
     ("group", "create"): _group_create,
     ("group", "add"): _group_add,
+    ("group", "mute"): _group_switch,
+    ("group", "set"): _group_switch,
+    ("group", "ban"): _group_switch,
+    ("group", "unban"): _group_switch,
+    ("group", "isolate"): _group_isolate,
+    ("group", "unisolate"): _group_isolate,
+    ("family", "link"): _family_link,
+    ("words", "add"): _words,
+    ("words", "remove"): _words,
+    ("words", "list"): _words,
+    ("audit", None): _audit,
 }

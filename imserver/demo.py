@@ -18,9 +18,10 @@ from imserver import auth
 from imserver.cli import serve_until_signal
 from imserver.config import Settings
 from imserver.model import MemberRole, Role
+from imserver.moderation import link_family_txn
 from imserver.pgcluster import PrivateCluster
 from imserver.server import Addresses
-from imserver.store import accounts, conversations
+from imserver.store import accounts, conversations, moderation
 from imserver.store.bridge import Store, open_store
 from imserver.store.messages import Draft, write_batch_txn
 from imserver.store.migrate import migrate
@@ -29,14 +30,15 @@ from protocol.frames import Sender
 DEMO_PASSWORD = "demo1234"
 DATABASE = "imserver"
 USERS = [
-    ("admin", "系统管理员", Role.ADMIN),
-    ("dr_wang", "王医生", Role.STAFF),
-    ("nurse_li", "李护士", Role.STAFF),
-    ("chen_hong", "陈红", Role.PATIENT),
-    ("zhao_min", "赵敏", Role.PATIENT),
-    ("liu_fang", "刘芳", Role.PATIENT),
-    ("chen_family", "陈红家属", Role.FAMILY),
+    ("admin", "系统管理员", Role.ADMIN, ""),
+    ("dr_wang", "王医生", Role.STAFF, "主任医师"),
+    ("nurse_li", "李护士", Role.STAFF, "护士长"),
+    ("chen_hong", "陈红", Role.PATIENT, ""),
+    ("zhao_min", "赵敏", Role.PATIENT, ""),
+    ("liu_fang", "刘芳", Role.PATIENT, ""),
+    ("chen_family", "陈红的丈夫", Role.FAMILY, ""),
 ]
+WORDS = [("代孕", "block"), ("卖卵", "block"), ("微信", "mask"), ("QQ", "flag")]
 GROUP = "试管婴儿·移植群"
 WELCOME = "欢迎加入移植群！移植前后有任何疑问，都可以在群里提问，医生和护士会及时回复。"
 
@@ -75,17 +77,20 @@ async def seed(store: Store) -> int:
     existing = await accounts.user_by_name(store, USERS[0][0])
     if existing is None:
         password_hash = await auth.hash_password(DEMO_PASSWORD)
-        for username, name, role in USERS:
-            await accounts.create_user(store, username, name, role, password_hash)
-    ids = {u: (await accounts.user_by_name(store, u)) for u, _, _ in USERS}
+        for username, name, role, title in USERS:
+            await accounts.create_user(store, username, name, role, password_hash, title=title)
+    ids = {u: (await accounts.user_by_name(store, u)) for u, _, _, _ in USERS}
 
     async def txn(conn: asyncpg.Connection) -> int:
         found = await conn.fetchval("select id from conversations where kind = 'group' and name = $1", GROUP)
         if found:
             return int(found)
-        doctor = ids["dr_wang"]
-        assert doctor is not None
-        patients = [u.id for name, u in ids.items() if u and u.role in (Role.PATIENT, Role.FAMILY)]
+        doctor, wife, husband = ids["dr_wang"], ids["chen_hong"], ids["chen_family"]
+        assert doctor is not None and wife is not None and husband is not None
+        await link_family_txn(conn, wife.id, husband.id, "husband")  # he follows her into her groups
+        for word, policy in WORDS:
+            await moderation.set_word_txn(conn, word, policy, None)
+        patients = [u.id for u in ids.values() if u and u.role is Role.PATIENT]
         conv_id = await conversations.create_group_txn(conn, GROUP, doctor.id, patients)
         nurse = ids["nurse_li"]
         assert nurse is not None
@@ -102,7 +107,7 @@ def _banner(settings: Settings, addresses: Addresses, group_id: int) -> None:
     print(
         f"\n聊天服务已启动：{scheme}://{host}:{addresses.ws_port}/"
         f"\n健康检查与指标：http://{settings.http_listen.rpartition(':')[0]}:{addresses.http_port}/healthz  /metrics"
-        f"\n演示账号（密码均为 {DEMO_PASSWORD}）：" + "、".join(f"{u}（{n}）" for u, n, _ in USERS)
+        f"\n演示账号（密码均为 {DEMO_PASSWORD}）：" + "、".join(f"{u}（{n}）" for u, n, _, _ in USERS)
         + f"\n演示群：g:{group_id}（{GROUP}）"
         f"\n试一试：IMCLIENT_PASSWORD={DEMO_PASSWORD} imclient --url {scheme}://{host}:{addresses.ws_port}/"
         f" --user chen_hong history g:{group_id}"

@@ -1,8 +1,8 @@
-"""In-memory copies of users and rosters for the hot path; Postgres stays the source of truth.
+"""In-memory copies of users, family links and rosters for the hot path; Postgres stays the source of truth.
 
-A roster is loaded on first use and then kept current by the membership events
-on the bus (``apply``). A load that overlaps an event is redone, so a stale
-roster never settles in the cache.
+A roster is loaded on first use, with every member's account, and then kept
+current by the events on the bus (``apply``, ``reload``). A load that overlaps
+an event is redone, so a stale roster never settles in the cache.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from imserver.bus import MembersChanged
 from imserver.model import MemberRole, Roster, User
 from imserver.store import accounts, conversations
 from imserver.store.bridge import Store
+from imserver.views import UNKNOWN
+from imserver.visibility import Viewer
 
 
 class Directory:
@@ -20,6 +22,9 @@ class Directory:
         self._generation: dict[int, int] = {}
         self._users: dict[int, User] = {}
         self._usernames: dict[str, User] = {}
+        self._family: dict[int, frozenset[int]] = {}
+
+    # -- rosters ----------------------------------------------------------------------------
 
     async def roster(self, conv_id: int) -> Roster | None:
         cached = self._rosters.get(conv_id)
@@ -28,6 +33,8 @@ class Directory:
         while True:
             generation = self._generation.get(conv_id, 0)
             loaded = await conversations.roster(self._store, conv_id)
+            if loaded is not None:
+                await self.users(list(loaded.members))
             if self._generation.get(conv_id, 0) == generation:
                 break
         if loaded is not None:
@@ -41,16 +48,23 @@ class Directory:
         return await self.roster(conv_id)
 
     def forget(self) -> None:
-        """Drop every cached roster (after events may have been missed); they reload on next use."""
+        """Drop every cached roster and account (after events may have been missed); they reload on next use."""
         for conv_id in self._rosters:
             self._generation[conv_id] = self._generation.get(conv_id, 0) + 1
         self._rosters.clear()
+        self._users.clear()
+        self._usernames.clear()
+        self._family.clear()
 
     def cached_roster(self, conv_id: int) -> Roster | None:
         return self._rosters.get(conv_id)
 
     def apply(self, event: MembersChanged) -> None:
-        """Bring a cached roster up to date with a committed membership change."""
+        """Bring a cached roster up to date with a committed membership change.
+
+        New members get a pseudonym number in the same transaction; the roster is
+        reloaded by the caller when it lacks one.
+        """
         self._generation[event.conv] = self._generation.get(event.conv, 0) + 1
         roster = self._rosters.get(event.conv)
         if roster is None:
@@ -61,21 +75,40 @@ class Directory:
             else:
                 roster.members[user_id] = MemberRole(role)
 
+    # -- accounts ---------------------------------------------------------------------------
+
     def remember(self, user: User) -> None:
         self._users[user.id] = user
         self._usernames[user.username] = user
+
+    def forget_user(self, user_id: int) -> None:
+        user = self._users.pop(user_id, None)
+        if user is not None:
+            self._usernames.pop(user.username, None)
+        for linked in self._family.pop(user_id, frozenset()):
+            self._family.pop(linked, None)
 
     async def user_by_name(self, username: str) -> User | None:
         user = self._usernames.get(username)
         if user is None:
             user = await accounts.user_by_name(self._store, username)
             if user is not None:
-                self.remember(user)
+                await self.users([user.id])
         return user
 
     async def users(self, ids: list[int]) -> dict[int, User]:
-        missing = [i for i in ids if i not in self._users]
+        """Accounts (and their family links) by id, loading what the cache lacks."""
+        missing = [i for i in ids if i not in self._users or i not in self._family]
         if missing:
             for user in await accounts.users_by_id(self._store, missing):
                 self.remember(user)
+            self._family.update(await accounts.family_of(self._store, missing))
         return {i: self._users[i] for i in ids if i in self._users}
+
+    def cached_users(self) -> dict[int, User]:
+        return self._users
+
+    def viewer(self, user_id: int) -> Viewer:
+        """The account as the visibility rules see it; unknown accounts are treated as masked patients."""
+        user = self._users.get(user_id, UNKNOWN)
+        return Viewer(user_id, user.role, self._family.get(user_id, frozenset()))

@@ -2,7 +2,9 @@
 
 Each handler either answers at once (returns the ``ok`` fields) or, for
 ``send``, arranges for the answer to be pushed after the commit (returns None).
-Handlers raise ProtocolError for anything the client did wrong.
+Handlers raise ProtocolError for anything the client did wrong. Who may see
+what is decided by ``visibility`` and rendered by ``views``; the moderation
+operations are in ``moderation``.
 """
 
 from __future__ import annotations
@@ -12,15 +14,19 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from imserver import auth
+import asyncpg
+
+from imserver import auth, views, visibility
 from imserver.bus import MembersChanged, SessionsEnded, notify_txn
 from imserver.config import Settings
 from imserver.connection import Connection, TokenBucket
 from imserver.directory import Directory
 from imserver.hub import Hub
 from imserver.model import MemberRole, Role, Roster, Session, User
-from imserver.store import accounts, conversations, messages
+from imserver.store import accounts, conversations, messages, moderation
 from imserver.store.bridge import Store
+from imserver.visibility import Audience, Viewer
+from imserver.words import Verdict, WordFilter
 from imserver.writer import MessageWriter, Outcome, WriterClosed
 from protocol import ErrorCode, ProtocolError, encode, negotiate
 from protocol.frames import (
@@ -42,18 +48,23 @@ from protocol.frames import (
 from protocol.kinds import KindRegistry
 
 Reply = dict[str, Any] | None
+Handler = Callable[[Connection, Any], Awaitable[Reply]]
 _GROUP_CREATORS = frozenset({Role.STAFF, Role.BOT, Role.ADMIN})
-_GROUP_MANAGERS = frozenset({MemberRole.OWNER, MemberRole.ADMIN})
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def session_of(conn: Connection) -> Session:
+    assert conn.session is not None, "handlers run only after the handshake"
+    return conn.session
 
 
 class Handlers:
     def __init__(
-        self, settings: Settings, store: Store, directory: Directory, hub: Hub,
-        writer: MessageWriter, signer: auth.TokenSigner, kinds: KindRegistry,
+        self, settings: Settings, store: Store, directory: Directory, hub: Hub, writer: MessageWriter,
+        signer: auth.TokenSigner, cipher: auth.FieldCipher, kinds: KindRegistry,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -61,16 +72,19 @@ class Handlers:
         self.hub = hub
         self.writer = writer
         self.signer = signer
+        self.cipher = cipher
         self.kinds = kinds
+        self.words = WordFilter()
+        """Replaced whole when the word list changes (the bus tells the server)."""
         self._direct: dict[tuple[int, int], int] = {}
-        self._table: dict[type[Request], Callable[[Connection, Any], Awaitable[Reply]]] = {
+        self.table: dict[type[Request], Handler] = {
             Hello: self.hello, Ping: self.ping, Logout: self.logout, Send: self.send, Sync: self.sync,
             History: self.history, Read: self.read, Convs: self.convs, GroupCreate: self.group_create,
             GroupAdd: self.group_add, GroupRemove: self.group_remove, Members: self.members,
         }
 
     async def handle(self, conn: Connection, request: Request) -> Reply:
-        return await self._table[type(request)](conn, request)
+        return await self.table[type(request)](conn, request)
 
     # -- handshake (SPEC.md §4) -------------------------------------------------------------
 
@@ -89,16 +103,20 @@ class Handlers:
             if not await auth.verify_password(creds[1] if creds else None, req.password) or creds is None:
                 raise ProtocolError(ErrorCode.AUTH_FAILED, rid=req.rid, fatal=True)
             user, device, readonly = creds[0], req.device, req.readonly
+            session_id = None
+        else:
+            raise ProtocolError(
+                ErrorCode.BAD_REQUEST, "hello needs a token or a username and password", rid=req.rid, fatal=True
+            )
+        if user.banned:  # told only to someone who proved the password or holds a token (IM-14)
+            raise ProtocolError(ErrorCode.ACCOUNT_BANNED, rid=req.rid, fatal=True)
+        if session_id is None:
             expires = time.time() + self.settings.token_days * 86400
             session_id = await accounts.create_session(
                 self.store, user.id, device, readonly, datetime.fromtimestamp(expires, UTC)
             )
             token = self.signer.issue(session_id, expires)
-        else:
-            raise ProtocolError(
-                ErrorCode.BAD_REQUEST, "hello needs a token or a username and password", rid=req.rid, fatal=True
-            )
-        self.directory.remember(user)
+        await self.directory.users([user.id])
         conn.session = Session(session_id, user, device, readonly)
         conn.protocol.open(readonly=readonly)
         s = self.settings
@@ -108,19 +126,19 @@ class Handlers:
         welcome: dict[str, Any] = {
             "version": version, "session": str(session_id), "user": user.public(), "readonly": readonly,
             "limits": {"max_frame": s.max_frame, "max_text": s.max_text, "rate": rate, "burst": burst},
-            "server_time": _now_ms(),
+            "server_time": now_ms(),
         }
         if token is not None:
             welcome["token"] = token
         return welcome
 
     async def ping(self, conn: Connection, req: Ping) -> Reply:
-        return {"server_time": _now_ms()}
+        return {"server_time": now_ms()}
 
     async def logout(self, conn: Connection, req: Logout) -> Reply:
-        session = _session(conn)
+        session = session_of(conn)
 
-        async def txn(c: Any) -> None:
+        async def txn(c: asyncpg.Connection) -> None:
             revoked = await accounts.revoke_sessions_txn(c, session_id=session.id)
             await notify_txn(c, SessionsEnded([str(s) for s in revoked]))
         # The SessionsEnded event closes the session's other connections; this one answers first, then closes.
@@ -137,32 +155,36 @@ class Handlers:
     # -- messages (SPEC.md §5.1–§5.4) -------------------------------------------------------
 
     async def send(self, conn: Connection, req: Send) -> Reply:
-        user = _session(conn).user
-        if req.kind == "text":
-            if req.body is not None:
-                raise ProtocolError(ErrorCode.BAD_REQUEST, "kind text takes text, not body", rid=req.rid, field="body")
-            if not req.text or not req.text.strip():
-                raise ProtocolError(ErrorCode.BAD_REQUEST, "text is empty", rid=req.rid, field="text")
-            if len(req.text) > self.settings.max_text:
-                raise ProtocolError(
-                    ErrorCode.TEXT_TOO_LONG, f"at most {self.settings.max_text} characters", rid=req.rid, field="text"
-                )
-            text, body = req.text, None
-        else:
-            try:
-                body, text = self.kinds.validate(req.kind, req.body)
-            except ProtocolError as exc:
-                exc.rid = req.rid
-                raise
+        user = session_of(conn).user
+        text, body = self._content(req)
         roster = await self.resolve(user, req.conv, req.rid)
+        viewer = self.directory.viewer(user.id)
+        refusal = visibility.send_refusal(viewer, roster)
+        if refusal is not None:
+            raise ProtocolError(refusal, rid=req.rid)
+        only_id = None
+        if req.only is not None:
+            only_id = self.member_id(roster, viewer, req.only, req.rid, field="only")
+            if only_id == user.id:
+                raise ProtocolError(ErrorCode.BAD_REQUEST, "a message only for yourself", rid=req.rid, field="only")
+        text, body, verdict = self._screen(user, req.kind, text, body)
+        audience = Audience.STAFF if verdict.blocked else Audience.ONLY if only_id else Audience.ALL
+        if verdict.blocked or verdict.flagged:
+            await self.audit(
+                conn, "message_refused" if verdict.blocked else "message_flagged", conv_id=roster.conv_id,
+                detail={"cid": req.cid, "words": verdict.blocked + verdict.flagged},
+            )
         draft = messages.Draft(
-            roster.conv_id, user.id, Sender(user.ref, user.display_name, str(user.role)),
-            req.kind, text, body, req.cid, origin=conn,
+            roster.conv_id, user.id, Sender(user.ref, user.display_name, str(user.role), user.title),
+            req.kind, text, body, req.cid, audience=str(audience), only_user_id=only_id,
+            flagged=tuple(verdict.flagged), origin=conn,
         )
 
         def done(outcome: Outcome) -> None:
             if isinstance(outcome, Exception):
                 conn.fail(ProtocolError(ErrorCode.UNAVAILABLE, rid=req.rid))
+            elif verdict.blocked:
+                conn.fail(ProtocolError(ErrorCode.SENSITIVE_WORDS, rid=req.rid))
             else:
                 conn.reply(
                     req.rid, conv=roster.address, seq=outcome.seq, id=outcome.id, ts=outcome.ts, dup=outcome.dup
@@ -173,67 +195,153 @@ class Handlers:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "shutting down", rid=req.rid) from None
         return None
 
+    def _content(self, req: Send) -> tuple[str, dict[str, Any] | None]:
+        if req.kind != "text":
+            try:
+                body, text = self.kinds.validate(req.kind, req.body)
+            except ProtocolError as exc:
+                exc.rid = req.rid
+                raise
+            return text, body
+        if req.body is not None:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "kind text takes text, not body", rid=req.rid, field="body")
+        if not req.text or not req.text.strip():
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "text is empty", rid=req.rid, field="text")
+        if len(req.text) > self.settings.max_text:
+            raise ProtocolError(
+                ErrorCode.TEXT_TOO_LONG, f"at most {self.settings.max_text} characters", rid=req.rid, field="text"
+            )
+        return req.text, None
+
+    def _screen(
+        self, sender: User, kind: str, text: str, body: dict[str, Any] | None
+    ) -> tuple[str, dict[str, Any] | None, Verdict]:
+        """The sensitive-word filter (IM-11), applied to what patients and family send."""
+        if sender.role not in visibility.MASKED_ROLES or not self.words.size:
+            return text, body, Verdict(text)
+        if body is None:
+            verdict = self.words.check(text)
+            return verdict.text, None, verdict
+        total = Verdict(text)
+
+        def screen(value: Any) -> Any:
+            if isinstance(value, str):
+                found = self.words.check(value)
+                for name in ("blocked", "flagged", "masked"):
+                    getattr(total, name).extend(w for w in getattr(found, name) if w not in getattr(total, name))
+                return found.text
+            if isinstance(value, dict):
+                return {k: screen(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [screen(v) for v in value]
+            return value
+        masked = screen(body)
+        if total.clean:
+            return text, body, total
+        masked, fallback = self.kinds.validate(kind, masked)
+        return fallback, masked, total
+
     async def sync(self, conn: Connection, req: Sync) -> Reply:
-        user = _session(conn).user
+        user = session_of(conn).user
         after: dict[int, int] = {}
         for addr, seq in req.after.items():
-            if addr.startswith("u:"):
-                roster = await self.resolve(user, addr, req.rid)
-                after[roster.conv_id] = seq
-            else:
-                after[int(addr[2:])] = seq
-        return {"convs": await messages.sync(self.store, user.id, after, req.limit)}
+            conv_id = (await self.resolve(user, addr, req.rid)).conv_id if addr.startswith("u:") else int(addr[2:])
+            after[conv_id] = seq
+        convs, rows, unread = await messages.sync(self.store, user.id, after, req.limit)
+        viewer = self.directory.viewer(user.id)
+        result = []
+        for conv in convs:
+            roster = await self.directory.roster(conv["id"])
+            if roster is None:
+                continue
+            entry = await self.summary(viewer, conv, roster, unread.get(conv["id"], []))
+            found = rows.get(conv["id"], [])
+            if not roster.banned:
+                entry["messages"], entry["hidden"] = views.page(
+                    found[:req.limit], viewer, roster, self.directory.cached_users()
+                )
+                entry["more"] = len(found) > req.limit
+            result.append(entry)
+        return {"convs": result}
+
+    async def summary(
+        self, viewer: Viewer, conv: asyncpg.Record, roster: Roster, unread_rows: list[messages.Row]
+    ) -> dict[str, Any]:
+        """A conversation as ``convs`` and ``sync`` show it (SPEC.md §5.5)."""
+        peer = (await self.directory.users([conv["peer_id"]])).get(conv["peer_id"]) if conv["peer_id"] else None
+        entry: dict[str, Any] = {
+            "conv": roster.address, "kind": roster.kind, "name": views.conversation_name(viewer, roster, peer),
+            "role": conv["role"], "last_seq": conv["last_seq"], "read_seq": conv["read_seq"],
+            "unread": 0 if roster.banned else views.unread(unread_rows, viewer, roster),
+        }
+        if roster.kind == "group":
+            entry |= roster.settings()
+        return entry
 
     async def history(self, conn: Connection, req: History) -> Reply:
         if req.before is not None and req.after is not None:
             raise ProtocolError(ErrorCode.BAD_REQUEST, "give before or after, not both", rid=req.rid, field="after")
-        roster = await self.resolve(_session(conn).user, req.conv, req.rid)
-        page, more = await messages.history(
+        user = session_of(conn).user
+        roster = await self.resolve(user, req.conv, req.rid)
+        rows, more = await messages.history(
             self.store, roster.conv_id, before=req.before, after=req.after, limit=req.limit
         )
-        return {"conv": roster.address, "messages": page, "more": more}
+        shown, hidden = views.page(rows, self.directory.viewer(user.id), roster, self.directory.cached_users())
+        return {"conv": roster.address, "messages": shown, "hidden": hidden, "more": more}
 
     async def read(self, conn: Connection, req: Read) -> Reply:
-        user = _session(conn).user
+        user = session_of(conn).user
         roster = await self.resolve(user, req.conv, req.rid)
-        marked = await conversations.mark_read(self.store, roster.conv_id, user.id, req.seq)
-        if marked is None:  # removed from the conversation meanwhile
+        read_seq = await conversations.mark_read(self.store, roster.conv_id, user.id, req.seq)
+        if read_seq is None:  # removed from the conversation meanwhile
             raise ProtocolError(ErrorCode.FORBIDDEN, rid=req.rid)
-        read_seq, unread = marked
+        rows = (await messages.unread_rows(self.store, user.id, [(roster.conv_id, read_seq)]))[roster.conv_id]
+        unread = views.unread(rows, self.directory.viewer(user.id), roster)
         self.hub.deliver(
             [user.id], encode({"op": "read", "conv": roster.address, "read_seq": read_seq, "unread": unread}), conn
         )
         return {"conv": roster.address, "read_seq": read_seq, "unread": unread}
 
     async def convs(self, conn: Connection, req: Convs) -> Reply:
-        return {"convs": await conversations.summaries(self.store, _session(conn).user.id)}
+        user = session_of(conn).user
+        viewer = self.directory.viewer(user.id)
+        convs = await conversations.summaries(self.store, user.id)
+        unread = await messages.unread_rows(
+            self.store, user.id, [(c["id"], c["read_seq"]) for c in convs if c["last_seq"] > c["read_seq"]]
+        )
+        result = []
+        for conv in convs:
+            roster = await self.directory.roster(conv["id"])
+            if roster is not None:
+                result.append(await self.summary(viewer, conv, roster, unread.get(conv["id"], [])))
+        return {"convs": result}
 
     # -- groups (SPEC.md §5.6) --------------------------------------------------------------
 
     async def group_create(self, conn: Connection, req: GroupCreate) -> Reply:
-        user = _session(conn).user
+        user = session_of(conn).user
         if user.role not in _GROUP_CREATORS:
             raise ProtocolError(ErrorCode.FORBIDDEN, "only staff, bots and admins create groups", rid=req.rid)
         member_ids = []
         for index, username in enumerate(req.members):
-            member = await self._user(username, req.rid, field=f"members[{index}]")
+            member = await self.user(username, req.rid, field=f"members[{index}]")
             member_ids.append(member.id)
         conv_id = await self.store.run("group_create", conversations.create_group_txn, req.name, user.id, member_ids)
         return {"conv": f"g:{conv_id}"}
 
     async def group_add(self, conn: Connection, req: GroupAdd) -> Reply:
-        roster = await self._managed_group(conn, req.conv, req.rid)
-        member = await self._user(req.user, req.rid, field="user")
+        roster = await self.managed_group(conn, req.conv, req.rid)
+        member = await self.user(req.user, req.rid, field="user")
         role = MemberRole(req.role)
         await self.store.run("group_add", conversations.set_members_txn, roster.conv_id, [(member.id, role)])
-        self.directory.apply(MembersChanged(roster.conv_id, [(member.id, str(role))]))
+        await self.directory.reload(roster.conv_id)  # new members need their pseudonym numbers at once
         return {"conv": roster.address, "user": member.username, "role": str(role)}
 
     async def group_remove(self, conn: Connection, req: GroupRemove) -> Reply:
-        user = _session(conn).user
-        member = await self._user(req.user, req.rid, field="user")
+        user = session_of(conn).user
+        member = await self.user(req.user, req.rid, field="user")
         roster = (await self.resolve(user, req.conv, req.rid) if member.id == user.id
-                  else await self._managed_group(conn, req.conv, req.rid))
+                  else await self.managed_group(conn, req.conv, req.rid))
         if roster.kind != "group":
             raise ProtocolError(ErrorCode.BAD_REQUEST, "not a group", rid=req.rid, field="conv")
         if not await self.store.run("group_remove", conversations.remove_member_txn, roster.conv_id, member.id):
@@ -242,30 +350,28 @@ class Handlers:
         return {"conv": roster.address, "user": member.username}
 
     async def members(self, conn: Connection, req: Members) -> Reply:
-        roster = await self.resolve(_session(conn).user, req.conv, req.rid)
+        user = session_of(conn).user
+        roster = await self.resolve(user, req.conv, req.rid)
         users = await self.directory.users(list(roster.members))
+        viewer = self.directory.viewer(user.id)
         return {
             "conv": roster.address,
             "members": [
-                users[uid].public() | {"member_role": str(role)}
+                views.member(viewer, users[uid], str(role), roster)
                 for uid, role in roster.members.items() if uid in users
             ],
         }
 
-    # -- look-ups ---------------------------------------------------------------------------
+    # -- look-ups shared with the moderation handlers ---------------------------------------
 
     async def resolve(self, user: User, addr: str, rid: int) -> Roster:
-        """The conversation an address names, if ``user`` is a member (``u:`` creates the direct chat)."""
+        """The conversation an address names, if ``user`` is a member (``u:`` creates the direct chat).
+
+        Error handling: NOT_FOUND, FORBIDDEN (not a member, or no direct chat allowed), GROUP_BANNED.
+        """
         prefix, _, ref = addr.partition(":")
         if prefix == "u":
-            other = await self._user(ref, rid, field="conv")
-            if other.id == user.id:
-                raise ProtocolError(ErrorCode.BAD_REQUEST, "cannot chat with yourself", rid=rid, field="conv")
-            key = (min(user.id, other.id), max(user.id, other.id))
-            conv_id = self._direct.get(key)
-            if conv_id is None:
-                conv_id = await self.store.run("direct_conv", conversations.direct_conv_txn, user.id, other.id)
-                self._direct[key] = conv_id
+            conv_id = await self._direct_chat(user, ref, rid)
         else:
             conv_id = int(ref)
         roster = await self.directory.roster(conv_id)
@@ -275,10 +381,28 @@ class Handlers:
             roster = await self.directory.reload(conv_id)
             if roster is None or user.id not in roster.members:
                 raise ProtocolError(ErrorCode.FORBIDDEN, "not a member of this conversation", rid=rid, field="conv")
+        if roster.banned:
+            raise ProtocolError(ErrorCode.GROUP_BANNED, rid=rid)
         return roster
 
-    async def _managed_group(self, conn: Connection, addr: str, rid: int) -> Roster:
-        user = _session(conn).user
+    async def _direct_chat(self, user: User, username: str, rid: int) -> int:
+        other = await self.user(username, rid, field="conv")
+        if other.id == user.id:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "cannot chat with yourself", rid=rid, field="conv")
+        key = (min(user.id, other.id), max(user.id, other.id))
+        conv_id = self._direct.get(key)
+        if conv_id is None:
+            me, them = self.directory.viewer(user.id), self.directory.viewer(other.id)
+            needs_friends = not visibility.may_chat_directly(me, them, friends=False)
+            if needs_friends and not await moderation.are_friends(self.store, user.id, other.id):
+                raise ProtocolError(ErrorCode.FORBIDDEN, "patients chat one to one only as friends", rid=rid)
+            conv_id = await self.store.run("direct_conv", conversations.direct_conv_txn, user.id, other.id)
+            self._direct[key] = conv_id
+        return conv_id
+
+    async def managed_group(self, conn: Connection, addr: str, rid: int) -> Roster:
+        """A group the caller manages (owner or admin of it, or an admin account)."""
+        user = session_of(conn).user
         if user.role is Role.ADMIN and not addr.startswith("u:"):
             roster = await self.directory.roster(int(addr[2:]))
             if roster is None or roster.address[0] != addr[0]:
@@ -287,17 +411,41 @@ class Handlers:
             roster = await self.resolve(user, addr, rid)
         if roster.kind != "group":
             raise ProtocolError(ErrorCode.BAD_REQUEST, "not a group", rid=rid, field="conv")
-        if user.role is not Role.ADMIN and roster.members.get(user.id) not in _GROUP_MANAGERS:
+        if user.role is not Role.ADMIN and roster.members.get(user.id) not in visibility.MANAGERS:
             raise ProtocolError(ErrorCode.FORBIDDEN, "only the group's owner or admins", rid=rid)
         return roster
 
-    async def _user(self, username: str, rid: int, *, field: str) -> User:
+    def member_id(self, roster: Roster, viewer: Viewer, ref: str, rid: int, *, field: str) -> int:
+        """The member a shown id names: ``a<n>`` a pseudonym here, ``u<n>`` a real identity the viewer may see."""
+        number = int(ref[1:])
+        if ref[0] == "a":
+            for user_id, state in roster.states.items():
+                if state.alias_no == number and user_id in roster.members:
+                    return user_id
+        elif number in roster.members:
+            subject = self.directory.cached_users().get(number, views.UNKNOWN)
+            if visibility.shows_real(viewer, number, subject.role):
+                return number
+        raise ProtocolError(ErrorCode.NOT_FOUND, "no such member", rid=rid, field=field)
+
+    async def user(self, username: str, rid: int, *, field: str) -> User:
         user = await self.directory.user_by_name(username)
         if user is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no user {username}", rid=rid, field=field)
         return user
 
+    async def audit(
+        self, conn: Connection, action: str, *, target_id: int | None = None, conv_id: int | None = None,
+        detail: dict[str, Any] | None = None, txn: Callable[[asyncpg.Connection], Awaitable[Any]] | None = None,
+    ) -> Any:
+        """Record an action in the audit log (SEC-1), in one transaction with ``txn`` when given."""
+        user = session_of(conn).user
 
-def _session(conn: Connection) -> Session:
-    assert conn.session is not None, "handlers run only after the handshake"
-    return conn.session
+        async def run(c: asyncpg.Connection) -> Any:
+            result = await txn(c) if txn is not None else None
+            await moderation.audit_txn(
+                c, actor_id=user.id, actor=user.username, action=action, target_id=target_id,
+                conv_id=conv_id, detail=detail, remote=conn.remote,
+            )
+            return result
+        return await self.store.run(action, run)

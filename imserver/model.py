@@ -31,6 +31,9 @@ class User:
     username: str
     display_name: str
     role: Role
+    title: str = ""
+    """A staff member's title (主任医师, 护士长…), shown with the name (IM-7)."""
+    banned: bool = False
 
     @property
     def ref(self) -> str:
@@ -38,7 +41,13 @@ class User:
         return f"u{self.id}"
 
     def public(self) -> dict[str, object]:
-        return {"id": self.ref, "username": self.username, "name": self.display_name, "role": str(self.role)}
+        """The real identity, for viewers allowed to see it."""
+        found: dict[str, object] = {
+            "id": self.ref, "username": self.username, "name": self.display_name, "role": str(self.role)
+        }
+        if self.title:
+            found["title"] = self.title
+        return found
 
 
 @dataclass(frozen=True)
@@ -49,14 +58,35 @@ class Session:
     readonly: bool
 
 
+@dataclass(frozen=True)
+class MemberState:
+    """A person's standing in one conversation that outlives leaving it (IM-6, IM-12, IM-13)."""
+
+    alias_no: int
+    isolated: bool = False
+    hidden_through: int = 0
+
+
 @dataclass
 class Roster:
-    """A conversation and its members, as cached in memory for the hot path."""
+    """A conversation, its settings and its members, as cached in memory for the hot path."""
 
     conv_id: int
     kind: str
     name: str
     members: dict[int, MemberRole] = field(default_factory=dict)
+    states: dict[int, MemberState] = field(default_factory=dict)
+    muted: bool = False
+    allow_friends: bool = False
+    family_can_speak: bool = False
+    banned: bool = False
+
+    def settings(self) -> dict[str, bool]:
+        """The switches as the ``group`` push and the ``convs`` answer show them."""
+        return {
+            "muted": self.muted, "allow_friends": self.allow_friends,
+            "family_can_speak": self.family_can_speak, "banned": self.banned,
+        }
 
     @property
     def address(self) -> str:

@@ -32,18 +32,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
-from imserver import auth, bus, metrics
+from imserver import auth, bus, metrics, views, visibility
 from imserver.config import Settings, split_hostport
 from imserver.connection import Connection
 from imserver.directory import Directory
 from imserver.handlers import Handlers
 from imserver.hub import Hub
-from imserver.store import accounts
+from imserver.model import Role, Roster, User
+from imserver.moderation import ModerationHandlers
+from imserver.store import accounts, messages, moderation
 from imserver.store.bridge import Store
-from imserver.store.messages import Draft, Stored
+from imserver.store.messages import Draft, Row, Stored
+from imserver.words import WordFilter
 from imserver.writer import MessageWriter
 from protocol import ErrorCode, ProtocolError, encode
-from protocol.frames import Message
 from protocol.kinds import default_registry
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ class Addresses:
 
 
 class ChatServer:
-    def __init__(self, settings: Settings, store: Store, signer: auth.TokenSigner) -> None:
+    def __init__(self, settings: Settings, store: Store, keys: ServerKeys) -> None:
         self.settings = settings
         self.store = store
         self.hub = Hub()
@@ -66,7 +68,10 @@ class ChatServer:
         self.writer = MessageWriter(
             store, self._fan_out, max_batch=settings.batch_max, queue=settings.writer_queue
         )
-        self.handlers = Handlers(settings, store, self.directory, self.hub, self.writer, signer, default_registry())
+        self.handlers = Handlers(
+            settings, store, self.directory, self.hub, self.writer, keys.signer, keys.cipher, default_registry()
+        )
+        self.handlers.table |= ModerationHandlers(self.handlers).table
         self._stop = trio.Event()
         self.closing = False
 
@@ -77,6 +82,7 @@ class ChatServer:
     async def serve(self, *, task_status: trio.TaskStatus[Addresses] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as services:
             await services.start(self._run_bus)
+            self.handlers.words = WordFilter(await moderation.words(self.store))
             http_port = await services.start(self._run_http)
             async with trio.open_nursery() as core:
                 await core.start(self.writer.run)
@@ -239,15 +245,49 @@ class ChatServer:
             log.exception("fan-out failed")
 
     def _fan_out_batch(self, committed: list[tuple[Draft, Stored]]) -> None:
+        users = self.directory.cached_users()
         for draft, stored in committed:
             roster = self.directory.cached_roster(draft.conv_id)
             if roster is None:
                 continue
-            frame = encode({"op": "msg", "msg": Message(
-                id=stored.id, conv=roster.address, seq=stored.seq, sender=draft.sender, kind=draft.kind,
-                text=draft.text, ts=stored.ts, body=draft.body, cid=draft.cid,
-            )})
-            self.hub.deliver(roster.members, frame, exclude=draft.origin)
+            row = Row(
+                draft.conv_id, stored.seq, stored.id, draft.sender_id, draft.kind, draft.text, draft.body, draft.cid,
+                stored.ts, draft.audience, draft.only_user_id,
+            )
+            self._deliver(row, roster, users, draft.origin)
+            if draft.flagged:
+                self._flag(row, roster, list(draft.flagged))
+
+    def _deliver(self, row: Row, roster: Roster, users: dict[int, User], origin: object) -> None:
+        """One encoding per distinct view, the same bytes to every connection that shares it (DESIGN rule 4)."""
+        sender = users.get(row.sender_id, views.UNKNOWN)
+        only = users.get(row.only_user_id, views.UNKNOWN) if row.only_user_id is not None else None
+        meta = views.meta(row)
+        frames: dict[tuple[bool, bool | None], bytes] = {}
+        hidden: list[int] = []
+        for user_id in roster.members:
+            viewer = self.directory.viewer(user_id)
+            if not visibility.can_see(viewer, meta, roster):
+                hidden.append(user_id)
+                continue
+            key = (
+                visibility.shows_real(viewer, sender.id, sender.role),
+                None if only is None else visibility.shows_real(viewer, only.id, only.role),
+            )
+            frame = frames.get(key)
+            if frame is None:
+                frame = frames[key] = encode({"op": "msg", "msg": views.message(row, viewer, roster, users)})
+            self.hub.deliver((user_id,), frame, exclude=origin)
+        if hidden:  # lets their clients move past this seq without asking (SPEC.md §5.2)
+            self.hub.deliver(hidden, encode({"op": "hidden", "conv": roster.address, "ranges": [[row.seq, row.seq]]}))
+
+    def _flag(self, row: Row, roster: Roster, words: list[str]) -> None:
+        """Tell the group's staff about a message let through with flagged words (IM-11)."""
+        staff = [
+            u for u in roster.members
+            if self.directory.viewer(u).role in (Role.STAFF, Role.ADMIN) or roster.members[u] in visibility.MANAGERS
+        ]
+        self.hub.deliver(staff, encode({"op": "flag", "conv": roster.address, "seq": row.seq, "words": words}))
 
     async def _run_bus(self, *, task_status: trio.TaskStatus[None]) -> None:
         send, recv = trio.open_memory_channel[str](math.inf)
@@ -278,12 +318,24 @@ class ChatServer:
 
     async def _apply_event(self, event: bus.Event) -> None:
         if isinstance(event, bus.SessionsEnded):
+            reason = ErrorCode(event.reason)
             for sid in event.sessions:
                 for conn in list(self.hub.of_session(uuid.UUID(sid))):
-                    conn.finish(4003, ErrorCode.SESSION_ENDED)
-            return
+                    conn.finish(4003, reason)
+        elif isinstance(event, bus.UserChanged):
+            self.directory.forget_user(event.user)
+            await self.directory.users([event.user])
+        elif isinstance(event, bus.WordsChanged):
+            self.handlers.words = WordFilter(await moderation.words(self.store))
+        elif isinstance(event, bus.GroupChanged):
+            await self._group_changed(event)
+        else:
+            await self._members_changed(event)
+
+    async def _members_changed(self, event: bus.MembersChanged) -> None:
         self.directory.apply(event)
-        roster = await self.directory.roster(event.conv)
+        joined = [user_id for user_id, role in event.changes if role is not None]
+        roster = await (self.directory.reload(event.conv) if joined else self.directory.roster(event.conv))
         if roster is None:
             return
         for user_id, role in event.changes:
@@ -292,6 +344,22 @@ class ChatServer:
                 "name": roster.name,
             })
             self.hub.deliver([user_id], frame)
+
+    async def _group_changed(self, event: bus.GroupChanged) -> None:
+        """Settings, bans or isolation changed: tell the members, and retract what isolation now hides."""
+        roster = await self.directory.reload(event.conv)
+        if roster is None:
+            return
+        self.hub.deliver(roster.members, encode({"op": "group", "conv": roster.address, **roster.settings()}))
+        for isolated in event.isolated:
+            seqs = await messages.seqs_by_sender(self.store, roster.conv_id, isolated)
+            others = [u for u in roster.members
+                      if u != isolated and roster.members[u] not in visibility.MANAGERS]
+            for start in range(0, len(seqs), 2000):  # keeps each frame well under max_frame
+                ranges = visibility.hidden_ranges(seqs[start:start + 2000])
+                self.hub.deliver(others, encode({
+                    "op": "hidden", "conv": roster.address, "ranges": ranges, "retract": True,
+                }))
 
 
 async def _select_one(conn: Any) -> None:
@@ -310,5 +378,15 @@ def _port_from_binds(task_status: trio.TaskStatus[int]) -> Any:
     return Adapter()
 
 
-async def open_server_key(store: Store) -> auth.TokenSigner:
-    return auth.TokenSigner(await accounts.server_key(store, "token_hmac"))
+@dataclass(frozen=True)
+class ServerKeys:
+    signer: auth.TokenSigner
+    cipher: auth.FieldCipher
+
+
+async def open_keys(store: Store) -> ServerKeys:
+    """The keys every node shares, made on first use and kept in the database."""
+    return ServerKeys(
+        auth.TokenSigner(await accounts.server_key(store, "token_hmac")),
+        auth.FieldCipher(await accounts.server_key(store, "field_aes")),
+    )

@@ -46,6 +46,16 @@ class ErrorCode(StrEnum):
     SLOW_CONSUMER = "slow_consumer"
     #: (bye) No frame and no pong within the idle timeout.
     IDLE_TIMEOUT = "idle_timeout"
+    #: The group is muted (mute all): only its owners, admins, staff and bots may send.
+    MUTED = "muted"
+    #: Family members may read this group but not speak in it.
+    FAMILY_READ_ONLY = "family_read_only"
+    #: The group is banned: show the blocked screen; nothing can be read or sent.
+    GROUP_BANNED = "group_banned"
+    #: The account is banned: it may not log in (also a bye reason).
+    ACCOUNT_BANNED = "account_banned"
+    #: The message contains a word the hospital does not allow; it was not sent.
+    SENSITIVE_WORDS = "sensitive_words"
     #: (bye) The server is shutting down.
     SHUTDOWN = "shutdown"
     #: (bye) This session was logged out or its token revoked.
@@ -68,6 +78,11 @@ MESSAGES_ZH: dict[ErrorCode, str] = {
     ErrorCode.RATE_LIMITED: "操作过于频繁，请稍后再试",
     ErrorCode.UNAVAILABLE: "服务暂时不可用，请稍后再试",
     ErrorCode.INTERNAL: "服务器内部错误",
+    ErrorCode.MUTED: "本群已开启全员禁言",
+    ErrorCode.FAMILY_READ_ONLY: "家属在群内仅可查看，不能发言",
+    ErrorCode.GROUP_BANNED: "该群已被封禁",
+    ErrorCode.ACCOUNT_BANNED: "该账号已被封禁，如有疑问请联系医院",
+    ErrorCode.SENSITIVE_WORDS: "消息包含不当内容，未能发送",
     ErrorCode.SLOW_CONSUMER: "网络过慢，连接已断开，请重新连接",
     ErrorCode.IDLE_TIMEOUT: "连接超时，请重新连接",
     ErrorCode.SHUTDOWN: "服务器维护中，请稍后重新连接",

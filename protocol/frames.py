@@ -31,6 +31,8 @@ ClientMsgId = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
 Seq = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 Kind = Annotated[str, Meta(pattern=KIND_PATTERN)]
 MemberRole = Literal["owner", "admin", "member"]
+MemberId = Annotated[str, Meta(pattern=r"^[ua][1-9][0-9]{0,17}\Z")]
+"""A person as a conversation shows them: ``u<n>`` (real identity) or ``a<n>`` (pseudonym)."""
 ABSOLUTE_MAX_TEXT = 65536
 """No server limit can exceed this; the configured ``max_text`` is usually far lower."""
 
@@ -72,6 +74,8 @@ class Send(Request, tag="send"):
     kind: Kind = "text"
     text: Annotated[str, Meta(max_length=ABSOLUTE_MAX_TEXT, pattern=NO_NUL)] | None = None
     body: dict[str, Any] | None = None
+    only: MemberId | None = None
+    """Mention-only: the one member (besides the group's managers) who may see it (IM-10)."""
 
 
 class Sync(Request, tag="sync"):
@@ -132,23 +136,150 @@ class Members(Request, tag="members"):
     conv: ConvAddr
 
 
+class GroupSet(Request, tag="group_set"):
+    """Switch a group's settings; group owner or admin only (IM-4, IM-5, IM-9). Absent fields stay."""
+
+    writes: ClassVar[bool] = True
+    conv: ConvAddr
+    muted: bool | None = None
+    allow_friends: bool | None = None
+    family_can_speak: bool | None = None
+
+
+class _MemberAction(Request):
+    """An action on one member of a group."""
+
+    writes: ClassVar[bool] = True
+    conv: ConvAddr
+    member: MemberId
+
+
+class Isolate(_MemberAction, tag="isolate"):
+    """Isolate a member: her messages, past and future, are shown to herself and the managers only (IM-12)."""
+
+
+class Unisolate(_MemberAction, tag="unisolate"):
+    """Lift isolation: what she sent before stays hidden; new messages are seen by all (IM-13)."""
+
+
+class _GroupAction(Request):
+    writes: ClassVar[bool] = True
+    conv: ConvAddr
+
+
+class GroupBan(_GroupAction, tag="group_ban"):
+    """Ban a group: nobody can read or send in it (IM-15); admin accounts only."""
+
+
+class GroupUnban(_GroupAction, tag="group_unban"):
+    """Lift a group's ban."""
+
+
+class _AccountAction(Request):
+    writes: ClassVar[bool] = True
+    user: Username
+
+
+class UserBan(_AccountAction, tag="user_ban"):
+    """Ban an account: every session ends at once, login is refused (IM-14); admin accounts only."""
+
+
+class UserUnban(_AccountAction, tag="user_unban"):
+    """Lift an account's ban."""
+
+
+class FamilyLink(Request, tag="family_link"):
+    """Link a family account to a patient (IM-8); staff and admin accounts only."""
+
+    writes: ClassVar[bool] = True
+    patient: Username
+    family: Username
+    relation: Literal["husband", "parent", "child", "other"]
+
+
+class FamilyInvite(Request, tag="family_invite"):
+    """A patient brings one of her linked family into a group she is in (IM-8)."""
+
+    writes: ClassVar[bool] = True
+    conv: ConvAddr
+    family: Username
+
+
+class FriendRequest(_MemberAction, tag="friend_request"):
+    """Ask a fellow member to be friends, where the group allows it (IM-5)."""
+
+
+class FriendRespond(Request, tag="friend_respond"):
+    """Accept or reject a friend request; accepting opens the direct chat."""
+
+    writes: ClassVar[bool] = True
+    request: Annotated[int, Meta(ge=1, le=2**63 - 1)]
+    accept: bool
+
+
+Word = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+
+
+class WordsSet(Request, tag="words_set"):
+    """Add a sensitive word or change its policy (IM-11); admin accounts only."""
+
+    writes: ClassVar[bool] = True
+    word: Word
+    policy: Literal["mask", "block", "flag"]
+
+
+class WordsRemove(Request, tag="words_remove"):
+    writes: ClassVar[bool] = True
+    word: Word
+
+
+class WordsList(Request, tag="words_list"):
+    """The sensitive words and their policies; admin accounts only."""
+
+
+class Audit(Request, tag="audit"):
+    """Audit entries, oldest first (SEC-1); admin accounts only."""
+
+    since: Annotated[int, Meta(ge=0)] | None = None
+    """Milliseconds since the Unix epoch."""
+    actor: Username | None = None
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 100
+
+
+class Profile(Request, tag="profile"):
+    """A member's profile (real name, phone, family); staff only, and every look-up is audited."""
+
+    conv: ConvAddr
+    member: MemberId
+
+
 AnyRequest = (
     Hello | Ping | Logout | Send | Sync | History | Read | Convs
     | GroupCreate | GroupAdd | GroupRemove | Members
+    | GroupSet | Isolate | Unisolate | GroupBan | GroupUnban | UserBan | UserUnban
+    | FamilyLink | FamilyInvite | FriendRequest | FriendRespond
+    | WordsSet | WordsRemove | WordsList | Audit | Profile
 )
 REQUEST_TYPES: tuple[type[Request], ...] = (
     Hello, Ping, Logout, Send, Sync, History, Read, Convs,
     GroupCreate, GroupAdd, GroupRemove, Members,
+    GroupSet, Isolate, Unisolate, GroupBan, GroupUnban, UserBan, UserUnban,
+    FamilyLink, FamilyInvite, FriendRequest, FriendRespond,
+    WordsSet, WordsRemove, WordsList, Audit, Profile,
 )
 OPS: frozenset[str] = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)  # type: ignore[misc]
 
 
-class Sender(msgspec.Struct, frozen=True):
-    """Who sent a message, as this viewer may see them."""
+class Sender(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Who sent a message, as this viewer may see them (SPEC.md §6).
+
+    ``id`` is ``u<n>`` for a real identity, ``a<n>`` for a pseudonym in this conversation.
+    """
 
     id: str
     name: str
     role: str
+    title: str = ""
 
 
 class Message(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
@@ -164,3 +295,7 @@ class Message(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
     """Commit time, milliseconds since the Unix epoch (UTC)."""
     body: dict[str, Any] | None = None
     cid: str | None = None
+    only: Sender | None = None
+    """The one person a mention-only message is for (IM-10), as this viewer may see them."""
+    refused: bool = False
+    """Refused by the sensitive-word filter and kept for audit; only staff see such messages (IM-11)."""

@@ -27,7 +27,7 @@ from imserver import auth
 from imserver.config import Settings
 from imserver.model import Role, User
 from imserver.pgcluster import PrivateCluster
-from imserver.server import Addresses, ChatServer, open_server_key
+from imserver.server import Addresses, ChatServer, open_keys
 from imserver.store import accounts
 from imserver.store.bridge import Store, open_store
 from imserver.store.migrate import migrate
@@ -134,7 +134,7 @@ def settings() -> Settings:
 @pytest.fixture
 async def server(db: str, settings: Settings, nursery: trio.Nursery) -> AsyncIterator[Running]:
     async with open_store(db, max_size=4) as store:
-        chat = ChatServer(settings, store, await open_server_key(store))
+        chat = ChatServer(settings, store, await open_keys(store))
         async with trio.open_nursery() as inner:
             addresses = await inner.start(chat.serve)
             yield Running(chat, store, addresses, settings)

@@ -11,22 +11,23 @@ import asyncpg
 from imserver.model import Role, User
 from imserver.store.bridge import Store
 
-_USER_COLUMNS = "id, username, display_name, role"
+_USER_COLUMNS = "id, username, display_name, role, title, banned_at is not null as banned"
 
 
 def _user(row: asyncpg.Record) -> User:
-    return User(row["id"], row["username"], row["display_name"], Role(row["role"]))
+    return User(row["id"], row["username"], row["display_name"], Role(row["role"]), row["title"], row["banned"])
 
 
 async def create_user(
-    store: Store, username: str, display_name: str, role: Role, password_hash: str
+    store: Store, username: str, display_name: str, role: Role, password_hash: str,
+    *, title: str = "", phone_enc: bytes | None = None,
 ) -> User:
     """Error handling: raises asyncpg.UniqueViolationError if the username is taken."""
     async def txn(conn: asyncpg.Connection) -> User:
         row = await conn.fetchrow(
-            f"insert into users (username, display_name, role, password_hash)"
-            f" values ($1, $2, $3, $4) returning {_USER_COLUMNS}",
-            username, display_name, str(role), password_hash,
+            f"insert into users (username, display_name, role, password_hash, title, phone_enc)"
+            f" values ($1, $2, $3, $4, $5, $6) returning {_USER_COLUMNS}",
+            username, display_name, str(role), password_hash, title, phone_enc,
         )
         return _user(row)
     return await store.run("create_user", txn)
@@ -74,7 +75,8 @@ async def live_session(store: Store, session_id: uuid.UUID) -> tuple[User, str, 
     """The session's user, device and read-only flag, if it is neither revoked nor expired."""
     async def txn(conn: asyncpg.Connection) -> tuple[User, str, bool] | None:
         row = await conn.fetchrow(
-            "select u.id, u.username, u.display_name, u.role, s.device, s.readonly"
+            "select u.id, u.username, u.display_name, u.role, u.title, u.banned_at is not null as banned,"
+            " s.device, s.readonly"
             " from sessions s join users u on u.id = s.user_id"
             " where s.id = $1 and s.revoked_at is null and s.expires_at > now()",
             session_id,
@@ -93,6 +95,38 @@ async def revoke_sessions_txn(
         session_id, user_id,
     )
     return [r["id"] for r in rows]
+
+
+async def set_banned_txn(conn: asyncpg.Connection, user_id: int, banned: bool) -> list[uuid.UUID]:
+    """Ban (revoking every session) or unban an account; return the sessions revoked."""
+    await conn.execute(
+        "update users set banned_at = case when $2 then coalesce(banned_at, now()) end where id = $1",
+        user_id, banned,
+    )
+    return await revoke_sessions_txn(conn, user_id=user_id) if banned else []
+
+
+async def family_of(store: Store, user_ids: list[int]) -> dict[int, frozenset[int]]:
+    """Each user's linked family (in both directions: a patient's family, a family member's patients)."""
+    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await conn.fetch(
+            "select patient_id, family_id from family_links where patient_id = any($1) or family_id = any($1)",
+            user_ids,
+        )
+    links: dict[int, set[int]] = {u: set() for u in user_ids}
+    for row in await store.run("family_of", txn, transaction=False):
+        for me, other in ((row["patient_id"], row["family_id"]), (row["family_id"], row["patient_id"])):
+            if me in links:
+                links[me].add(other)
+    return {u: frozenset(v) for u, v in links.items()}
+
+
+async def link_family_txn(conn: asyncpg.Connection, patient_id: int, family_id: int, relation: str) -> None:
+    await conn.execute(
+        "insert into family_links (patient_id, family_id, relation) values ($1, $2, $3)"
+        " on conflict (patient_id, family_id) do update set relation = excluded.relation",
+        patient_id, family_id, relation,
+    )
 
 
 async def server_key(store: Store, name: str, size: int = 32) -> bytes:

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
 
-from imserver.bus import MembersChanged, notify_txn
-from imserver.model import MemberRole, Roster
+from imserver.bus import GroupChanged, MembersChanged, notify_txn
+from imserver.model import MemberRole, MemberState, Roster
 from imserver.store.bridge import Store
 
 _SUMMARY = """
-    select c.id, c.kind, c.last_seq, m.role, m.read_seq,
-           case when c.kind = 'group' then c.name else coalesce((
-               select u.display_name from members o join users u on u.id = o.user_id
-               where o.conv_id = c.id and o.user_id <> $1 limit 1), '') end as name,
-           (select count(*) from messages x
-             where x.conv_id = c.id and x.seq > m.read_seq and x.sender_id <> $1) as unread
+    select c.id, c.kind, c.name, c.last_seq, m.role, m.read_seq,
+           (select o.user_id from members o where o.conv_id = c.id and o.user_id <> $1 limit 1) as peer_id
     from members m join conversations c on c.id = m.conv_id
     where m.user_id = $1
 """
@@ -26,54 +20,105 @@ def address(kind: str, conv_id: int) -> str:
     return f"{'g' if kind == 'group' else 'd'}:{conv_id}"
 
 
-def summary(row: asyncpg.Record) -> dict[str, Any]:
-    """A conversation as the ``convs`` and ``sync`` answers show it (SPEC.md §5.5)."""
-    return {
-        "conv": address(row["kind"], row["id"]), "kind": row["kind"], "name": row["name"],
-        "role": row["role"], "last_seq": row["last_seq"], "read_seq": row["read_seq"],
-        "unread": row["unread"],
-    }
-
-
 async def summaries_txn(conn: asyncpg.Connection, user_id: int) -> list[asyncpg.Record]:
+    """The user's conversations (a direct chat's name is its peer's, which the views mask as needed)."""
     return await conn.fetch(_SUMMARY + " order by c.id", user_id)
 
 
-async def summaries(store: Store, user_id: int) -> list[dict[str, Any]]:
-    rows = await store.run("conv_summaries", summaries_txn, user_id, transaction=False)
-    return [summary(r) for r in rows]
+async def summaries(store: Store, user_id: int) -> list[asyncpg.Record]:
+    return await store.run("conv_summaries", summaries_txn, user_id, transaction=False)
 
 
 async def roster(store: Store, conv_id: int) -> Roster | None:
     async def txn(conn: asyncpg.Connection) -> Roster | None:
-        conv = await conn.fetchrow("select kind, name from conversations where id = $1", conv_id)
+        conv = await conn.fetchrow(
+            "select kind, name, muted, allow_friends, family_can_speak, banned_at is not null as banned"
+            " from conversations where id = $1", conv_id,
+        )
         if conv is None:
             return None
         rows = await conn.fetch("select user_id, role from members where conv_id = $1", conv_id)
-        return Roster(conv_id, conv["kind"], conv["name"], {r["user_id"]: MemberRole(r["role"]) for r in rows})
+        states = await conn.fetch(
+            "select user_id, alias_no, isolated, hidden_through from member_state where conv_id = $1", conv_id
+        )
+        return Roster(
+            conv_id, conv["kind"], conv["name"], {r["user_id"]: MemberRole(r["role"]) for r in rows},
+            {r["user_id"]: MemberState(r["alias_no"], r["isolated"], r["hidden_through"]) for r in states},
+            muted=conv["muted"], allow_friends=conv["allow_friends"],
+            family_can_speak=conv["family_can_speak"], banned=conv["banned"],
+        )
     return await store.run("roster", txn)
 
 
 async def set_members_txn(
-    conn: asyncpg.Connection, conv_id: int, members: list[tuple[int, MemberRole]]
+    conn: asyncpg.Connection, conv_id: int, members: list[tuple[int, MemberRole]], *, via: int | None = None
 ) -> None:
-    """Add members or change their roles, and announce it."""
-    await conn.execute(
-        "insert into members (conv_id, user_id, role) select $1, u, r from unnest($2::bigint[], $3::text[]) x(u, r)"
-        " on conflict (conv_id, user_id) do update set role = excluded.role",
-        conv_id, [u for u, _ in members], [str(r) for _, r in members],
+    """Add members or change their roles, and announce it.
+
+    A patient brings her linked husband along, who follows her in and out (IM-8);
+    everyone gets a pseudonym number in the conversation on first joining (IM-6).
+    """
+    await conn.execute("select 1 from conversations where id = $1 for update", conv_id)  # serialises alias numbers
+    ids = [u for u, _ in members]
+    followers = await conn.fetch(
+        "select f.family_id, f.patient_id from family_links f join users p on p.id = f.patient_id"
+        " where f.patient_id = any($1) and f.relation = 'husband' and p.role = 'patient'"
+        " and not exists (select 1 from members m where m.conv_id = $2 and m.user_id = f.family_id)",
+        ids, conv_id,
     )
-    await notify_txn(conn, MembersChanged(conv_id, [(u, str(r)) for u, r in members]))
+    rows = [(u, str(r), via) for u, r in members]
+    rows += [(f["family_id"], str(MemberRole.MEMBER), f["patient_id"]) for f in followers if f["family_id"] not in ids]
+    await conn.execute(
+        "insert into members (conv_id, user_id, role, via_user_id)"
+        " select $1, u, r, v from unnest($2::bigint[], $3::text[], $4::bigint[]) x(u, r, v)"
+        " on conflict (conv_id, user_id) do update set role = excluded.role",
+        conv_id, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+    )
+    await conn.execute(
+        "insert into member_state (conv_id, user_id, alias_no)"
+        " select $1, u, (select coalesce(max(alias_no), 0) from member_state where conv_id = $1)"
+        "   + row_number() over (order by ord)"
+        " from unnest($2::bigint[]) with ordinality x(u, ord)"
+        " where not exists (select 1 from member_state s where s.conv_id = $1 and s.user_id = x.u)",
+        conv_id, [r[0] for r in rows],
+    )
+    await notify_txn(conn, MembersChanged(conv_id, [(u, r) for u, r, _ in rows]))
 
 
 async def remove_member_txn(conn: asyncpg.Connection, conv_id: int, user_id: int) -> bool:
-    """Remove a member and announce it; False if they were not a member."""
-    removed = await conn.fetchval(
-        "delete from members where conv_id = $1 and user_id = $2 returning true", conv_id, user_id
+    """Remove a member, and the family who came in with her (IM-8), and announce it; False if not a member."""
+    removed = await conn.fetch(
+        "delete from members where conv_id = $1 and (user_id = $2 or via_user_id = $2"
+        "   and exists (select 1 from members m where m.conv_id = $1 and m.user_id = $2))"
+        " returning user_id",
+        conv_id, user_id,
     )
     if removed:
-        await notify_txn(conn, MembersChanged(conv_id, [(user_id, None)]))
-    return bool(removed)
+        await notify_txn(conn, MembersChanged(conv_id, [(r["user_id"], None) for r in removed]))
+    return any(r["user_id"] == user_id for r in removed)
+
+
+async def update_group_txn(conn: asyncpg.Connection, conv_id: int, changes: dict[str, bool]) -> None:
+    """Switch group settings (muted, allow_friends, family_can_speak, banned) and announce it."""
+    columns = {"muted": "muted", "allow_friends": "allow_friends", "family_can_speak": "family_can_speak"}
+    sets = [f"{columns[k]} = ${i + 2}" for i, k in enumerate(k for k in changes if k in columns)]
+    values = [v for k, v in changes.items() if k in columns]
+    if "banned" in changes:
+        sets.append(f"banned_at = case when ${len(values) + 2} then coalesce(banned_at, now()) end")
+        values.append(changes["banned"])
+    await conn.execute(f"update conversations set {', '.join(sets)} where id = $1", conv_id, *values)
+    await notify_txn(conn, GroupChanged(conv_id))
+
+
+async def isolate_txn(conn: asyncpg.Connection, conv_id: int, user_id: int, isolated: bool) -> None:
+    """Isolate a member, or lift it: what she sent before the lift stays hidden (IM-12, IM-13)."""
+    await conn.execute(
+        "update member_state s set isolated = $3,"
+        " hidden_through = case when $3 then s.hidden_through else c.last_seq end"
+        " from conversations c where c.id = s.conv_id and s.conv_id = $1 and s.user_id = $2",
+        conv_id, user_id, isolated,
+    )
+    await notify_txn(conn, GroupChanged(conv_id, isolated=[user_id] if isolated else []))
 
 
 async def create_group_txn(
@@ -102,20 +147,14 @@ async def direct_conv_txn(conn: asyncpg.Connection, a: int, b: int) -> int:
     return conv_id
 
 
-async def mark_read(store: Store, conv_id: int, user_id: int, seq: int) -> tuple[int, int] | None:
-    """Move the read marker forward (never back, never past the last seq); return it and the unread count."""
-    async def txn(conn: asyncpg.Connection) -> tuple[int, int] | None:
-        read_seq = await conn.fetchval(
+async def mark_read(store: Store, conv_id: int, user_id: int, seq: int) -> int | None:
+    """Move the read marker forward (never back, never past the last seq) and return it; None if not a member."""
+    async def txn(conn: asyncpg.Connection) -> int | None:
+        read_seq: int | None = await conn.fetchval(
             "update members m set read_seq = greatest(m.read_seq, least($3, c.last_seq))"
             " from conversations c where c.id = m.conv_id and m.conv_id = $1 and m.user_id = $2"
             " returning m.read_seq",
             conv_id, user_id, seq,
         )
-        if read_seq is None:
-            return None
-        unread = await conn.fetchval(
-            "select count(*) from messages where conv_id = $1 and seq > $2 and sender_id <> $3",
-            conv_id, read_seq, user_id,
-        )
-        return read_seq, unread
+        return read_seq
     return await store.run("mark_read", txn)

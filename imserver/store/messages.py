@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 
 from imserver.store.bridge import Store
-from imserver.store.conversations import address, summaries_txn, summary
-from protocol.frames import Message, Sender
+from imserver.store.conversations import summaries_txn
+from protocol.frames import Sender
 
 
 @dataclass
@@ -26,6 +26,10 @@ class Draft:
     text: str
     body: dict[str, Any] | None
     cid: str
+    audience: str = "all"
+    only_user_id: int | None = None
+    flagged: tuple[str, ...] = ()
+    """Words the filter flagged, for the push to the group's staff; not stored with the message."""
     origin: object = None
     """The connection it came from, which gets the ack instead of the push; not stored."""
 
@@ -79,12 +83,13 @@ async def write_batch_txn(conn: asyncpg.Connection, drafts: list[Draft]) -> list
             seqs.append(next_seq[d.conv_id])
             next_seq[d.conv_id] += 1
         rows = await conn.fetch(
-            "insert into messages (conv_id, seq, sender_id, kind, text, body, client_id)"
+            "insert into messages (conv_id, seq, sender_id, kind, text, body, client_id, audience, only_user_id)"
             " select * from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],"
-            " $5::text[], $6::jsonb[], $7::text[])"
+            " $5::text[], $6::jsonb[], $7::text[], $8::text[], $9::bigint[])"
             " returning conv_id, seq, id, created_at",
             [d.conv_id for d in fresh], seqs, [d.sender_id for d in fresh], [d.kind for d in fresh],
             [d.text for d in fresh], [d.body for d in fresh], [d.cid for d in fresh],
+            [d.audience for d in fresh], [d.only_user_id for d in fresh],
         )
         placed = {(r["conv_id"], r["seq"]): r for r in rows}
         for d, seq in zip(fresh, seqs, strict=True):
@@ -93,69 +98,109 @@ async def write_batch_txn(conn: asyncpg.Connection, drafts: list[Draft]) -> list
     return [existing[(d.sender_id, d.cid)] for d in drafts]
 
 
-_MESSAGE_COLUMNS = """
-    m.conv_id, m.seq, m.id, m.kind, m.text, m.body, m.client_id, m.created_at,
-    c.kind as conv_kind, u.id as sender_id, u.display_name, u.role
+_ROW_COLUMNS = """
+    m.conv_id, m.seq, m.id, m.sender_id, m.kind, m.text, m.body, m.client_id, m.created_at,
+    m.audience, m.only_user_id
 """
-_MESSAGE_JOINS = "join conversations c on c.id = m.conv_id join users u on u.id = m.sender_id"
 
 
-def message(row: asyncpg.Record) -> Message:
-    return Message(
-        id=row["id"], conv=address(row["conv_kind"], row["conv_id"]), seq=row["seq"],
-        sender=Sender(f"u{row['sender_id']}", row["display_name"], row["role"]),
-        kind=row["kind"], text=row["text"], ts=millis(row["created_at"]),
-        body=row["body"], cid=row["client_id"],
+@dataclass(frozen=True)
+class Row:
+    """A stored message as the visibility rules and the views need it."""
+
+    conv_id: int
+    seq: int
+    id: int
+    sender_id: int
+    kind: str
+    text: str
+    body: dict[str, Any] | None
+    cid: str
+    ts: int
+    audience: str
+    only_user_id: int | None
+
+
+def _row(r: asyncpg.Record) -> Row:
+    return Row(
+        r["conv_id"], r["seq"], r["id"], r["sender_id"], r["kind"], r["text"], r["body"], r["client_id"],
+        millis(r["created_at"]), r["audience"], r["only_user_id"],
     )
 
 
 async def history(
     store: Store, conv_id: int, *, before: int | None, after: int | None, limit: int
-) -> tuple[list[Message], bool]:
+) -> tuple[list[Row], bool]:
     """One page, oldest first, and whether more lie further in the paging direction (SPEC.md §5.3)."""
     async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
         if after is not None:
             return await conn.fetch(
-                f"select {_MESSAGE_COLUMNS} from messages m {_MESSAGE_JOINS}"
-                " where m.conv_id = $1 and m.seq > $2 order by m.seq limit $3",
+                f"select {_ROW_COLUMNS} from messages m where m.conv_id = $1 and m.seq > $2 order by m.seq limit $3",
                 conv_id, after, limit + 1,
             )
         return await conn.fetch(
-            f"select {_MESSAGE_COLUMNS} from messages m {_MESSAGE_JOINS}"
-            " where m.conv_id = $1 and m.seq < $2 order by m.seq desc limit $3",
+            f"select {_ROW_COLUMNS} from messages m where m.conv_id = $1 and m.seq < $2 order by m.seq desc limit $3",
             conv_id, before if before is not None else 2**63 - 1, limit + 1,
         )
     rows = await store.run("history", txn, transaction=False)  # in paging direction, one extra row
     more = len(rows) > limit
-    page = [message(r) for r in rows[:limit]]
+    page = [_row(r) for r in rows[:limit]]
     if after is None:
         page.reverse()
     return page, more
 
 
-async def sync(store: Store, user_id: int, after: dict[int, int], limit: int) -> list[dict[str, Any]]:
-    """Every conversation of the user with the messages after the given seqs (SPEC.md §5.2)."""
+async def seqs_by_sender(store: Store, conv_id: int, sender_id: int) -> list[int]:
+    """Every seq a member sent in a conversation, for retracting them when she is isolated."""
+    async def txn(conn: asyncpg.Connection) -> list[int]:
+        rows = await conn.fetch(
+            "select seq from messages where conv_id = $1 and sender_id = $2 order by seq", conv_id, sender_id
+        )
+        return [r["seq"] for r in rows]
+    return await store.run("seqs_by_sender", txn, transaction=False)
+
+
+UNREAD_CAP = 999
+"""Unread counts stop here (clients show "99+" long before)."""
+
+
+async def sync(
+    store: Store, user_id: int, after: dict[int, int], limit: int
+) -> tuple[list[asyncpg.Record], dict[int, list[Row]], dict[int, list[Row]]]:
+    """The user's conversations, the messages after the given seqs (at most ``limit`` + 1 each),
+    and the messages after each read marker (at most UNREAD_CAP + 1), for the views to filter (SPEC.md §5.2)."""
     async def txn(conn: asyncpg.Connection) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
         convs = await summaries_txn(conn, user_id)
         wanted = [r["id"] for r in convs if r["last_seq"] > after.get(r["id"], 0)]
         rows = await conn.fetch(
-            f"select {_MESSAGE_COLUMNS} from unnest($1::bigint[], $2::bigint[]) p(conv_id, after)"
+            f"select {_ROW_COLUMNS} from unnest($1::bigint[], $2::bigint[]) p(conv_id, after)"
             " cross join lateral (select * from messages x where x.conv_id = p.conv_id"
-            "   and x.seq > p.after order by x.seq limit $3) m"
-            f" {_MESSAGE_JOINS} order by m.conv_id, m.seq",
+            "   and x.seq > p.after order by x.seq limit $3) m order by m.conv_id, m.seq",
             wanted, [after.get(c, 0) for c in wanted], limit + 1,
         )
         return convs, rows
-    # A message committed between the two statements is at worst left for the live push.
+    # A message committed between the statements is at worst left for the live push.
     convs, rows = await store.run("sync", txn, transaction=False)
-    by_conv: dict[int, list[Message]] = {}
+    by_conv: dict[int, list[Row]] = {}
     for r in rows:
-        by_conv.setdefault(r["conv_id"], []).append(message(r))
-    result = []
-    for conv in convs:
-        messages = by_conv.get(conv["id"], [])
-        entry = summary(conv)
-        entry["messages"] = messages[:limit]
-        entry["more"] = len(messages) > limit
-        result.append(entry)
-    return result
+        by_conv.setdefault(r["conv_id"], []).append(_row(r))
+    markers = [(c["id"], c["read_seq"]) for c in convs if c["last_seq"] > c["read_seq"]]
+    return convs, by_conv, await unread_rows(store, user_id, markers)
+
+
+async def unread_rows(store: Store, user_id: int, markers: list[tuple[int, int]]) -> dict[int, list[Row]]:
+    """Messages of others after each (conversation, read marker), at most UNREAD_CAP + 1 per conversation."""
+    if not markers:
+        return {}
+
+    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await conn.fetch(
+            f"select {_ROW_COLUMNS} from unnest($1::bigint[], $2::bigint[]) p(conv_id, after)"
+            " cross join lateral (select * from messages x where x.conv_id = p.conv_id and x.seq > p.after"
+            "   and x.sender_id <> $3 order by x.seq limit $4) m",
+            [c for c, _ in markers], [s for _, s in markers], user_id, UNREAD_CAP + 1,
+        )
+    found: dict[int, list[Row]] = {c: [] for c, _ in markers}
+    for r in await store.run("unread", txn, transaction=False):
+        found[r["conv_id"]].append(_row(r))
+    return found

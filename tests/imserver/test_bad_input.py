@@ -251,7 +251,7 @@ async def test_unreadable_frames_before_hello_are_fatal(server: Running) -> None
 
 async def test_second_hello_is_refused_and_the_connection_stays(server: Running) -> None:
     await server.user("alice")
-    await server.user("bob")
+    await server.user("bob", Role.STAFF)
     async with logged_in(server, "alice") as raw:
         for frame in (hello("alice") | {"rid": 2}, hello("bob") | {"rid": 3}):
             error = await raw.answer(frame)
@@ -618,8 +618,9 @@ async def test_refused_requests_change_nothing(server: Running) -> None:
 
 
 async def test_group_ops_on_a_direct_chat_are_bad_request(server: Running) -> None:
-    for name in ("alice", "bob", "carol"):
+    for name in ("alice", "carol"):
         await server.user(name)
+    await server.user("bob", Role.STAFF)
     await server.user("root", Role.ADMIN)
     async with logged_in(server, "alice") as alice, logged_in(server, "root") as root:
         direct = (await alice.ok("send", conv="u:bob", cid="c", text="hi"))["conv"]

@@ -119,7 +119,7 @@ def test_request_round_trip(cls: type[Request], data: st.DataObject) -> None:
 @given(request=requests)
 def test_request_round_trip_through_builtins(request: Request) -> None:
     """A frame built by hand as a map (what a client in another language does) decodes the same."""
-    as_map = msgspec.to_builtins(request)
+    as_map = msgspec.to_builtins(request, builtin_types=(bytes,))  # bytes stay bytes, as msgpack carries them
     assert decode_request(encode(as_map), BIG) == request
 
 

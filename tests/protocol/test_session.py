@@ -26,9 +26,31 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "group_add": {"op": "group_add", "rid": 10, "conv": "g:1", "user": "wang.fang"},
     "group_remove": {"op": "group_remove", "rid": 11, "conv": "g:1", "user": "wang.fang"},
     "members": {"op": "members", "rid": 12, "conv": "g:1"},
+    "group_set": {"op": "group_set", "rid": 14, "conv": "g:12", "muted": True},
+    "isolate": {"op": "isolate", "rid": 15, "conv": "g:12", "member": "a3"},
+    "unisolate": {"op": "unisolate", "rid": 16, "conv": "g:12", "member": "a3"},
+    "group_ban": {"op": "group_ban", "rid": 17, "conv": "g:12"},
+    "group_unban": {"op": "group_unban", "rid": 18, "conv": "g:12"},
+    "user_ban": {"op": "user_ban", "rid": 19, "user": "zhang.wei"},
+    "user_unban": {"op": "user_unban", "rid": 20, "user": "zhang.wei"},
+    "family_link": {
+        "op": "family_link", "rid": 21, "patient": "chen_hong", "family": "chen_family", "relation": "husband"
+    },
+    "family_invite": {"op": "family_invite", "rid": 22, "conv": "g:12", "family": "chen_family"},
+    "friend_request": {"op": "friend_request", "rid": 23, "conv": "g:12", "member": "a7"},
+    "friend_respond": {"op": "friend_respond", "rid": 24, "request": 5, "accept": True},
+    "words_set": {"op": "words_set", "rid": 25, "word": "代孕", "policy": "block"},
+    "words_remove": {"op": "words_remove", "rid": 26, "word": "代孕"},
+    "words_list": {"op": "words_list", "rid": 27},
+    "audit": {"op": "audit", "rid": 28, "since": 1795700000000, "actor": "dr_wang", "limit": 50},
+    "profile": {"op": "profile", "rid": 29, "conv": "g:12", "member": "a3"},
 }
 #: SPEC.md §4: the ops a read-only (mini-program) session may not use.
-WRITING_OPS = {"send", "group_create", "group_add", "group_remove"}
+WRITING_OPS = {
+    "send", "group_create", "group_add", "group_remove", "group_set", "isolate", "unisolate", "group_ban",
+    "group_unban", "user_ban", "user_unban", "family_link", "family_invite", "friend_request", "friend_respond",
+    "words_set", "words_remove",
+}
 
 
 def opened(*, readonly: bool = False) -> ServerSession:

@@ -1,0 +1,81 @@
+"""What one viewer is shown: messages, pages with their hidden ranges, people and conversations.
+
+Every answer and push that carries a message or a person is built here, from
+the rules in ``visibility``, so no code path can forget a rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from imserver import visibility
+from imserver.model import Role, Roster, User
+from imserver.store.messages import UNREAD_CAP, Row
+from imserver.visibility import Audience, MessageMeta, Viewer
+from protocol.frames import Message, Sender
+
+UNKNOWN = User(0, "", "", Role.PATIENT)
+"""Stands in for an account not (yet) in the cache: masked, which is the safe way to be wrong."""
+
+
+def meta(row: Row) -> MessageMeta:
+    return MessageMeta(row.sender_id, row.seq, Audience(row.audience), row.only_user_id)
+
+
+def person(viewer: Viewer, subject: User, roster: Roster) -> Sender:
+    """``subject`` as ``viewer`` may see them in this conversation."""
+    if visibility.shows_real(viewer, subject.id, subject.role):
+        return Sender(subject.ref, subject.display_name, str(subject.role), subject.title)
+    ref, name = visibility.pseudonym(roster, subject.id)
+    return Sender(ref, name, str(subject.role))
+
+
+def message(row: Row, viewer: Viewer, roster: Roster, users: dict[int, User]) -> Message | None:
+    """The message as ``viewer`` sees it, or None if they may not see it."""
+    if not visibility.can_see(viewer, meta(row), roster):
+        return None
+    only = None
+    if row.only_user_id is not None:
+        only = person(viewer, users.get(row.only_user_id, UNKNOWN), roster)
+    return Message(
+        id=row.id, conv=roster.address, seq=row.seq, sender=person(viewer, users.get(row.sender_id, UNKNOWN), roster),
+        kind=row.kind, text=row.text, ts=row.ts, body=row.body, cid=row.cid,
+        only=only, refused=row.audience == Audience.STAFF,
+    )
+
+
+def page(
+    rows: list[Row], viewer: Viewer, roster: Roster, users: dict[int, User]
+) -> tuple[list[Message], list[list[int]]]:
+    """Visible messages of a page, and the seq ranges in it hidden from this viewer."""
+    shown, hidden = [], []
+    for row in rows:
+        seen = message(row, viewer, roster, users)
+        if seen is None:
+            hidden.append(row.seq)
+        else:
+            shown.append(seen)
+    return shown, visibility.hidden_ranges(hidden)
+
+
+def unread(rows: Iterable[Row], viewer: Viewer, roster: Roster) -> int:
+    return min(UNREAD_CAP, sum(visibility.can_see(viewer, meta(r), roster) for r in rows))
+
+
+def member(viewer: Viewer, subject: User, role: str, roster: Roster) -> dict[str, Any]:
+    """One entry of a member list: real identities with username, others by pseudonym only."""
+    shown = person(viewer, subject, roster)
+    entry: dict[str, Any] = {"id": shown.id, "name": shown.name, "role": shown.role, "member_role": role}
+    if shown.id == subject.ref:
+        entry["username"] = subject.username
+        if subject.title:
+            entry["title"] = subject.title
+    return entry
+
+
+def conversation_name(viewer: Viewer, roster: Roster, peer: User | None) -> str:
+    """A group's name; a direct chat is named after the peer as the viewer may see them."""
+    if roster.kind == "group" or peer is None:
+        return roster.name
+    return person(viewer, peer, roster).name

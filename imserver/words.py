@@ -1,0 +1,83 @@
+"""Sensitive-word filtering (IM-11): Aho-Corasick over normalised text.
+
+Normalising makes the usual evasions match: full-width letters and digits
+(NFKC), upper case (casefold), and spaces, punctuation or symbols put between
+the characters of a word (dropped before matching). A message with no listed
+word takes the fast path: three C-level string passes and one automaton scan.
+Only a message that matches is walked character by character, to map the match
+back to the original text for masking.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import ahocorasick
+
+MASK = "＊"
+_SKIPPED = re.compile(r"[\W_]+")
+
+
+class Policy(StrEnum):
+    MASK = "mask"
+    """Replace the word (and anything put inside it) with ＊."""
+    BLOCK = "block"
+    """Refuse the message; it is kept for audit, visible to staff only."""
+    FLAG = "flag"
+    """Let it through, and tell the group's staff."""
+
+
+def normalise(text: str) -> str:
+    """What matching sees: NFKC, case-folded, without spaces, punctuation and symbols."""
+    return _SKIPPED.sub("", unicodedata.normalize("NFKC", text).casefold())
+
+
+@dataclass
+class Verdict:
+    text: str
+    """The text to deliver (masked where a mask word matched)."""
+    blocked: list[str] = field(default_factory=list)
+    flagged: list[str] = field(default_factory=list)
+    masked: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.blocked or self.flagged or self.masked)
+
+
+class WordFilter:
+    """An immutable automaton of the hospital's words; build a new one when the list changes."""
+
+    def __init__(self, entries: Iterable[tuple[str, str]] = ()) -> None:
+        self._automaton = ahocorasick.Automaton()
+        self.size = 0
+        for word, policy in entries:
+            key = normalise(word)
+            if key:
+                self._automaton.add_word(key, (len(key), word, Policy(policy)))
+                self.size += 1
+        if self.size:
+            self._automaton.make_automaton()
+
+    def check(self, text: str) -> Verdict:
+        verdict = Verdict(text)
+        if not self.size or not any(True for _ in self._automaton.iter(normalise(text))):
+            return verdict
+        # Slow path: normalise character by character, so each match maps back to the original text.
+        pieces = [normalise(char) for char in text]
+        origin = [index for index, piece in enumerate(pieces) for _ in piece]
+        chars = list(text)
+        for end, (length, word, policy) in self._automaton.iter("".join(pieces)):
+            found = {Policy.MASK: verdict.masked, Policy.BLOCK: verdict.blocked, Policy.FLAG: verdict.flagged}[policy]
+            if word not in found:
+                found.append(word)
+            if policy is Policy.MASK:
+                for i in range(origin[end - length + 1], origin[end] + 1):
+                    if not chars[i].isspace():
+                        chars[i] = MASK
+        verdict.text = "".join(chars)
+        return verdict
