@@ -223,12 +223,15 @@ class Client:
             answer = await self.request("sync", after=after, limit=limit)
             again = False
             for conv in answer["convs"]:
-                got = [_message(m) for m in conv["messages"]]
-                entry = merged.setdefault(conv["conv"], conv | {"messages": []})
+                got = [_message(m) for m in conv.get("messages", [])]
+                hidden = conv.get("hidden", [])
+                entry = merged.setdefault(conv["conv"], conv | {"messages": [], "hidden": []})
                 entry["messages"].extend(got)
-                if got:
-                    after[conv["conv"]] = got[-1].seq
-                again = again or conv["more"]
+                entry["hidden"].extend(hidden)
+                covered = _covered(got, hidden)
+                if covered is not None:
+                    after[conv["conv"]] = covered
+                again = again or conv.get("more", False)
             if not again:
                 return list(merged.values())
 
@@ -255,6 +258,14 @@ class Client:
                 await self.connect()
                 for message in await self._catch_up():
                     yield message
+            elif frame.get("op") == "hidden" and not frame.get("retract"):
+                # Seqs this user may not see (SPEC.md §5.2): move past them, or fill the gap before them.
+                conv, first, end = frame["conv"], frame["ranges"][0][0], frame["ranges"][-1][1]
+                if first > self.positions.get(conv, 0) + 1:
+                    for missed in await self._catch_up({conv: self.positions.get(conv, 0)}):
+                        yield missed
+                if first <= self.positions.get(conv, 0) + 1:
+                    self.positions[conv] = max(self.positions.get(conv, 0), end)
             elif frame.get("op") == "msg":
                 message = _message(frame["msg"])
                 last = self.positions.get(message.conv, 0)
@@ -278,6 +289,9 @@ class Client:
                 if message.seq > self.positions.get(message.conv, 0):
                     self.positions[message.conv] = message.seq
                     found.append(message)
+            covered = _covered(conv["messages"], conv["hidden"])
+            if covered is not None and covered > self.positions.get(conv["conv"], 0):
+                self.positions[conv["conv"]] = covered
         return found
 
 
@@ -315,6 +329,12 @@ async def _open_websocket(nursery: trio.Nursery, url: str, context: ssl.SSLConte
 def _lost(exc: ConnectionClosed) -> ConnectionLost:
     reason = exc.reason
     return ConnectionLost(None, None) if reason is None else ConnectionLost(reason.code, reason.reason)
+
+
+def _covered(messages: list[Message], hidden: list[list[int]]) -> int | None:
+    """The highest seq a sync page accounts for, shown or hidden (the page covers its seqs without gaps)."""
+    tops = [m.seq for m in messages] + [r[1] for r in hidden]
+    return max(tops) if tops else None
 
 
 def _message(value: dict[str, Any]) -> Message:
