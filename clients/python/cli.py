@@ -31,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("conv", help="g:<group id> or u:<username>")
     send.add_argument("text")
     send.add_argument("--client-id", help="client message id; a resend with the same id is not duplicated")
+    send.add_argument("--only", metavar="USERNAME", help="mention-only: visible to this member (and the group's "
+                      "managers) alone; a member id as `members` shows it (u12, a3) works too")
+    members = sub.add_parser("members", help="print the members of a conversation as this user may see them")
+    members.add_argument("conv")
     history = sub.add_parser("history", help="print messages, oldest first")
     history.add_argument("conv")
     history.add_argument("--after", type=int, help="only messages after this seq")
@@ -47,8 +51,25 @@ def _json(message: Message) -> str:
 
 
 async def _send(client: Client, args: argparse.Namespace) -> None:
-    ack = await client.send(args.conv, args.text, cid=args.client_id)
+    only = await _member_id(client, args.conv, args.only) if args.only else None
+    ack = await client.send(args.conv, args.text, cid=args.client_id, only=only)
     print(json.dumps({"conv": ack["conv"], "seq": ack["seq"], "id": ack["id"], "dup": ack["dup"]}))
+
+
+async def _member_id(client: Client, conv: str, name: str) -> str:
+    """The id the server shows for a member, found by username (or given as an id already)."""
+    members = (await client.request("members", conv=conv))["members"]
+    for member in members:
+        if member.get("username") == name:
+            return str(member["id"])
+    if any(member["id"] == name for member in members):
+        return name
+    raise ClientError({"code": "not_found", "message": "会话或用户不存在", "detail": f"no member {name}"})
+
+
+async def _members(client: Client, args: argparse.Namespace) -> None:
+    for member in (await client.request("members", conv=args.conv))["members"]:
+        print(json.dumps(member, ensure_ascii=False))
 
 
 async def _history(client: Client, args: argparse.Namespace) -> None:
@@ -73,7 +94,7 @@ async def _listen(client: Client, args: argparse.Namespace) -> None:
                 return
 
 
-_COMMANDS: dict[str, Any] = {"send": _send, "history": _history, "listen": _listen}
+_COMMANDS: dict[str, Any] = {"send": _send, "history": _history, "listen": _listen, "members": _members}
 
 
 async def _main(args: argparse.Namespace) -> None:

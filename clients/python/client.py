@@ -179,11 +179,16 @@ class Client:
 
     async def send(
         self, conv: str, text: str | None = None, *, kind: str = "text", body: dict[str, Any] | None = None,
-        cid: str | None = None, retries: int = 5, **extra: Any,
+        cid: str | None = None, only: str | None = None, retries: int = 5,
     ) -> dict[str, Any]:
-        """Send a message; on a lost connection reconnect and resend with the same ``cid``."""
+        """Send a message; on a lost connection reconnect and resend with the same ``cid``.
+
+        ``only`` makes it mention-only: the member id (as ``members`` shows it) who alone may see it.
+        """
         cid = cid or uuid.uuid4().hex
-        fields: dict[str, Any] = {"conv": conv, "cid": cid, "kind": kind, **extra}
+        fields: dict[str, Any] = {"conv": conv, "cid": cid, "kind": kind}
+        if only is not None:
+            fields["only"] = only
         if text is not None:
             fields["text"] = text
         if body is not None:

@@ -7,6 +7,7 @@ import os
 
 import trio
 
+from clients.python import open_client
 from imserver.model import Role
 from tests.conftest import PASSWORD, Running
 from tests.helpers import script
@@ -54,3 +55,24 @@ async def test_errors_exit_non_zero_with_the_protocol_code(server: Running) -> N
     assert wrong.returncode != 0 and json.loads(wrong.stderr)["error"] == "auth_failed"
     missing = await imclient(server, "alice", "send", "g:999", "x")
     assert missing.returncode != 0 and json.loads(missing.stderr)["error"] == "not_found"
+
+
+async def test_members_and_mention_only(server: Running) -> None:
+    await server.user("dr", Role.STAFF, "王医生")
+    for name in ("alice", "bob"):
+        await server.user(name, name=f"{name}-real-name")
+    async with open_client(server.url, username="dr", password=PASSWORD) as doctor:
+        group = (await doctor.request("group_create", name="g", members=["alice", "bob"]))["conv"]
+    as_bob = lines(await imclient(server, "bob", "members", group))
+    assert {m["role"] for m in as_bob} == {"staff", "patient"}
+    alice_seen_by_bob = [m for m in as_bob if m["role"] == "patient" and m["id"] != bob_id(as_bob)]
+    assert alice_seen_by_bob and "username" not in alice_seen_by_bob[0]  # masked (IM-6)
+    assert "alice-real-name" not in json.dumps(as_bob, ensure_ascii=False)
+    sent = lines(await imclient(server, "dr", "send", group, "只给你看", "--only", "alice"))
+    assert sent[0]["seq"] == 1
+    assert [m["text"] for m in lines(await imclient(server, "alice", "history", group))] == ["只给你看"]
+    assert lines(await imclient(server, "bob", "history", group)) == []
+
+
+def bob_id(members: list[dict[str, object]]) -> object:
+    return next(m["id"] for m in members if m.get("username") == "bob")
