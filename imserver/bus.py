@@ -31,9 +31,12 @@ class SessionsEnded(msgspec.Struct, tag="sessions_ended", frozen=True):
 
 
 class GroupChanged(msgspec.Struct, tag="group", frozen=True):
-    """A conversation's settings or isolations changed: reload it; retract what ``isolated`` members showed."""
+    """A conversation's switches (``settings``) or isolations changed: reload it, tell the members
+    about new switches, and retract what ``isolated`` members had shown. An isolation alone is not
+    announced: the isolated member must notice nothing (IM-12)."""
 
     conv: int
+    settings: bool = True
     isolated: list[int] = []
 
 

@@ -39,6 +39,9 @@ class Hub:
         if not self._by_user:
             self._empty.set()
 
+    def online(self, user_id: int) -> bool:
+        return user_id in self._by_user
+
     def of_user(self, user_id: int) -> set[Connection]:
         return self._by_user.get(user_id, set())
 

@@ -266,6 +266,8 @@ class ChatServer:
         frames: dict[tuple[bool, bool | None], bytes] = {}
         hidden: list[int] = []
         for user_id in roster.members:
+            if not self.hub.online(user_id):
+                continue
             viewer = self.directory.viewer(user_id)
             if not visibility.can_see(viewer, meta, roster):
                 hidden.append(user_id)
@@ -350,7 +352,8 @@ class ChatServer:
         roster = await self.directory.reload(event.conv)
         if roster is None:
             return
-        self.hub.deliver(roster.members, encode({"op": "group", "conv": roster.address, **roster.settings()}))
+        if event.settings:
+            self.hub.deliver(roster.members, encode({"op": "group", "conv": roster.address, **roster.settings()}))
         for isolated in event.isolated:
             seqs = await messages.seqs_by_sender(self.store, roster.conv_id, isolated)
             others = [u for u in roster.members

@@ -118,7 +118,7 @@ async def isolate_txn(conn: asyncpg.Connection, conv_id: int, user_id: int, isol
         " from conversations c where c.id = s.conv_id and s.conv_id = $1 and s.user_id = $2",
         conv_id, user_id, isolated,
     )
-    await notify_txn(conn, GroupChanged(conv_id, isolated=[user_id] if isolated else []))
+    await notify_txn(conn, GroupChanged(conv_id, settings=False, isolated=[user_id] if isolated else []))
 
 
 async def create_group_txn(
