@@ -17,11 +17,12 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import trio
 
-from imserver import auth, logs
+from imserver import auth, logs, visibility
 from imserver.config import Settings
 from imserver.model import MemberRole, Role, Roster
 from imserver.moderation import ban_txn, link_family_txn
@@ -99,10 +100,15 @@ def _parser() -> argparse.ArgumentParser:
     words.add_parser("list", help="list the words")
 
     audit = sub.add_parser("audit", help="the audit log as JSON lines (SEC-1)")
-    audit.add_argument("--since", type=datetime.fromisoformat, help="ISO 8601, e.g. 2026-11-01T00:00:00+08:00")
+    audit.add_argument("--since", type=_local_time, help="ISO 8601; without a zone, Beijing time (Asia/Shanghai)")
     audit.add_argument("--actor", help="username, or cli:<os user>")
     audit.add_argument("--limit", type=int, default=1000)
     return parser
+
+
+def _local_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -124,8 +130,11 @@ def main(argv: list[str] | None = None) -> None:
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"imserver: database error: {exc}", file=sys.stderr)
         sys.exit(1)
-    for line in result if isinstance(result, Lines) else [] if result is None else [result]:
-        print(json.dumps(line, ensure_ascii=False))
+    try:
+        for line in result if isinstance(result, Lines) else [] if result is None else [result]:
+            print(json.dumps(line, ensure_ascii=False), flush=True)
+    except BrokenPipeError:  # `imserver audit | head`: the reader has what it wanted
+        sys.stderr.close()
 
 
 async def _with_store(settings: Settings, command: Callable[..., Awaitable[Any]], args: argparse.Namespace) -> Any:
@@ -259,6 +268,8 @@ async def _group_isolate(store: Store, settings: Settings, args: argparse.Namesp
     user_id = await _username(store, args.username)
     if user_id not in roster.members:
         raise CliError(f"{args.username} is not a member of group {args.group_id}")
+    if roster.members[user_id] in visibility.MANAGERS:
+        raise CliError("owners and admins cannot be isolated")
     on = args.action == "isolate"
 
     async def txn(conn: asyncpg.Connection) -> None:

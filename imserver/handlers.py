@@ -156,6 +156,46 @@ class Handlers:
 
     async def send(self, conn: Connection, req: Send) -> Reply:
         user = session_of(conn).user
+        try:
+            draft, roster, blocked = await self._draft(conn, user, req)
+        except ProtocolError:
+            if await self._answer_resend(conn, user, req):  # the rules may have changed since the first try
+                return None
+            raise
+        if blocked:
+            if await self._answer_resend(conn, user, req):
+                return None
+            await self.audit(conn, "message_refused", conv_id=roster.conv_id, detail={"cid": req.cid, "words": blocked})
+
+        def done(outcome: Outcome) -> None:
+            if isinstance(outcome, Exception):
+                conn.fail(ProtocolError(ErrorCode.UNAVAILABLE, rid=req.rid))
+            elif blocked:
+                conn.fail(ProtocolError(ErrorCode.SENSITIVE_WORDS, rid=req.rid))
+            else:
+                conn.reply(
+                    req.rid, conv=roster.address, seq=outcome.seq, id=outcome.id, ts=outcome.ts, dup=outcome.dup
+                )
+        try:
+            await self.writer.submit(draft, done)
+        except WriterClosed:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "shutting down", rid=req.rid) from None
+        return None
+
+    async def _answer_resend(self, conn: Connection, user: User, req: Send) -> bool:
+        """A resend of a stored message gets the first answer, whatever the rules say now (DESIGN rule 2)."""
+        earlier = await messages.by_client_id(self.store, user.id, req.cid)
+        if earlier is None:
+            return False
+        address, stored, audience = earlier
+        if audience == Audience.STAFF:
+            conn.fail(ProtocolError(ErrorCode.SENSITIVE_WORDS, rid=req.rid))
+        else:
+            conn.reply(req.rid, conv=address, seq=stored.seq, id=stored.id, ts=stored.ts, dup=True)
+        return True
+
+    async def _draft(self, conn: Connection, user: User, req: Send) -> tuple[messages.Draft, Roster, list[str]]:
+        """The message to store, after every rule (IM-4, IM-9, IM-10, IM-11, IM-15); the words that refuse it."""
         text, body = self._content(req)
         roster = await self.resolve(user, req.conv, req.rid)
         viewer = self.directory.viewer(user.id)
@@ -169,31 +209,15 @@ class Handlers:
                 raise ProtocolError(ErrorCode.BAD_REQUEST, "a message only for yourself", rid=req.rid, field="only")
         text, body, verdict = self._screen(user, req.kind, text, body)
         audience = Audience.STAFF if verdict.blocked else Audience.ONLY if only_id else Audience.ALL
-        if verdict.blocked or verdict.flagged:
-            await self.audit(
-                conn, "message_refused" if verdict.blocked else "message_flagged", conv_id=roster.conv_id,
-                detail={"cid": req.cid, "words": verdict.blocked + verdict.flagged},
-            )
+        if verdict.flagged and not verdict.blocked:
+            await self.audit(conn, "message_flagged", conv_id=roster.conv_id,
+                             detail={"cid": req.cid, "words": verdict.flagged})
         draft = messages.Draft(
             roster.conv_id, user.id, Sender(user.ref, user.display_name, str(user.role), user.title),
             req.kind, text, body, req.cid, audience=str(audience), only_user_id=only_id,
-            flagged=tuple(verdict.flagged), origin=conn,
+            flagged=() if verdict.blocked else tuple(verdict.flagged), origin=conn,
         )
-
-        def done(outcome: Outcome) -> None:
-            if isinstance(outcome, Exception):
-                conn.fail(ProtocolError(ErrorCode.UNAVAILABLE, rid=req.rid))
-            elif verdict.blocked:
-                conn.fail(ProtocolError(ErrorCode.SENSITIVE_WORDS, rid=req.rid))
-            else:
-                conn.reply(
-                    req.rid, conv=roster.address, seq=outcome.seq, id=outcome.id, ts=outcome.ts, dup=outcome.dup
-                )
-        try:
-            await self.writer.submit(draft, done)
-        except WriterClosed:
-            raise ProtocolError(ErrorCode.UNAVAILABLE, "shutting down", rid=req.rid) from None
-        return None
+        return draft, roster, verdict.blocked
 
     def _content(self, req: Send) -> tuple[str, dict[str, Any] | None]:
         if req.kind != "text":
@@ -255,12 +279,11 @@ class Handlers:
             if roster is None:
                 continue
             entry = await self.summary(viewer, conv, roster, unread.get(conv["id"], []))
-            found = rows.get(conv["id"], [])
-            if not roster.banned:
-                entry["messages"], entry["hidden"] = views.page(
-                    found[:req.limit], viewer, roster, self.directory.cached_users()
-                )
-                entry["more"] = len(found) > req.limit
+            found = [] if roster.banned else rows.get(conv["id"], [])
+            entry["messages"], entry["hidden"] = views.page(
+                found[:req.limit], viewer, roster, self.directory.cached_users()
+            )
+            entry["more"] = len(found) > req.limit
             result.append(entry)
         return {"convs": result}
 

@@ -153,6 +153,8 @@ class ModerationHandlers:
         roster = await self.core.resolve(user, req.conv, req.rid)
         viewer = self.core.directory.viewer(user.id)
         target = self.core.member_id(roster, viewer, req.member, req.rid, field="member")
+        if target == user.id:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "a friend request to yourself", rid=req.rid, field="member")
         them = self.core.directory.viewer(target)
         if visibility.may_chat_directly(viewer, them, friends=False):
             raise ProtocolError(ErrorCode.BAD_REQUEST, "you can message them directly", rid=req.rid)

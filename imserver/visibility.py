@@ -12,7 +12,7 @@ The rules (REQUIREMENTS.md):
   family members linked to each other see each other, for real.
 - IM-10      a mention-only message reaches its sender, its target, and the group's
   owners and admins.
-- IM-11      a refused message is kept for audit and shown to staff only.
+- IM-11      a refused message is kept for audit and shown to staff accounts only.
 - IM-12/13   an isolated member's messages, past and future, are shown only to
   herself and the owners and admins; after the lift, those sent before it stay so.
 - IM-4/IM-9  while a group is muted, patients and family may not send; family may
@@ -79,12 +79,10 @@ def can_see(viewer: Viewer, message: MessageMeta, roster: Roster) -> bool:
     """May ``viewer`` (a member of the conversation) see ``message``?"""
     if roster.banned:
         return False
-    if viewer.id == message.sender_id:
-        return message.audience is not Audience.STAFF
-    if manages(viewer, roster):
-        return True
-    if message.audience is Audience.STAFF:
+    if message.audience is Audience.STAFF:  # refused: staff accounts only, not even its sender or a manager
         return viewer.role in (Role.STAFF, Role.ADMIN)
+    if viewer.id == message.sender_id or manages(viewer, roster):
+        return True
     if message.audience is Audience.ONLY and viewer.id != message.only_user_id:
         return False
     state = roster.states.get(message.sender_id)

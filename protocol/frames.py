@@ -242,7 +242,8 @@ class Audit(Request, tag="audit"):
 
     since: Annotated[int, Meta(ge=0)] | None = None
     """Milliseconds since the Unix epoch."""
-    actor: Username | None = None
+    actor: Annotated[str, Meta(min_length=1, max_length=80, pattern=NO_NUL)] | None = None
+    """A username, or ``cli:<os user>`` for operator commands."""
     limit: Annotated[int, Meta(ge=1, le=1000)] = 100
 
 

@@ -2,7 +2,7 @@
 
 alter table users
     add column title text not null default '',          -- a staff member's title, shown to patients (IM-7)
-    add column phone_enc bytea,                          -- AES-GCM under the 'field' server key (SEC-2)
+    add column phone_enc bytea,                          -- AES-GCM under the 'field_aes' server key (SEC-2)
     add column banned_at timestamptz;                    -- IM-14
 
 alter table conversations

@@ -51,16 +51,18 @@ async def roster(store: Store, conv_id: int) -> Roster | None:
 
 
 async def set_members_txn(
-    conn: asyncpg.Connection, conv_id: int, members: list[tuple[int, MemberRole]], *, via: int | None = None
+    conn: asyncpg.Connection, conv_id: int, members: list[tuple[int, MemberRole]], *,
+    via: int | None = None, follow: bool = True,
 ) -> None:
     """Add members or change their roles, and announce it.
 
-    A patient brings her linked husband along, who follows her in and out (IM-8);
-    everyone gets a pseudonym number in the conversation on first joining (IM-6).
+    With ``follow`` (groups) a patient brings her linked husband along, who follows
+    her in and out (IM-8); everyone gets a pseudonym number in the conversation on
+    first joining (IM-6).
     """
     await conn.execute("select 1 from conversations where id = $1 for update", conv_id)  # serialises alias numbers
     ids = [u for u, _ in members]
-    followers = await conn.fetch(
+    followers = [] if not follow else await conn.fetch(
         "select f.family_id, f.patient_id from family_links f join users p on p.id = f.patient_id"
         " where f.patient_id = any($1) and f.relation = 'husband' and p.role = 'patient'"
         " and not exists (select 1 from members m where m.conv_id = $2 and m.user_id = f.family_id)",
@@ -114,7 +116,7 @@ async def isolate_txn(conn: asyncpg.Connection, conv_id: int, user_id: int, isol
     """Isolate a member, or lift it: what she sent before the lift stays hidden (IM-12, IM-13)."""
     await conn.execute(
         "update member_state s set isolated = $3,"
-        " hidden_through = case when $3 then s.hidden_through else c.last_seq end"
+        " hidden_through = case when not $3 and s.isolated then c.last_seq else s.hidden_through end"
         " from conversations c where c.id = s.conv_id and s.conv_id = $1 and s.user_id = $2",
         conv_id, user_id, isolated,
     )
@@ -143,7 +145,7 @@ async def direct_conv_txn(conn: asyncpg.Connection, a: int, b: int) -> int:
     if conv_id is None:
         existing: int = await conn.fetchval("select id from conversations where direct_key = $1", key)
         return existing
-    await set_members_txn(conn, conv_id, [(a, MemberRole.MEMBER), (b, MemberRole.MEMBER)])
+    await set_members_txn(conn, conv_id, [(a, MemberRole.MEMBER), (b, MemberRole.MEMBER)], follow=False)
     return conv_id
 
 

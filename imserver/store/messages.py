@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from imserver.store.bridge import Store
-from imserver.store.conversations import summaries_txn
+from imserver.store.conversations import address, summaries_txn
 from protocol.frames import Sender
 
 
@@ -148,6 +148,21 @@ async def history(
     if after is None:
         page.reverse()
     return page, more
+
+
+async def by_client_id(store: Store, sender_id: int, cid: str) -> tuple[str, Stored, str] | None:
+    """A message already stored under this client id: its conversation's address, where it is, its audience."""
+    async def txn(conn: asyncpg.Connection) -> asyncpg.Record | None:
+        return await conn.fetchrow(
+            "select m.conv_id, m.seq, m.id, m.created_at, m.audience, c.kind from messages m"
+            " join conversations c on c.id = m.conv_id where m.sender_id = $1 and m.client_id = $2",
+            sender_id, cid,
+        )
+    row = await store.run("by_client_id", txn, transaction=False)
+    if row is None:
+        return None
+    stored = Stored(row["conv_id"], row["seq"], row["id"], millis(row["created_at"]), True)
+    return address(row["kind"], row["conv_id"]), stored, row["audience"]
 
 
 async def seqs_by_sender(store: Store, conv_id: int, sender_id: int) -> list[int]:

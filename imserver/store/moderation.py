@@ -9,7 +9,7 @@ import asyncpg
 
 from imserver.bus import WordsChanged, notify_txn
 from imserver.store.bridge import Store
-from imserver.store.conversations import direct_conv_txn
+from imserver.store.conversations import address, direct_conv_txn
 
 
 async def audit_txn(
@@ -29,15 +29,16 @@ async def audit_entries(
 ) -> list[dict[str, Any]]:
     async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
         return await conn.fetch(
-            "select a.id, a.at, a.actor, a.action, t.username as target, a.conv_id, a.detail, a.remote"
-            " from audit_log a left join users t on t.id = a.target_id"
+            "select a.id, a.at, a.actor, a.action, t.username as target, a.conv_id, c.kind as conv_kind,"
+            " a.detail, a.remote"
+            " from audit_log a left join users t on t.id = a.target_id left join conversations c on c.id = a.conv_id"
             " where ($1::timestamptz is null or a.at >= $1) and ($2::text is null or a.actor = $2)"
             " order by a.id limit $3",
             since, actor, limit,
         )
     return [
         {"id": r["id"], "at": r["at"].isoformat(), "actor": r["actor"], "action": r["action"],
-         "target": r["target"], "conv": None if r["conv_id"] is None else f"g:{r['conv_id']}",
+         "target": r["target"], "conv": None if r["conv_id"] is None else address(r["conv_kind"], r["conv_id"]),
          "detail": r["detail"], "remote": r["remote"]}
         for r in await store.run("audit_entries", txn, transaction=False)
     ]

@@ -1,0 +1,1 @@
+"""Load harness and benchmarks (issue 4 adds the harness; see RESULTS.md)."""
