@@ -182,6 +182,11 @@ class Handlers:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "shutting down", rid=req.rid) from None
         return None
 
+    async def _people_in(self, rows: list[messages.Row]) -> None:
+        """Load the senders and mention targets of these rows, members or not any more, before rendering."""
+        ids = {r.sender_id for r in rows} | {r.only_user_id for r in rows if r.only_user_id is not None}
+        await self.directory.users(list(ids))
+
     async def _answer_resend(self, conn: Connection, user: User, req: Send) -> bool:
         """A resend of a stored message gets the first answer, whatever the rules say now (DESIGN rule 2)."""
         earlier = await messages.by_client_id(self.store, user.id, req.cid)
@@ -272,6 +277,7 @@ class Handlers:
             conv_id = (await self.resolve(user, addr, req.rid)).conv_id if addr.startswith("u:") else int(addr[2:])
             after[conv_id] = seq
         convs, rows, unread = await messages.sync(self.store, user.id, after, req.limit)
+        await self._people_in([r for found in rows.values() for r in found])
         viewer = self.directory.viewer(user.id)
         result = []
         for conv in convs:
@@ -309,6 +315,7 @@ class Handlers:
         rows, more = await messages.history(
             self.store, roster.conv_id, before=req.before, after=req.after, limit=req.limit
         )
+        await self._people_in(rows)
         shown, hidden = views.page(rows, self.directory.viewer(user.id), roster, self.directory.cached_users())
         return {"conv": roster.address, "messages": shown, "hidden": hidden, "more": more}
 

@@ -186,3 +186,18 @@ async def test_group_roles_are_enforced(server: Running) -> None:
             ("dr", "owner"), ("nurse", "admin"), ("alice", "member")
         }
         await alice.request("group_remove", conv=group, user="alice")  # anyone may leave
+
+
+async def test_messages_of_members_who_left_keep_their_sender(server: Running) -> None:
+    """After a restart the cache is cold: a departed member's messages still show who sent them."""
+    await server.user("dr", Role.STAFF, "王医生")
+    await server.user("nurse", Role.STAFF, "李护士")
+    async with open_client(server.url, username="dr", password=PASSWORD) as doctor:
+        group = (await doctor.request("group_create", name="g", members=["nurse"]))["conv"]
+        async with open_client(server.url, username="nurse", password=PASSWORD) as nurse:
+            await nurse.send(group, "交班了")
+            await nurse.request("group_remove", conv=group, user="nurse")
+        server.server.directory.forget()
+        page, _ = await doctor.history(group)
+    assert [(m.sender.id, m.sender.name) for m in page] == [(page[0].sender.id, "李护士")]
+    assert page[0].sender.id != "u0"
