@@ -123,6 +123,12 @@ class Handlers:
         rate, burst = (s.bot_rate, s.bot_burst) if user.role is Role.BOT else (s.rate, s.burst)
         conn.limiter = TokenBucket(rate, burst)
         self.hub.attach(conn)
+        # A ban committed after the account was read revoked only older sessions, and its event may have
+        # passed before this attach: look again, now that later events will find this connection (IM-14).
+        still = await accounts.live_session(self.store, session_id)
+        if still is None or still[0].banned:
+            self.hub.detach(conn)
+            raise ProtocolError(ErrorCode.ACCOUNT_BANNED, rid=req.rid, fatal=True)
         welcome: dict[str, Any] = {
             "version": version, "session": str(session_id), "user": user.public(), "readonly": readonly,
             "limits": {"max_frame": s.max_frame, "max_text": s.max_text, "rate": rate, "burst": burst},

@@ -21,7 +21,7 @@ from imserver.connection import Connection
 from imserver.handlers import Handler, Handlers, Reply, session_of
 from imserver.model import MemberRole, Role
 from imserver.store import accounts, conversations, moderation
-from imserver.words import Policy, normalise
+from imserver.words import Policy, WordFilter, normalise
 from protocol import ErrorCode, ProtocolError, encode
 from protocol.frames import (
     Audit,
@@ -131,6 +131,9 @@ class ModerationHandlers:
             await link_family_txn(c, patient.id, family.id, req.relation)
         await self.core.audit(conn, "family_link", target_id=patient.id, txn=txn,
                               detail={"family": family.username, "relation": req.relation})
+        for user_id in (patient.id, family.id):  # this node knows the link before answering
+            self.core.directory.forget_user(user_id)
+        await self.core.directory.users([patient.id, family.id])
         return {"patient": patient.username, "family": family.username, "relation": req.relation}
 
     async def family_invite(self, conn: Connection, req: FamilyInvite) -> Reply:
@@ -193,6 +196,7 @@ class ModerationHandlers:
                                         detail={"word": req.word, "policy": policy}, txn=txn)
         if not changed:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such word", rid=req.rid, field="word")
+        self.core.words = WordFilter(await moderation.words(self.core.store))  # this node, before answering
         return {"word": req.word, "policy": policy}
 
     async def words_list(self, conn: Connection, req: WordsList) -> Reply:

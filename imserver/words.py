@@ -1,7 +1,7 @@
 """Sensitive-word filtering (IM-11): Aho-Corasick over normalised text.
 
 Normalising makes the usual evasions match: full-width letters and digits
-(NFKC), upper case (casefold), and spaces, punctuation or symbols put between
+(NFKD), combining marks, upper case (casefold), and spaces, punctuation or symbols put between
 the characters of a word (dropped before matching). A message with no listed
 word takes the fast path: three C-level string passes and one automaton scan.
 Only a message that matches is walked character by character, to map the match
@@ -32,8 +32,14 @@ class Policy(StrEnum):
 
 
 def normalise(text: str) -> str:
-    """What matching sees: NFKC, case-folded, without spaces, punctuation and symbols."""
-    return _SKIPPED.sub("", unicodedata.normalize("NFKC", text).casefold())
+    """What matching sees: compatibility-decomposed (NFKD: full-width to half-width) without combining
+    marks, case-folded, and without spaces, punctuation and symbols.
+
+    Decomposing never joins characters, so normalising a text and normalising each of its
+    characters agree, which the masking path relies on.
+    """
+    decomposed = unicodedata.normalize("NFKD", text)
+    return _SKIPPED.sub("", "".join(c for c in decomposed if not unicodedata.combining(c)).casefold())
 
 
 @dataclass
