@@ -493,10 +493,12 @@ async def test_running_server_picks_up_cli_group_add(db: str) -> None:
 
                 # a member added while offline can send as soon as they log in
                 await imserver(db, "group", "add", str(group), "pat2")
-                async with open_client(live.url, username="pat2", password=PASSWORD) as family:
-                    assert (await family.send(conv, "second patient here"))["seq"] == 3
+                async with open_client(live.url, username="pat2", password=PASSWORD) as second:
+                    assert (await second.send(conv, "second patient here"))["seq"] == 3
                 page, _ = await doctor.history(conv)
-                assert [m.text for m in page] == ["the roster is now cached", "joined by the operator", "second patient here"]
+                assert [m.text for m in page] == [
+                    "the roster is now cached", "joined by the operator", "second patient here"
+                ]
 
 
 async def test_member_added_elsewhere_may_send_before_the_bus_event_arrives(db: str) -> None:
