@@ -28,8 +28,18 @@ class Directory:
 
     async def roster(self, conv_id: int) -> Roster | None:
         cached = self._rosters.get(conv_id)
-        if cached is not None:
-            return cached
+        return cached if cached is not None else await self._load(conv_id)
+
+    async def reload(self, conv_id: int) -> Roster | None:
+        """Load a roster afresh, for when the cached one may lag a change made elsewhere.
+
+        The cached roster stays in place until the new one replaces it: messages
+        committed meanwhile are still fanned out (with the roster as it was).
+        """
+        self._generation[conv_id] = self._generation.get(conv_id, 0) + 1
+        return await self._load(conv_id)
+
+    async def _load(self, conv_id: int) -> Roster | None:
         while True:
             generation = self._generation.get(conv_id, 0)
             loaded = await conversations.roster(self._store, conv_id)
@@ -37,15 +47,11 @@ class Directory:
                 await self.users(list(loaded.members))
             if self._generation.get(conv_id, 0) == generation:
                 break
-        if loaded is not None:
+        if loaded is None:
+            self._rosters.pop(conv_id, None)
+        else:
             self._rosters[conv_id] = loaded
         return loaded
-
-    async def reload(self, conv_id: int) -> Roster | None:
-        """Load a roster afresh, for when the cached one may lag a change made elsewhere."""
-        self._generation[conv_id] = self._generation.get(conv_id, 0) + 1
-        self._rosters.pop(conv_id, None)
-        return await self.roster(conv_id)
 
     def forget(self) -> None:
         """Drop every cached roster and account (after events may have been missed); they reload on next use."""
