@@ -19,7 +19,7 @@ from imserver import views, visibility
 from imserver.bus import SessionsEnded, UserChanged, notify_txn
 from imserver.connection import Connection
 from imserver.handlers import Handler, Handlers, Reply, session_of
-from imserver.model import MemberRole, Role
+from imserver.model import MemberRole, Role, Roster, User
 from imserver.store import accounts, conversations, moderation
 from imserver.words import Policy, WordFilter, normalise
 from protocol import ErrorCode, ProtocolError, encode
@@ -28,6 +28,7 @@ from protocol.frames import (
     FamilyInvite,
     FamilyLink,
     FriendRequest,
+    FriendRequests,
     FriendRespond,
     GroupBan,
     GroupSet,
@@ -53,7 +54,8 @@ class ModerationHandlers:
             GroupSet: self.group_set, Isolate: self.isolate, Unisolate: self.isolate,
             GroupBan: self.group_ban, GroupUnban: self.group_ban, UserBan: self.user_ban, UserUnban: self.user_ban,
             FamilyLink: self.family_link, FamilyInvite: self.family_invite,
-            FriendRequest: self.friend_request, FriendRespond: self.friend_respond,
+            FriendRequest: self.friend_request, FriendRequests: self.friend_requests,
+            FriendRespond: self.friend_respond,
             WordsSet: self.words_set, WordsRemove: self.words_set, WordsList: self.words_list,
             Audit: self.audit_query, Profile: self.profile,
         }
@@ -166,12 +168,20 @@ class ModerationHandlers:
         request_id = await self.core.store.run(
             "friend_request", moderation.request_friend_txn, roster.conv_id, user.id, target
         )
-        shown = views.person(them, user, roster)
-        self.core.hub.deliver([target], encode({
-            "op": "friend_request", "request": request_id, "conv": roster.address,
-            "from": {"id": shown.id, "name": shown.name},
-        }))
+        self.core.hub.deliver([target], encode({"op": "friend_request", **_asking(request_id, them, user, roster)}))
         return {"request": request_id}
+
+    async def friend_requests(self, conn: Connection, req: FriendRequests) -> Reply:
+        user = session_of(conn).user
+        viewer = self.core.directory.viewer(user.id)
+        pending = await moderation.pending_friend_requests(self.core.store, user.id)
+        requesters = await self.core.directory.users([from_id for _, _, from_id in pending])
+        found = []
+        for request_id, conv_id, from_id in pending:
+            roster = await self.core.directory.roster(conv_id)
+            if roster is not None and not roster.banned and from_id in requesters:
+                found.append(_asking(request_id, viewer, requesters[from_id], roster))
+        return {"requests": found}
 
     async def friend_respond(self, conn: Connection, req: FriendRespond) -> Reply:
         user = session_of(conn).user
@@ -230,6 +240,12 @@ class ModerationHandlers:
             "family": [linked[i].public() for i in sorted(family) if i in linked],
         }
         return found
+
+
+def _asking(request_id: int, viewer: visibility.Viewer, requester: User, roster: Roster) -> dict[str, Any]:
+    """A friend request as its addressee sees it: the requester by her pseudonym in that group."""
+    shown = views.person(viewer, requester, roster)
+    return {"request": request_id, "conv": roster.address, "from": {"id": shown.id, "name": shown.name}}
 
 
 async def ban_txn(conn: asyncpg.Connection, user_id: int, banned: bool) -> None:

@@ -209,6 +209,10 @@ class FriendRequest(_MemberAction, tag="friend_request"):
     """Ask a fellow member to be friends, where the group allows it (IM-5)."""
 
 
+class FriendRequests(Request, tag="friend_requests"):
+    """The friend requests waiting for the caller's answer (the push reaches only online users)."""
+
+
 class FriendRespond(Request, tag="friend_respond"):
     """Accept or reject a friend request; accepting opens the direct chat."""
 
@@ -258,14 +262,14 @@ AnyRequest = (
     Hello | Ping | Logout | Send | Sync | History | Read | Convs
     | GroupCreate | GroupAdd | GroupRemove | Members
     | GroupSet | Isolate | Unisolate | GroupBan | GroupUnban | UserBan | UserUnban
-    | FamilyLink | FamilyInvite | FriendRequest | FriendRespond
+    | FamilyLink | FamilyInvite | FriendRequest | FriendRequests | FriendRespond
     | WordsSet | WordsRemove | WordsList | Audit | Profile
 )
 REQUEST_TYPES: tuple[type[Request], ...] = (
     Hello, Ping, Logout, Send, Sync, History, Read, Convs,
     GroupCreate, GroupAdd, GroupRemove, Members,
     GroupSet, Isolate, Unisolate, GroupBan, GroupUnban, UserBan, UserUnban,
-    FamilyLink, FamilyInvite, FriendRequest, FriendRespond,
+    FamilyLink, FamilyInvite, FriendRequest, FriendRequests, FriendRespond,
     WordsSet, WordsRemove, WordsList, Audit, Profile,
 )
 OPS: frozenset[str] = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)  # type: ignore[misc]

@@ -89,6 +89,16 @@ async def request_friend_txn(conn: asyncpg.Connection, conv_id: int, from_id: in
     return found
 
 
+async def pending_friend_requests(store: Store, to_id: int) -> list[tuple[int, int, int]]:
+    """(request id, conversation, requester) of the requests waiting for ``to_id``'s answer, oldest first."""
+    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await conn.fetch(
+            "select id, conv_id, from_id from friend_requests where to_id = $1 and status = 'requested' order by id",
+            to_id,
+        )
+    return [(r["id"], r["conv_id"], r["from_id"]) for r in await store.run("pending_friends", txn, transaction=False)]
+
+
 async def answer_friend_txn(conn: asyncpg.Connection, request_id: int, to_id: int, accept: bool) -> int | None:
     """Accept or reject a request addressed to ``to_id``; on accepting, the direct chat. None if no such request."""
     row = await conn.fetchrow(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import Running
+from clients.python import open_client
+from tests.conftest import PASSWORD, Running
 from tests.imserver.test_rules_support import (
     PEOPLE,
     Ward,
@@ -90,3 +91,19 @@ async def test_staff_chat_with_any_patient_and_family_may_not_ask(server: Runnin
         answer = await w["patient"].request("friend_respond", request=request, accept=False)
         assert answer == answer | {"accepted": False} and "conv" not in answer
         await refused(w["other"].send(f"u:{A.username}", "你好"), "forbidden")  # still not friends
+
+
+async def test_a_request_made_while_she_was_offline_waits_for_her(server: Running) -> None:
+    """The push reaches only open connections; ``friend_requests`` lists what waits for an answer."""
+    async with open_ward(server, online=("owner", "patient", "other")) as w:
+        await w["owner"].request("group_set", conv=w.group, allow_friends=True)
+        a_for_b = await alias_of(w, "other", "patient")
+        b_for_a = await alias_of(w, "patient", "other")
+    async with open_client(server.url, username=B.username, password=PASSWORD) as b:
+        request = (await b.request("friend_request", conv=w.group, member=a_for_b))["request"]
+    async with open_client(server.url, username=A.username, password=PASSWORD) as a:
+        (waiting,) = (await a.request("friend_requests"))["requests"]
+        assert waiting == {"request": request, "conv": w.group, "from": waiting["from"]}
+        assert waiting["from"]["id"] == b_for_a and waiting["from"]["name"] != B.name
+        await a.request("friend_respond", request=request, accept=False)
+        assert (await a.request("friend_requests"))["requests"] == []

@@ -38,6 +38,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     },
     "family_invite": {"op": "family_invite", "rid": 22, "conv": "g:12", "family": "chen_family"},
     "friend_request": {"op": "friend_request", "rid": 23, "conv": "g:12", "member": "a7"},
+    "friend_requests": {"op": "friend_requests", "rid": 35},
     "friend_respond": {"op": "friend_respond", "rid": 24, "request": 5, "accept": True},
     "words_set": {"op": "words_set", "rid": 25, "word": "代孕", "policy": "block"},
     "words_remove": {"op": "words_remove", "rid": 26, "word": "代孕"},
