@@ -252,7 +252,7 @@ class ChatServer:
                 continue
             row = Row(
                 draft.conv_id, stored.seq, stored.id, draft.sender_id, draft.kind, draft.text, draft.body, draft.cid,
-                stored.ts, draft.audience, draft.only_user_id,
+                stored.ts, draft.audience, draft.only_user_id, stored.sender_hidden,
             )
             self._deliver(row, roster, users, draft.origin)
             if draft.flagged:

@@ -20,7 +20,7 @@ UNKNOWN = User(0, "", "", Role.PATIENT)
 
 
 def meta(row: Row) -> MessageMeta:
-    return MessageMeta(row.sender_id, row.seq, Audience(row.audience), row.only_user_id)
+    return MessageMeta(row.sender_id, row.seq, Audience(row.audience), row.only_user_id, row.sender_hidden)
 
 
 def person(viewer: Viewer, subject: User, roster: Roster) -> Sender:

@@ -69,6 +69,8 @@ class MessageMeta:
     seq: int
     audience: Audience = Audience.ALL
     only_user_id: int | None = None
+    sender_hidden: bool | None = None
+    """Isolation as the store saw it when the message was written; None: judge by the roster."""
 
 
 def manages(viewer: Viewer, roster: Roster) -> bool:
@@ -85,6 +87,8 @@ def can_see(viewer: Viewer, message: MessageMeta, roster: Roster) -> bool:
         return True
     if message.audience is Audience.ONLY and viewer.id != message.only_user_id:
         return False
+    if message.sender_hidden is not None:
+        return not message.sender_hidden
     state = roster.states.get(message.sender_id)
     return state is None or not (state.isolated or message.seq <= state.hidden_through)
 

@@ -113,7 +113,12 @@ async def update_group_txn(conn: asyncpg.Connection, conv_id: int, changes: dict
 
 
 async def isolate_txn(conn: asyncpg.Connection, conv_id: int, user_id: int, isolated: bool) -> None:
-    """Isolate a member, or lift it: what she sent before the lift stays hidden (IM-12, IM-13)."""
+    """Isolate a member, or lift it: what she sent before the lift stays hidden (IM-12, IM-13).
+
+    Takes the conversation's lock, as the batch writer does to hand out seqs, so every message
+    is stored either wholly before or wholly after the change.
+    """
+    await conn.execute("select 1 from conversations where id = $1 for update", conv_id)
     await conn.execute(
         "update member_state s set isolated = $3,"
         " hidden_through = case when not $3 and s.isolated then c.last_seq else s.hidden_through end"

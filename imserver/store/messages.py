@@ -43,6 +43,9 @@ class Stored:
     id: int
     ts: int
     dup: bool
+    sender_hidden: bool = False
+    """Whether the sender's isolation hid it when it was stored (IM-12, IM-13), read under the same
+    conversation lock that gave it its seq, so live delivery agrees with history."""
 
 
 def millis(ts: datetime) -> int:
@@ -78,6 +81,15 @@ async def write_batch_txn(conn: asyncpg.Connection, drafts: list[Draft]) -> list
             conv_ids, [counts[c] for c in conv_ids],
         )
         next_seq = {r["id"]: r["last_seq"] - counts[r["id"]] + 1 for r in tops}
+        # Isolation changes take the same conversation lock (isolate_txn), so this read is exact.
+        isolation = {
+            (r["conv_id"], r["user_id"]): (r["isolated"], r["hidden_through"])
+            for r in await conn.fetch(
+                "select s.conv_id, s.user_id, s.isolated, s.hidden_through from member_state s"
+                " join unnest($1::bigint[], $2::bigint[]) k(c, u) on s.conv_id = k.c and s.user_id = k.u",
+                [d.conv_id for d in fresh], [d.sender_id for d in fresh],
+            )
+        }
         seqs = []
         for d in fresh:
             seqs.append(next_seq[d.conv_id])
@@ -94,7 +106,10 @@ async def write_batch_txn(conn: asyncpg.Connection, drafts: list[Draft]) -> list
         placed = {(r["conv_id"], r["seq"]): r for r in rows}
         for d, seq in zip(fresh, seqs, strict=True):
             r = placed[(d.conv_id, seq)]
-            existing[(d.sender_id, d.cid)] = Stored(d.conv_id, seq, r["id"], millis(r["created_at"]), False)
+            isolated, hidden_through = isolation.get((d.conv_id, d.sender_id), (False, 0))
+            existing[(d.sender_id, d.cid)] = Stored(
+                d.conv_id, seq, r["id"], millis(r["created_at"]), False, isolated or seq <= hidden_through
+            )
     return [existing[(d.sender_id, d.cid)] for d in drafts]
 
 
@@ -119,6 +134,8 @@ class Row:
     ts: int
     audience: str
     only_user_id: int | None
+    sender_hidden: bool | None = None
+    """Set for a message just written (see Stored); None for rows read back."""
 
 
 def _row(r: asyncpg.Record) -> Row:

@@ -2,19 +2,25 @@
 
 A hypothesis state machine drives the real server over real sockets, one SDK client
 per person of a fixed cast, and keeps a reference model of who may see what, written
-from REQUIREMENTS.md (IM-4..IM-15) and independent of ``imserver.visibility``. After
-every step it checks that:
+from REQUIREMENTS.md (IM-4..IM-15) and SPEC.md §11, independent of ``imserver.visibility``.
+It checks that:
 
-(a) every ``msg`` push went to exactly the members the model allowed at the time of
-    sending, once, and every other member got a ``hidden`` push instead;
+(a) every ``msg`` push went to exactly the members the model allowed when it was sent,
+    and every other member got a ``hidden`` push for its seq instead (after each send);
 (b) ``history``, ``sync`` and ``members`` show each member exactly what the model says
-    now (isolation retracts what was shown before: the ``hidden`` push with ``retract``);
-(c) no frame a person ever received names someone they may only see masked (IM-6);
-(d) the server refuses exactly the sends and operations the model refuses.
+    now, with every other seq as hidden (after each step that changed something);
+    isolation takes back what was shown, with the ``hidden`` push with ``retract``, and
+    tells no one anything else;
+(c) no frame a person ever received, push or answer, holds the username or the name of
+    someone she may only see masked (IM-6); masked people keep one pseudonym;
+(d) every member received each message she may see live, exactly once, and the server
+    refused exactly the sends and operations the model refuses, with the same error.
 
 Each example works in a group of its own; the server, the database and the clients
 live for the whole test. Hypothesis is synchronous, so it runs in a worker thread and
-each step calls into the test's trio loop (``trio.from_thread.run``).
+each step calls into the test's trio loop (``trio.from_thread.run``). A step ends only
+when the server has applied its effects (the ``conv`` or ``group`` push that follows
+them), so the checks see a settled server.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import itertools
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import asyncpg
@@ -828,3 +835,50 @@ async def test_messages_committed_while_the_group_reloads_reach_every_member(ser
             await trio.testing.wait_all_tasks_blocked()
             nursery.cancel_scope.cancel()
         assert sorted(received) == sent, f"{len(set(sent) - set(received))} of {len(sent)} never pushed"
+
+
+async def test_a_message_sent_just_after_a_lift_is_not_pushed_as_hidden(server: Running) -> None:
+    """IM-13 and (d): what the lifted member sends after the lift reaches everyone, live too.
+
+    She is not told of the lift (IM-12), so nothing stops her from writing while it is under
+    way. Her message, sent a few milliseconds after the owner's ``unisolate``, gets a seq after
+    the lift (history shows it to everyone), yet the others get the ``hidden`` push for it, so
+    their clients skip it for good (SPEC.md §11.3).
+    """
+    for username, role in (("lift_doc", Role.STAFF), ("lift_a", Role.PATIENT), ("lift_b", Role.PATIENT)):
+        await server.user(username, role)
+    async with (
+        open_client(server.url, username="lift_doc", password=PASSWORD) as doc,
+        open_client(server.url, username="lift_a", password=PASSWORD) as a,
+        open_client(server.url, username="lift_b", password=PASSWORD) as b,
+    ):
+        group = (await doc.request("group_create", name="解除隔离", members=["lift_a", "lift_b"]))["conv"]
+        member = next(e["id"] for e in (await doc.request("members", conv=group))["members"]
+                      if e.get("username") == "lift_a")
+        hidden_live: set[int] = set()
+
+        async def receive() -> None:
+            async for frame in b.events():
+                if frame["op"] == "hidden" and not frame.get("retract"):
+                    hidden_live.update(covered(frame["ranges"]))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive)
+            for attempt in range(100):
+                await doc.request("isolate", conv=group, member=member)
+                acks: list[dict[str, Any]] = []
+                async with trio.open_nursery() as round_:
+                    round_.start_soon(partial(doc.request, "unisolate", conv=group, member=member))
+                    round_.start_soon(send_later, a, group, f"第{attempt}条", attempt % 5 / 1000, acks)
+                seq = acks[0]["seq"]
+                await b.request("ping")
+                await trio.testing.wait_all_tasks_blocked()
+                page = await b.request("history", conv=group, after=seq - 1, limit=1)
+                if [m["seq"] for m in page["messages"]] == [seq]:  # sent after the lift: b may see it
+                    assert seq not in hidden_live, f"seq {seq} pushed as hidden, shown by history"
+            nursery.cancel_scope.cancel()
+
+
+async def send_later(client: Client, conv: str, text: str, delay: float, acks: list[dict[str, Any]]) -> None:
+    await trio.sleep(delay)
+    acks.append(await client.send(conv, text))
