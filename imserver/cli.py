@@ -268,9 +268,9 @@ async def _group_isolate(store: Store, settings: Settings, args: argparse.Namesp
     user_id = await _username(store, args.username)
     if user_id not in roster.members:
         raise CliError(f"{args.username} is not a member of group {args.group_id}")
-    if roster.members[user_id] in visibility.MANAGERS:
-        raise CliError("owners and admins cannot be isolated")
     on = args.action == "isolate"
+    if on and roster.members[user_id] in visibility.MANAGERS:  # lifting stays possible after a promotion
+        raise CliError("owners and admins cannot be isolated")
 
     async def txn(conn: asyncpg.Connection) -> None:
         await conversations.isolate_txn(conn, roster.conv_id, user_id, on)

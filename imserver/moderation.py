@@ -84,10 +84,10 @@ class ModerationHandlers:
         roster = await self.core.managed_group(conn, req.conv, req.rid)
         viewer = self.core.directory.viewer(session_of(conn).user.id)
         member = self.core.member_id(roster, viewer, req.member, req.rid, field="member")
-        if roster.members.get(member) in visibility.MANAGERS:
+        on = isinstance(req, Isolate)
+        if on and roster.members.get(member) in visibility.MANAGERS:  # lifting stays possible after a promotion
             raise ProtocolError(ErrorCode.BAD_REQUEST, "owners and admins cannot be isolated", rid=req.rid,
                                 field="member")
-        on = isinstance(req, Isolate)
 
         async def txn(c: asyncpg.Connection) -> None:
             await conversations.isolate_txn(c, roster.conv_id, member, on)

@@ -3,11 +3,13 @@ owners and admins; she is not told; after the lift, what she sent before stays h
 
 from __future__ import annotations
 
+import pytest
 import trio
 
-from clients.python import Client
+from clients.python import Client, ClientError, open_client
+from imserver.model import Role
 from imserver.visibility import hidden_ranges
-from tests.conftest import Running
+from tests.conftest import PASSWORD, Running
 from tests.imserver.test_rules_support import PEOPLE, drain, login, open_ward, recording, refused
 
 SEES_ISOLATED = {"patient": True, "pad": True, "other": False, "family": False, "staff": False, "owner": True}
@@ -132,3 +134,20 @@ async def test_who_may_isolate_whom(server: Running) -> None:
         for kind, sees in (("owner", True), ("staff", True), ("other", True), ("patient", False)):
             shown, _ = await page(w[kind], group)
             assert (seq in shown) is sees, kind
+
+
+async def test_a_member_promoted_while_isolated_can_still_be_lifted(server: Running) -> None:
+    """Owners and admins cannot be isolated, but an isolation set before a promotion can be lifted (IM-13)."""
+    await server.user("lift_owner", Role.STAFF)
+    await server.user("lift_nurse", Role.STAFF)
+    async with open_client(server.url, username="lift_owner", password=PASSWORD) as owner:
+        group = (await owner.request("group_create", name="g", members=["lift_nurse"]))["conv"]
+        nurse = next(m["id"] for m in (await owner.request("members", conv=group))["members"]
+                     if m.get("username") == "lift_nurse")
+        await owner.request("isolate", conv=group, member=nurse)
+        await owner.request("group_add", conv=group, user="lift_nurse", role="admin")
+        lifted = await owner.request("unisolate", conv=group, member=nurse)
+        assert lifted["isolated"] is False
+        with pytest.raises(ClientError) as again:
+            await owner.request("isolate", conv=group, member=nurse)
+        assert again.value.code == "bad_request"
