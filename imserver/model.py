@@ -25,6 +25,11 @@ class MemberRole(StrEnum):
     MEMBER = "member"
 
 
+def address(kind: str, conv_id: int) -> str:
+    """How clients name a conversation: ``g:<id>`` a group, ``d:<id>`` a direct chat (SPEC.md §1)."""
+    return f"{'g' if kind == 'group' else 'd'}:{conv_id}"
+
+
 @dataclass(frozen=True)
 class User:
     id: int
@@ -90,14 +95,4 @@ class Roster:
 
     @property
     def address(self) -> str:
-        return f"{'g' if self.kind == 'group' else 'd'}:{self.conv_id}"
-
-
-@dataclass(frozen=True)
-class MemberChange:
-    """One membership change, as carried on the event bus."""
-
-    conv_id: int
-    user_id: int
-    role: MemberRole | None
-    """The new role, or None when the user left."""
+        return address(self.kind, self.conv_id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
@@ -22,7 +22,6 @@ import trio
 import trio_asyncio
 from prometheus_client import Histogram
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 INTERACTION_SECONDS = Histogram(
@@ -32,7 +31,6 @@ INTERACTION_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5),
 )
 
-Connection = asyncpg.Connection
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

@@ -16,10 +16,6 @@ _SUMMARY = """
 """
 
 
-def address(kind: str, conv_id: int) -> str:
-    return f"{'g' if kind == 'group' else 'd'}:{conv_id}"
-
-
 async def summaries_txn(conn: asyncpg.Connection, user_id: int) -> list[asyncpg.Record]:
     """The user's conversations (a direct chat's name is its peer's, which the views mask as needed)."""
     return await conn.fetch(_SUMMARY + " order by c.id", user_id)

@@ -9,8 +9,9 @@ from typing import Any
 
 import asyncpg
 
+from imserver.model import address
 from imserver.store.bridge import Store
-from imserver.store.conversations import address, summaries_txn
+from imserver.store.conversations import summaries_txn
 from protocol.frames import Sender
 
 

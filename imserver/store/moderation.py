@@ -8,8 +8,9 @@ from typing import Any
 import asyncpg
 
 from imserver.bus import WordsChanged, notify_txn
+from imserver.model import address
 from imserver.store.bridge import Store
-from imserver.store.conversations import address, direct_conv_txn
+from imserver.store.conversations import direct_conv_txn
 
 
 async def audit_txn(
