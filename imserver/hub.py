@@ -42,6 +42,9 @@ class Hub:
     def online(self, user_id: int) -> bool:
         return user_id in self._by_user
 
+    def of_user(self, user_id: int) -> set[Connection]:
+        return self._by_user.get(user_id, set())
+
     def of_session(self, session_id: uuid.UUID) -> set[Connection]:
         return self._by_session.get(session_id, set())
 
