@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet --editable ".[dev]"
+	$(VENV)/bin/pip install --quiet --editable ".[dev,load]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -2,7 +2,8 @@
 
 protocol -> stdlib, msgspec; clients -> protocol, trio; imserver -> protocol, trio, the store;
 bots, webadmin -> protocol, clients (never imserver); load -> protocol, clients, and imserver
-only for in-process micro-benchmarks of server components (the hot path cannot be timed from outside).
+for in-process micro-benchmarks of server components (the hot path cannot be timed from outside) and
+for seeding a load database in bulk (accounts, sessions and tokens made the way the server makes them).
 """
 
 from __future__ import annotations

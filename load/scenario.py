@@ -1,0 +1,116 @@
+"""What a load run does: the scenario file, its derived numbers and its names in the database.
+
+A scenario is a JSON object; unknown fields are refused so a typo does not
+silently run a different test. Names of the users and groups it creates are
+derived from the scenario's ``name``, which makes ``imload setup`` idempotent
+and lets several scenarios share one database.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+PositiveInt = Annotated[int, Meta(ge=1)]
+Count = Annotated[int, Meta(ge=0)]
+
+
+class Scenario(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One load test. Rates are aggregate over all senders."""
+
+    name: Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,23}$")]
+    users: PositiveInt
+    """Patients created for the run; groups and pairs are filled from them in order."""
+    groups: Count = 0
+    members_per_group: Count = 0
+    senders: Count = 0
+    """Members of each group who send (group traffic); 0 with dm_pairs for 1:1 traffic only."""
+    dm_pairs: Count = 0
+    """1:1 conversations between users 2k and 2k+1; both sides send."""
+    listeners: Literal["all"] | Count = "all"
+    """How many users are online receiving (the first N; senders are always online)."""
+    rate: Annotated[float, Meta(ge=0)] | None = None
+    """Aggregate messages per second (over groups and pairs)."""
+    per_user_per_day: Annotated[float, Meta(ge=0)] | None = None
+    """Alternative to ``rate``: messages per user per day, turned into an aggregate rate."""
+    duration_s: Annotated[float, Meta(gt=0, le=3600)] = 30.0
+    body_bytes: Annotated[int, Meta(ge=40, le=16000)] = 150
+    """UTF-8 size of each message text (Chinese, 3 bytes per character)."""
+    ramp: list[Annotated[float, Meta(gt=0)]] = msgspec.field(default_factory=list)
+    """Rates for ``imload ramp`` to step through, each for ``duration_s``."""
+    churn_per_s: Annotated[float, Meta(ge=0)] = 0.0
+    """Extra users that connect, sync and disconnect, this many per second."""
+    churn_users: Count = 0
+    """How many users (numbered after the listeners) take turns churning."""
+    reconnect_storm: Count = 0
+    """After the traffic, this many listeners drop at once, miss ``storm_missed`` messages, reconnect, sync."""
+    storm_missed: PositiveInt = 20
+    heartbeat_s: Annotated[float, Meta(gt=0)] = 30.0
+    """Each online client sends an application ping this often (what the apps do to keep NAT open)."""
+    prefill_messages: Count = 0
+    """Old messages written by ``imload setup`` before the run, spread over the conversations."""
+    workers: Annotated[int, Meta(ge=1, le=64)] = 2
+    """Load-generating processes."""
+    drain_s: Annotated[float, Meta(gt=0)] = 10.0
+    """After sending stops, how long receivers may take to get the last deliveries."""
+    max_in_flight: PositiveInt = 64
+    """Sends a sender may have unanswered; beyond it the sender falls behind its schedule (and says so)."""
+
+    def __post_init__(self) -> None:
+        if self.groups and not self.members_per_group:
+            raise ValueError("groups need members_per_group")
+        if self.members_per_group > self.users:
+            raise ValueError("members_per_group is more than users")
+        if self.senders > self.members_per_group:
+            raise ValueError("senders is more than members_per_group")
+        if 2 * self.dm_pairs > self.users:
+            raise ValueError("dm_pairs needs 2 users each")
+        if self.rate is not None and self.per_user_per_day is not None:
+            raise ValueError("give rate or per_user_per_day, not both")
+        if self.online > self.users:
+            raise ValueError("listeners is more than users")
+        if self.churn_users and self.online + self.churn_users > self.users:
+            raise ValueError("churn_users must come after the listeners (users >= listeners + churn_users)")
+        if self.churn_per_s and not self.churn_users:
+            raise ValueError("churn_per_s needs churn_users")
+        if self.reconnect_storm > self.online:
+            raise ValueError("reconnect_storm is more than the online users")
+
+    @property
+    def online(self) -> int:
+        return self.users if self.listeners == "all" else self.listeners
+
+    @property
+    def messages_per_s(self) -> float:
+        if self.per_user_per_day is not None:
+            return self.per_user_per_day * self.users / 86400
+        return self.rate or 0.0
+
+    def group_members(self, group: int) -> range:
+        """User numbers (0-based) in a group: consecutive blocks, wrapping around the users."""
+        start = (group * self.members_per_group) % self.users
+        return range(start, start + self.members_per_group)
+
+    def member(self, number: int) -> int:
+        return number % self.users
+
+    def username(self, number: int) -> str:
+        return f"ld-{self.name}-{number:06d}"
+
+    def group_name(self, group: int) -> str:
+        return f"压测 {self.name} {group:04d}"
+
+
+def load(path: str | Path) -> Scenario:
+    """Read a scenario file. Error handling: ValueError with the field at fault."""
+    try:
+        return msgspec.json.decode(Path(path).read_bytes(), type=Scenario)
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def with_rate(scenario: Scenario, rate: float) -> Scenario:
+    return msgspec.structs.replace(scenario, rate=rate, per_user_per_day=None)
