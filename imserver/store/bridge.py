@@ -41,6 +41,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _no_session_reset(conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset on release (``RESET ALL; UNLISTEN *; …``), a full round trip per interaction.
+
+    Nothing here changes session state on a pooled connection: no SET, no advisory locks,
+    no LISTEN (``listen`` has a connection of its own). asyncpg still rolls back a
+    transaction left open before calling this.
+    """
+
+
 class Store:
     """A pool of Postgres connections usable from trio."""
 
@@ -107,7 +116,7 @@ async def open_store(dsn: str, *, min_size: int = 2, max_size: int = 8) -> Async
     """Open the asyncio loop and the pool for the lifetime of the block."""
     async with trio_asyncio.open_loop():
         pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(
-            dsn, min_size=min_size, max_size=max_size, init=_init_connection
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_no_session_reset
         )
         try:
             yield Store(pool, dsn)
