@@ -87,6 +87,7 @@ async def _main(args: argparse.Namespace, plan: scenario.Scenario) -> int:
 
 
 def _write(out: Path, result: dict[str, Any], text: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
     out.with_suffix(".md").write_text(text)
     if result["command"] == "ramp":
