@@ -1,0 +1,339 @@
+"""What one group message costs the server's CPU between the socket and the outbound queues (NFR-3): a benchmark.
+
+Times, in-process and single-threaded (no network, no database), the pure work the
+server does for every text a patient sends to a group:
+
+1. decode and validate the ``send`` frame the client sent (``ServerSession.receive``,
+   i.e. ``protocol.codec.decode_request`` after the phase checks): 150 bytes of Chinese text;
+2. the sensitive-word check of its text (``WordFilter.check``, 2,000 words from
+   ``load.bench_words.word_list``);
+3. the visibility work of fanning it out, per member, as ``ChatServer._deliver`` does it:
+   the viewer look-up (``Directory.viewer``), ``visibility.can_see`` and the view key
+   (``visibility.shows_real`` of the sender and of the mention target), also timed apart;
+4. rendering and encoding the ``msg`` frame once per distinct view (``views.message`` and
+   ``protocol.codec.encode``);
+5. all of it together (plus the ``Row`` the writer builds), for groups of 50, 500 and 5,000
+   members, and for a mention-only message in the 50-member group (which also encodes the
+   ``hidden`` frame for the members it is hidden from).
+
+The groups are built from real model objects: a ``Roster`` with one owner (staff), about 4%
+other staff (one of them a group admin), 14% family each linked to a patient, the rest
+patients; the accounts sit in a real ``Directory`` (without a store behind it: nothing here
+loads). Every member counts as online (the server skips offline ones before any of this).
+Not timed: the WebSocket framing of each encoded frame, queueing it to connections
+(``Hub.deliver``), the store and the ack.
+
+    .venv/bin/python -m load.bench_hotpath [--words 2000] [--runs 7] [--seconds 0.3] [--json]
+
+Results are recorded in ``load/RESULTS.md``. Like ``bench_words``, one of the micro-benchmarks
+that may import ``imserver`` (tests/test_layout.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import cast
+
+from imserver import views, visibility
+from imserver.directory import Directory
+from imserver.model import MemberRole, MemberState, Role, Roster, User
+from imserver.store.bridge import Store
+from imserver.store.messages import Row
+from imserver.visibility import Audience, Viewer
+from imserver.words import WordFilter
+from load.bench_words import clean_message, word_list
+from protocol import ServerSession, encode
+from protocol.frames import Send
+
+CONV = 12
+SEQ = 4_711
+MESSAGE_ID = 9_000_001
+TS = 1_795_000_000_000
+TEXT_BYTES = 150
+SIZES = (50, 500, 5_000)
+
+ViewKey = tuple[bool, bool | None]
+
+
+@dataclass
+class Group:
+    """One treatment group as the server's caches hold it, and who sends in it."""
+
+    roster: Roster
+    users: dict[int, User]
+    directory: Directory
+    sender: User
+    """A patient with a linked family member, so the family sees her for real."""
+    target: User
+    """Another patient, for the mention-only message."""
+
+
+def make_group(size: int) -> Group:
+    """``size`` members: 1 owner (staff), ~4% staff (the first a group admin), ~14% family, the rest patients."""
+    staff = max(2, round(size * 0.04))
+    family = round(size * 0.14)
+    patients = size - 1 - staff - family
+    users: dict[int, User] = {}
+    members: dict[int, MemberRole] = {}
+    links: dict[int, frozenset[int]] = {}
+
+    def add(role: Role, member_role: MemberRole, name: str, title: str = "") -> User:
+        user = User(1_000 + len(users), f"{role}{len(users)}", name, role, title)
+        users[user.id], members[user.id], links[user.id] = user, member_role, frozenset()
+        return user
+
+    add(Role.STAFF, MemberRole.OWNER, "王建华", "主任医师")
+    for i in range(staff):
+        add(Role.STAFF, MemberRole.ADMIN if i == 0 else MemberRole.MEMBER, f"护士{i}", "护士长" if i == 0 else "护士")
+    linked = [add(Role.PATIENT, MemberRole.MEMBER, f"患者{i}") for i in range(patients)]
+    for i in range(family):
+        relative, patient = add(Role.FAMILY, MemberRole.MEMBER, f"家属{i}"), linked[i]
+        links[relative.id], links[patient.id] = frozenset({patient.id}), frozenset({relative.id})
+    states = {user_id: MemberState(alias_no) for alias_no, user_id in enumerate(members, start=1)}
+    roster = Roster(CONV, "group", "取卵周期 3 组", members, states)
+    directory = Directory(cast(Store, None))  # never loads: everything is already cached
+    for user in users.values():
+        directory.remember(user)
+    directory._family.update(links)  # what Directory.users() would have loaded with the accounts
+    return Group(roster, users, directory, sender=linked[0], target=linked[-1])
+
+
+def chat_text(size: int = TEXT_BYTES) -> str:
+    """Ordinary treatment-group chat of at most ``size`` UTF-8 bytes (50 characters for 150 bytes)."""
+    text, used = [], 0
+    for char in clean_message(size):
+        used += len(char.encode())
+        if used > size:
+            break
+        text.append(char)
+    return "".join(text)
+
+
+def send_frame(text: str, only: str | None = None) -> bytes:
+    """The bytes ``clients.python`` puts on the wire for ``Client.send`` of a text."""
+    fields: dict[str, object] = {"conv": f"g:{CONV}", "cid": "5f0c6a2e9b7d4c1e8a3f2b6d0e9c7a41", "kind": "text"}
+    if only is not None:
+        fields["only"] = only
+    fields["text"] = text
+    return encode({"op": "send", "rid": 42, **fields})
+
+
+def row_of(req: Send, text: str, sender_id: int, only_user_id: int | None) -> Row:
+    """The row ``ChatServer._fan_out_batch`` builds from the draft and what the store returned."""
+    audience = Audience.ONLY if only_user_id is not None else Audience.ALL
+    return Row(
+        CONV, SEQ, MESSAGE_ID, sender_id, req.kind, text, req.body, req.cid, TS, str(audience), only_user_id, False
+    )
+
+
+def msg_frame(row: Row, viewer: Viewer, roster: Roster, users: dict[int, User]) -> bytes:
+    """The ``msg`` push as ``viewer`` sees it, encoded (not called for viewers who may not see it)."""
+    return encode({"op": "msg", "msg": views.message(row, viewer, roster, users)})
+
+
+def deliver(
+    row: Row, roster: Roster, users: dict[int, User], directory: Directory, *, render: bool = True
+) -> tuple[dict[ViewKey, bytes], list[int]]:
+    """``ChatServer._deliver`` without the hub: every member is online, nothing is queued.
+
+    With ``render`` False only the visibility work is done (the frames are left empty). The
+    server wraps each encoding in a WebSocket frame header (``connection.framed``); that is not
+    timed here.
+    """
+    sender = users.get(row.sender_id, views.UNKNOWN)
+    only = users.get(row.only_user_id, views.UNKNOWN) if row.only_user_id is not None else None
+    meta = views.meta(row)
+    frames: dict[ViewKey, bytes] = {}
+    hidden: list[int] = []
+    for user_id in roster.members:
+        viewer = directory.viewer(user_id)
+        if not visibility.can_see(viewer, meta, roster):
+            hidden.append(user_id)
+            continue
+        key = (
+            visibility.shows_real(viewer, sender.id, sender.role),
+            None if only is None else visibility.shows_real(viewer, only.id, only.role),
+        )
+        if frames.get(key) is None:
+            frames[key] = msg_frame(row, viewer, roster, users) if render else b""
+    if hidden and render:
+        encode({"op": "hidden", "conv": roster.address, "ranges": [[row.seq, row.seq]]})
+    return frames, hidden
+
+
+def audiences(row: Row, group: Group) -> tuple[Counter[ViewKey], dict[ViewKey, Viewer]]:
+    """How many members get each view, and one viewer of each (not timed)."""
+    sender, only = group.users[row.sender_id], group.users.get(row.only_user_id or 0)
+    counts: Counter[ViewKey] = Counter()
+    first: dict[ViewKey, Viewer] = {}
+    for user_id in group.roster.members:
+        viewer = group.directory.viewer(user_id)
+        if visibility.can_see(viewer, views.meta(row), group.roster):
+            key = (visibility.shows_real(viewer, sender.id, sender.role),
+                   None if only is None else visibility.shows_real(viewer, only.id, only.role))
+            counts[key] += 1
+            first.setdefault(key, viewer)
+    return counts, first
+
+
+def describe(counts: Counter[ViewKey], hidden: int) -> str:
+    """``real 5, masked 45``: the views by how the sender (and the mention target) are shown."""
+    def name(key: ViewKey) -> str:
+        shown = "real" if key[0] else "masked"
+        return shown if key[1] is None else f"{shown}/{'real' if key[1] else 'masked'} target"
+    parts = [f"{name(key)} {n}" for key, n in sorted(counts.items(), reverse=True)]
+    return ", ".join(parts + ([f"hidden {hidden}"] if hidden else []))
+
+
+@dataclass
+class Result:
+    case: str
+    members: int
+    views: int
+    median_us: float
+    min_us: float
+    per_recipient_us: float
+    per_second: int
+    note: str
+
+
+def measure(op: Callable[[], object], *, runs: int, seconds: float) -> tuple[float, float]:
+    """Median and best µs per call over ``runs`` runs of about ``seconds`` each (as ``bench_words.measure``)."""
+    loops = 1
+    while True:  # calibrate: enough calls to last ``seconds``
+        start = time.perf_counter_ns()
+        for _ in range(loops):
+            op()
+        elapsed = time.perf_counter_ns() - start
+        if elapsed >= seconds * 1e9 / 4:
+            break
+        loops *= 2
+    loops = max(1, int(loops * seconds * 1e9 / max(elapsed, 1)))
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter_ns()
+        for _ in range(loops):
+            op()
+        samples.append((time.perf_counter_ns() - start) / loops / 1000)
+    return statistics.median(samples), min(samples)
+
+
+def run(count: int, runs: int, seconds: float) -> tuple[dict[str, object], list[Result]]:
+    words = WordFilter(word_list(count))
+    text = chat_text()
+    assert words.check(text).clean, "the benchmark message must take the filter's fast path"
+    session = ServerSession()
+    session.open(readonly=False)
+    data = send_frame(text)
+    groups = {size: make_group(size) for size in SIZES}
+    small = groups[SIZES[0]]
+    req = session.receive(data)
+    assert isinstance(req, Send) and req.text == text
+    row = row_of(req, text, small.sender.id, None)
+    counts, first = audiences(row, small)
+    members = len(small.roster.members)
+    meta = views.meta(row)
+    sender, roster, directory, users = small.sender, small.roster, small.directory, small.users
+    viewers = [directory.viewer(u) for u in roster.members]
+    representatives = list(first.values())
+
+    def lookups() -> None:
+        for user_id in roster.members:
+            directory.viewer(user_id)
+
+    def checks() -> None:
+        for viewer in viewers:
+            visibility.can_see(viewer, meta, roster)
+
+    def keys() -> None:
+        for viewer in viewers:
+            (visibility.shows_real(viewer, sender.id, sender.role), None)
+
+    def rendered() -> list[object]:
+        return [views.message(row, v, roster, users) for v in representatives]
+
+    def encoded() -> list[bytes]:
+        return [msg_frame(row, v, roster, users) for v in representatives]
+
+    def whole(group: Group, data: bytes, only: User | None) -> Callable[[], object]:
+        def path() -> object:
+            req = session.receive(data)
+            assert isinstance(req, Send) and req.text is not None
+            verdict = words.check(req.text)
+            found = row_of(req, verdict.text, group.sender.id, None if only is None else only.id)
+            return deliver(found, group.roster, group.users, group.directory)
+        return path
+
+    n = len(counts)
+    view_note = describe(counts, 0)
+    cases: list[tuple[str, int, int, Callable[[], object], str]] = [
+        ("1 decode + validate send frame", 0, 0, lambda: session.receive(data), f"{len(data)}-byte frame"),
+        ("2 sensitive-word check", 0, 0, lambda: words.check(text), f"{len(text)} chars, {words.size} words"),
+        ("3a viewer look-up", members, 0, lookups, "Directory.viewer"),
+        ("3b can_see", members, 0, checks, "visibility.can_see"),
+        ("3c view key", members, 0, keys, "visibility.shows_real"),
+        ("3 visibility loop (a+b+c)", members, n, lambda: deliver(row, roster, users, directory, render=False),
+         view_note),
+        ("4a views.message per view", members, n, rendered, f"{n} views"),
+        ("4 views.message + encode per view", members, n, encoded,
+         "frames of " + ", ".join(str(len(frame)) for frame in encoded()) + " bytes"),
+    ]
+    for size, group in groups.items():
+        big_row = row_of(req, text, group.sender.id, None)
+        big_counts, _ = audiences(big_row, group)
+        cases.append((f"5 whole path, {size:,} members", size, len(big_counts), whole(group, data, None),
+                      describe(big_counts, 0)))
+    only_data = send_frame(text, only=visibility.pseudonym(roster, small.target.id)[0])
+    only_row = row_of(req, text, small.sender.id, small.target.id)
+    only_counts, _ = audiences(only_row, small)
+    _, only_hidden = deliver(only_row, roster, users, directory, render=False)
+    cases.append((f"5 whole path, {members} members, mention-only", members, len(only_counts),
+                  whole(small, only_data, small.target), describe(only_counts, len(only_hidden))))
+
+    results = []
+    for name, recipients, distinct, op, note in cases:
+        median, best = measure(op, runs=runs, seconds=seconds)
+        per_recipient = round(median / recipients, 3) if recipients else 0.0
+        results.append(Result(name, recipients, distinct, round(median, 2), round(best, 2), per_recipient,
+                              int(1e6 / median), note))
+    info: dict[str, object] = {
+        "python": sys.version.split()[0], "machine": platform.machine(), "words": words.size,
+        "text_chars": len(text), "text_bytes": len(text.encode()), "frame_bytes": len(data),
+        "runs": runs, "seconds_per_run": seconds,
+    }
+    return info, results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Time the server's per-message hot path (decode, words, fan-out)")
+    parser.add_argument("--words", type=int, default=2000, help="size of the word list (default 2000)")
+    parser.add_argument("--runs", type=int, default=7, help="timed runs per case; the median is reported")
+    parser.add_argument("--seconds", type=float, default=0.3, help="approximate length of one run")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+    info, results = run(args.words, args.runs, args.seconds)
+    if args.json:
+        print(json.dumps({"info": info, "results": [asdict(r) for r in results]}, ensure_ascii=False, indent=1))
+        return
+    print(f"Hot path of one group text: {info['text_chars']} chars ({info['text_bytes']} bytes UTF-8), "
+          f"{info['frame_bytes']}-byte send frame, {info['words']} words; Python {info['python']}; "
+          f"median of {args.runs} runs of ~{args.seconds} s")
+    print(f"{'case':<46} {'members':>7} {'views':>5} {'µs/msg':>9} {'best':>9} {'µs/member':>9} {'msgs/s':>10}  note")
+    for r in results:
+        members = f"{r.members:,}" if r.members else ""
+        views_ = str(r.views) if r.views else ""
+        each = f"{r.per_recipient_us:.3f}" if r.members else ""
+        print(f"{r.case:<46} {members:>7} {views_:>5} {r.median_us:>9.2f} {r.min_us:>9.2f} {each:>9} "
+              f"{r.per_second:>10,}  {r.note}")
+
+
+if __name__ == "__main__":
+    main()
