@@ -17,18 +17,12 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import msgspec
 import trio
-from trio_websocket import (
-    ConnectionClosed,
-    HandshakeError,
-    WebSocketConnection,
-    connect_websocket_url,
-    wrap_client_stream,
-)
 
+from clients.python import websocket
+from clients.python.websocket import ClientWebSocket, ConnectionClosed
 from protocol import Message, ProtocolError, decode_frame, encode
 from protocol.frames import PROTOCOL_VERSIONS
 
@@ -64,7 +58,7 @@ class _Slot:
 class _Link:
     """One WebSocket: request/answer pairing and the pushes it received."""
 
-    def __init__(self, ws: WebSocketConnection, pushes: trio.MemorySendChannel[dict[str, Any]]) -> None:
+    def __init__(self, ws: ClientWebSocket, pushes: trio.MemorySendChannel[dict[str, Any]]) -> None:
         self.ws = ws
         self._pushes = pushes
         self._rids = itertools.count(1)
@@ -91,7 +85,7 @@ class _Link:
     async def read_forever(self) -> None:
         try:
             while True:
-                frame = decode_frame(await self.ws.get_message())  # type: ignore[arg-type]
+                frame = decode_frame(await self.ws.receive_message())
                 rid = frame.get("rid")
                 if frame.get("op") in ("ok", "error") and rid in self._slots:
                     slot = self._slots.pop(rid)
@@ -138,7 +132,8 @@ class Client:
     async def connect(self) -> dict[str, Any]:
         """(Re)connect and log in; returns the welcome (SPEC.md §4)."""
         await self.close()
-        ws = await _open_websocket(self._nursery, self.url, self._ssl)
+        with trio.fail_after(CONNECT_TIMEOUT):
+            ws = await websocket.connect(self.url, ssl_context=self._ssl, max_message=MAX_MESSAGE)
         link = _Link(ws, self._pushes_send)
         scope = trio.CancelScope()
 
@@ -198,7 +193,7 @@ class Client:
                 if self._link is None or self._link.lost is not None:
                     await self.connect()
                 return await self.request("send", **fields)
-            except (ConnectionLost, OSError, HandshakeError, trio.BrokenResourceError, trio.TooSlowError):
+            except (ConnectionLost, OSError, trio.BrokenResourceError, trio.TooSlowError):
                 if attempt >= retries:
                     raise
                 self._link = None  # reconnect on the next attempt
@@ -304,36 +299,8 @@ CONNECT_TIMEOUT = 10.0
 MAX_MESSAGE = 4 << 20
 
 
-async def _open_websocket(nursery: trio.Nursery, url: str, context: ssl.SSLContext | None) -> WebSocketConnection:
-    """Open the WebSocket; for wss:// finish the TLS handshake first, so a certificate error raises.
-
-    (trio-websocket would otherwise wait forever on a failed TLS handshake.)
-
-    Error handling: OSError (ssl.SSLCertVerificationError for a certificate the context does not
-    trust), trio.BrokenResourceError, trio.TooSlowError after CONNECT_TIMEOUT, HandshakeError.
-    """
-    parts = urlsplit(url)
-    with trio.fail_after(CONNECT_TIMEOUT):
-        if parts.scheme != "wss":
-            return await connect_websocket_url(nursery, url, max_message_size=MAX_MESSAGE)
-        host, port = parts.hostname or "", parts.port or 443
-        resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        stream = await trio.open_ssl_over_tcp_stream(
-            host, port, ssl_context=context or ssl.create_default_context(), https_compatible=True
-        )
-        try:
-            await stream.do_handshake()
-        except trio.BrokenResourceError as exc:
-            await trio.aclose_forcefully(stream)
-            if isinstance(exc.__cause__, OSError):
-                raise exc.__cause__ from None
-            raise
-        return await wrap_client_stream(nursery, stream, host, resource, max_message_size=MAX_MESSAGE)
-
-
 def _lost(exc: ConnectionClosed) -> ConnectionLost:
-    reason = exc.reason
-    return ConnectionLost(None, None) if reason is None else ConnectionLost(reason.code, reason.reason)
+    return ConnectionLost(exc.code, exc.reason)
 
 
 def _covered(messages: list[Message], hidden: list[list[int]]) -> int | None:

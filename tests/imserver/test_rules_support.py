@@ -12,7 +12,6 @@ so the privacy tests can search all of them, not just the ones a test asked for.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
@@ -22,14 +21,14 @@ from typing import Any
 
 import pytest
 import trio
-from trio_websocket import WebSocketConnection
 
 from clients.python import Client, ClientError, open_client
+from clients.python.websocket import ClientWebSocket
 from imserver import auth
 from imserver.model import Role, User
 from imserver.server import ChatServer, open_keys
 from imserver.store import accounts
-from protocol import ProtocolError, decode_frame
+from protocol import decode_frame
 from tests.conftest import PASSWORD, Running
 from tests.helpers import script
 
@@ -188,7 +187,7 @@ async def drain(client: Client, seconds: float = 0.1) -> list[dict[str, Any]]:
 class Wire:
     """Every frame each client WebSocket received, decoded."""
 
-    by_socket: dict[WebSocketConnection, list[dict[str, Any]]] = field(default_factory=dict)
+    by_socket: dict[ClientWebSocket, list[dict[str, Any]]] = field(default_factory=dict)
 
     def frames(self, client: Client) -> list[dict[str, Any]]:
         """What ``client`` received on every connection of its session, starting with the welcome."""
@@ -199,20 +198,17 @@ class Wire:
 
 @contextmanager
 def recording() -> Iterator[Wire]:
-    """Record frames as the SDK reads them (server-side reads of client frames are recorded too, and ignored)."""
+    """Record every frame as the SDK reads it."""
     wire = Wire()
-    original = WebSocketConnection.get_message
+    original = ClientWebSocket.receive_message
 
-    async def get_message(self: WebSocketConnection) -> Any:
+    async def receive_message(self: ClientWebSocket) -> bytes:
         data = await original(self)
-        if isinstance(data, bytes):
-            # A client frame the server is about to refuse may not decode: not ours to judge here.
-            with contextlib.suppress(ProtocolError):
-                wire.by_socket.setdefault(self, []).append(decode_frame(data))
+        wire.by_socket.setdefault(self, []).append(decode_frame(data))
         return data
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(WebSocketConnection, "get_message", get_message)
+        patch.setattr(ClientWebSocket, "receive_message", receive_message)
         yield wire
 
 
