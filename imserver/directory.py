@@ -23,6 +23,8 @@ class Directory:
         self._users: dict[int, User] = {}
         self._usernames: dict[str, User] = {}
         self._family: dict[int, frozenset[int]] = {}
+        self._viewers: dict[int, Viewer] = {}
+        """Built once per account: fan-out asks for every member of every message (load/bench_hotpath.py)."""
 
     # -- rosters ----------------------------------------------------------------------------
 
@@ -61,6 +63,7 @@ class Directory:
         self._users.clear()
         self._usernames.clear()
         self._family.clear()
+        self._viewers.clear()
 
     def cached_roster(self, conv_id: int) -> Roster | None:
         return self._rosters.get(conv_id)
@@ -86,13 +89,16 @@ class Directory:
     def remember(self, user: User) -> None:
         self._users[user.id] = user
         self._usernames[user.username] = user
+        self._viewers.pop(user.id, None)
 
     def forget_user(self, user_id: int) -> None:
         user = self._users.pop(user_id, None)
         if user is not None:
             self._usernames.pop(user.username, None)
+        self._viewers.pop(user_id, None)
         for linked in self._family.pop(user_id, frozenset()):
             self._family.pop(linked, None)
+            self._viewers.pop(linked, None)
 
     async def user_by_name(self, username: str) -> User | None:
         user = self._usernames.get(username)
@@ -108,7 +114,10 @@ class Directory:
         if missing:
             for user in await accounts.users_by_id(self._store, missing):
                 self.remember(user)
-            self._family.update(await accounts.family_of(self._store, missing))
+            family = await accounts.family_of(self._store, missing)
+            self._family.update(family)
+            for user_id in family:
+                self._viewers.pop(user_id, None)
         return {i: self._users[i] for i in ids if i in self._users}
 
     def cached_users(self) -> dict[int, User]:
@@ -116,5 +125,10 @@ class Directory:
 
     def viewer(self, user_id: int) -> Viewer:
         """The account as the visibility rules see it; unknown accounts are treated as masked patients."""
-        user = self._users.get(user_id, UNKNOWN)
-        return Viewer(user_id, user.role, self._family.get(user_id, frozenset()))
+        viewer = self._viewers.get(user_id)
+        if viewer is None:
+            user = self._users.get(user_id, UNKNOWN)
+            viewer = Viewer(user_id, user.role, self._family.get(user_id, frozenset()))
+            if user is not UNKNOWN and user_id in self._family:
+                self._viewers[user_id] = viewer
+        return viewer
