@@ -3,20 +3,35 @@
 Frames for a connection are queued without waiting (``push``) and written by
 the connection's own writer task, so a slow client never stalls the code that
 fans a message out to many. A client whose queue overflows is disconnected and
-resyncs when it reconnects.
+resyncs when it reconnects. What is queued is already a WebSocket frame
+(``framed``), built once per audience and shared by every connection in it
+(NFR-3); a writer that falls behind writes what has piled up in one go.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from imserver import metrics
 from imserver.model import Session
+from imserver.websocket import ConnectionClosed, WebSocket, frame
 from protocol import ErrorCode, ProtocolError, ServerSession, encode
 
 CLOSE_TIMEOUT = 1.0
 """Seconds to wait for the peer's answer to our close frame before closing TCP."""
+COALESCE_BYTES = 64 * 1024
+"""A writer with a backlog joins queued frames into one write of at most this many bytes (plus one frame).
+
+Queued frames are shared by all connections, the joined copy is not: a slow connection blocked in a write
+holds one, so this bounds memory per slow connection. At ~300 bytes a frame it is still ~200 frames a write.
+"""
+
+
+def framed(message: Mapping[str, object]) -> bytes:
+    """A protocol frame as the WebSocket frame that carries it: build it once, push it to everyone who gets it."""
+    return frame(encode(message))
 
 
 class TokenBucket:
@@ -42,7 +57,7 @@ class TokenBucket:
 class Connection:
     """An open WebSocket and what the server knows about it."""
 
-    def __init__(self, ws: WebSocketConnection, *, remote: str, max_frame: int, queue: int) -> None:
+    def __init__(self, ws: WebSocket, *, remote: str, max_frame: int, queue: int) -> None:
         self.ws = ws
         self.remote = remote
         self.protocol = ServerSession(max_frame)
@@ -60,23 +75,31 @@ class Connection:
         assert self.session is not None
         return self.session.user.id
 
-    def push(self, frame: bytes) -> None:
-        """Queue a frame without waiting; overflow disconnects the client (slow consumer)."""
+    def push(self, data: bytes) -> None:
+        """Queue a WebSocket frame (``framed``) without waiting; overflow disconnects the client (slow consumer)."""
+        if self.offer(data):
+            metrics.FRAMES_OUT.inc()
+
+    def offer(self, data: bytes) -> bool:
+        """``push`` without counting it in the metrics: a fan-out counts all its frames with one update.
+
+        Returns whether the frame was queued.
+        """
         if self._finishing:
-            return
+            return False
         try:
-            self._out_send.send_nowait(frame)
+            self._out_send.send_nowait(data)
         except trio.WouldBlock:
             self.abort(4000, ErrorCode.SLOW_CONSUMER)
-            return
-        metrics.FRAMES_OUT.inc()
+            return False
+        return True
 
     def reply(self, rid: int, **fields: object) -> None:
-        self.push(encode({"op": "ok", "rid": rid, **fields}))
+        self.push(framed({"op": "ok", "rid": rid, **fields}))
 
     def fail(self, error: ProtocolError) -> None:
         metrics.ERRORS.labels(str(error.code)).inc()
-        self.push(encode(error.frame()))
+        self.push(framed(error.frame()))
         if error.fatal:
             self.finish(1008, error.code, bye=False)
 
@@ -85,7 +108,7 @@ class Connection:
         if self._finishing:
             return
         if bye:
-            self.push(encode(ProtocolError(reason).frame() | {"op": "bye"}))
+            self.push(framed(ProtocolError(reason).frame() | {"op": "bye"}))
         self._finishing = True
         self._close = (code, str(reason))
         metrics.DISCONNECTS.labels(str(reason)).inc()
@@ -107,10 +130,28 @@ class Connection:
         return self._out_recv.statistics().current_buffer_used
 
     async def run_writer(self) -> None:
-        """Write queued frames until ``finish``; then close the WebSocket with its reason."""
+        """Write queued frames until ``finish``; then close the WebSocket with its reason.
+
+        After each wait it takes whatever else is queued (up to ``COALESCE_BYTES``)
+        and writes it with one ``send_all``: a busy connection costs one write per
+        backlog, not one per frame.
+        """
+        queue = self._out_recv
         try:
-            async for frame in self._out_recv:
-                await self.ws.send_message(frame)
+            async for data in queue:
+                size = len(data)
+                if size < COALESCE_BYTES:
+                    chunks = [data]
+                    while size < COALESCE_BYTES:
+                        try:
+                            more = queue.receive_nowait()
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                        chunks.append(more)
+                        size += len(more)
+                    if len(chunks) > 1:
+                        data = b"".join(chunks)
+                await self.ws.send_frames(data)
             with trio.move_on_after(CLOSE_TIMEOUT):  # a peer that never answers the close is cut off
                 await self.ws.aclose(*self._close)
         except ConnectionClosed:

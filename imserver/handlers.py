@@ -19,7 +19,7 @@ import asyncpg
 from imserver import auth, views, visibility
 from imserver.bus import MembersChanged, SessionsEnded, notify_txn
 from imserver.config import Settings
-from imserver.connection import Connection, TokenBucket
+from imserver.connection import Connection, TokenBucket, framed
 from imserver.directory import Directory
 from imserver.hub import Hub
 from imserver.model import MemberRole, Role, Roster, Session, User
@@ -28,7 +28,7 @@ from imserver.store.bridge import Store
 from imserver.visibility import Audience, Viewer
 from imserver.words import Verdict, WordFilter
 from imserver.writer import MessageWriter, Outcome, WriterClosed
-from protocol import ErrorCode, ProtocolError, encode, negotiate
+from protocol import ErrorCode, ProtocolError, negotiate
 from protocol.frames import (
     Convs,
     GroupAdd,
@@ -334,7 +334,7 @@ class Handlers:
         rows = (await messages.unread_rows(self.store, user.id, [(roster.conv_id, read_seq)]))[roster.conv_id]
         unread = views.unread(rows, self.directory.viewer(user.id), roster)
         self.hub.deliver(
-            [user.id], encode({"op": "read", "conv": roster.address, "read_seq": read_seq, "unread": unread}), conn
+            [user.id], framed({"op": "read", "conv": roster.address, "read_seq": read_seq, "unread": unread}), conn
         )
         return {"conv": roster.address, "read_seq": read_seq, "unread": unread}
 

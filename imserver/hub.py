@@ -51,13 +51,16 @@ class Hub:
     def connections(self) -> list[Connection]:
         return [c for conns in self._by_user.values() for c in conns]
 
-    def deliver(self, user_ids: Iterable[int], frame: bytes, exclude: object = None) -> None:
-        """Queue the same encoded frame to every connection of these users."""
+    def deliver(self, user_ids: Iterable[int], data: bytes, exclude: object = None) -> None:
+        """Queue the same WebSocket frame (``connection.framed``, built once) to every connection of these users."""
         by_user = self._by_user
+        queued = 0
         for user_id in user_ids:
             for conn in by_user.get(user_id, ()):
-                if conn is not exclude:
-                    conn.push(frame)
+                if conn is not exclude and conn.offer(data):
+                    queued += 1
+        if queued:
+            metrics.FRAMES_OUT.inc(queued)  # once per fan-out: an update costs about what queueing a frame does
 
     async def wait_empty(self) -> None:
         await self._empty.wait()

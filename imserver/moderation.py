@@ -17,12 +17,12 @@ import asyncpg
 
 from imserver import views, visibility
 from imserver.bus import SessionsEnded, UserChanged, notify_txn
-from imserver.connection import Connection
+from imserver.connection import Connection, framed
 from imserver.handlers import Handler, Handlers, Reply, session_of
 from imserver.model import MemberRole, Role, Roster, User
 from imserver.store import accounts, conversations, moderation
 from imserver.words import Policy, WordFilter, normalise
-from protocol import ErrorCode, ProtocolError, encode
+from protocol import ErrorCode, ProtocolError
 from protocol.frames import (
     Audit,
     FamilyInvite,
@@ -168,7 +168,7 @@ class ModerationHandlers:
         request_id = await self.core.store.run(
             "friend_request", moderation.request_friend_txn, roster.conv_id, user.id, target
         )
-        self.core.hub.deliver([target], encode({"op": "friend_request", **_asking(request_id, them, user, roster)}))
+        self.core.hub.deliver([target], framed({"op": "friend_request", **_asking(request_id, them, user, roster)}))
         return {"request": request_id}
 
     async def friend_requests(self, conn: Connection, req: FriendRequests) -> Reply:

@@ -19,7 +19,6 @@ import math
 import ssl
 import uuid
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import hypercorn.config
@@ -30,11 +29,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
-from imserver import auth, bus, metrics, views, visibility
+from imserver import auth, bus, metrics, views, visibility, websocket
 from imserver.config import Settings, split_hostport
-from imserver.connection import Connection
+from imserver.connection import Connection, framed
 from imserver.directory import Directory
 from imserver.handlers import Handlers
 from imserver.hub import Hub
@@ -43,9 +41,10 @@ from imserver.moderation import ModerationHandlers
 from imserver.store import accounts, messages, moderation
 from imserver.store.bridge import Store
 from imserver.store.messages import Draft, Row, Stored
+from imserver.websocket import ConnectionClosed, WebSocket
 from imserver.words import WordFilter
 from imserver.writer import MessageWriter
-from protocol import ErrorCode, ProtocolError, encode
+from protocol import ErrorCode, ProtocolError
 from protocol.kinds import default_registry
 
 log = logging.getLogger(__name__)
@@ -116,14 +115,11 @@ class ChatServer:
         if self.settings.tls_cert:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key or None)
-        with scope:
-            async with trio.open_nursery() as listening:  # cancelling ``scope`` closes the listening socket
-                server = await listening.start(partial(
-                    serve_websocket, self._handle, host, port, context,
-                    handler_nursery=conns, max_message_size=self.settings.hard_max_frame,
-                    connect_timeout=self.settings.hello_timeout,
-                ))
-                task_status.started(server.port)
+        with scope:  # cancelling ``scope`` closes the listening socket
+            await websocket.serve(
+                self._handle, host, port, context, handler_nursery=conns, max_message=self.settings.hard_max_frame,
+                handshake_timeout=self.settings.hello_timeout, task_status=task_status,
+            )
 
     async def _run_http(self, *, task_status: trio.TaskStatus[int]) -> None:
         config = hypercorn.config.Config()
@@ -148,13 +144,9 @@ class ChatServer:
 
     # -- connections ------------------------------------------------------------------------
 
-    async def _handle(self, request: WebSocketRequest) -> None:
+    async def _handle(self, ws: WebSocket) -> None:
         """One connection's life. Nothing it raises may reach the shared nursery and stop the server."""
-        try:
-            ws = await request.accept()
-        except ConnectionClosed:
-            return
-        remote = str(getattr(ws.remote, "address", ws.remote))
+        remote = ws.remote
         conn = Connection(ws, remote=remote, max_frame=self.settings.max_frame, queue=self.settings.outbound_queue)
         try:
             with conn.cancel_scope:
@@ -175,7 +167,7 @@ class ChatServer:
         s = self.settings
         with trio.move_on_after(s.hello_timeout) as handshake:
             try:
-                await self._dispatch(conn, await conn.ws.get_message())
+                await self._dispatch(conn, await conn.ws.receive_message())
             except ConnectionClosed:
                 return
         if handshake.cancelled_caught or conn.session is None:
@@ -185,7 +177,7 @@ class ChatServer:
             nursery.start_soon(self._keep_alive, conn)
             while not conn.finishing:
                 try:
-                    data = await conn.ws.get_message()
+                    data = await conn.ws.receive_message()
                 except ConnectionClosed:
                     break
                 conn.last_seen = trio.current_time()
@@ -259,11 +251,14 @@ class ChatServer:
                 self._flag(row, roster, list(draft.flagged))
 
     def _deliver(self, row: Row, roster: Roster, users: dict[int, User], origin: object) -> None:
-        """One encoding per distinct view, the same bytes to every connection that shares it (DESIGN rule 4)."""
+        """One WebSocket frame per distinct view, the same bytes to every connection that shares it (DESIGN rule 4).
+
+        Members are grouped by the view they get, and each group is handed to the hub at once (NFR-3).
+        """
         sender = users.get(row.sender_id, views.UNKNOWN)
         only = users.get(row.only_user_id, views.UNKNOWN) if row.only_user_id is not None else None
         meta = views.meta(row)
-        frames: dict[tuple[bool, bool | None], bytes] = {}
+        audiences: dict[tuple[bool, bool | None], tuple[bytes, list[int]]] = {}
         hidden: list[int] = []
         for user_id in roster.members:
             if not self.hub.online(user_id):
@@ -276,12 +271,15 @@ class ChatServer:
                 visibility.shows_real(viewer, sender.id, sender.role),
                 None if only is None else visibility.shows_real(viewer, only.id, only.role),
             )
-            frame = frames.get(key)
-            if frame is None:
-                frame = frames[key] = encode({"op": "msg", "msg": views.message(row, viewer, roster, users)})
-            self.hub.deliver((user_id,), frame, exclude=origin)
+            audience = audiences.get(key)
+            if audience is None:
+                data = framed({"op": "msg", "msg": views.message(row, viewer, roster, users)})
+                audience = audiences[key] = (data, [])
+            audience[1].append(user_id)
+        for data, user_ids in audiences.values():
+            self.hub.deliver(user_ids, data, exclude=origin)
         if hidden:  # lets their clients move past this seq without asking (SPEC.md §5.2)
-            self.hub.deliver(hidden, encode({"op": "hidden", "conv": roster.address, "ranges": [[row.seq, row.seq]]}))
+            self.hub.deliver(hidden, framed({"op": "hidden", "conv": roster.address, "ranges": [[row.seq, row.seq]]}))
 
     def _flag(self, row: Row, roster: Roster, words: list[str]) -> None:
         """Tell the group's staff about a message let through with flagged words (IM-11)."""
@@ -289,7 +287,7 @@ class ChatServer:
             u for u in roster.members
             if self.directory.viewer(u).role in (Role.STAFF, Role.ADMIN) or roster.members[u] in visibility.MANAGERS
         ]
-        self.hub.deliver(staff, encode({"op": "flag", "conv": roster.address, "seq": row.seq, "words": words}))
+        self.hub.deliver(staff, framed({"op": "flag", "conv": roster.address, "seq": row.seq, "words": words}))
 
     async def _run_bus(self, *, task_status: trio.TaskStatus[None]) -> None:
         send, recv = trio.open_memory_channel[str](math.inf)
@@ -341,7 +339,7 @@ class ChatServer:
         if roster is None:
             return
         for user_id, role in event.changes:
-            frame = encode({
+            frame = framed({
                 "op": "conv", "conv": roster.address, "event": "left" if role is None else "joined",
                 "name": roster.name,
             })
@@ -353,14 +351,14 @@ class ChatServer:
         if roster is None:
             return
         if event.settings:
-            self.hub.deliver(roster.members, encode({"op": "group", "conv": roster.address, **roster.settings()}))
+            self.hub.deliver(roster.members, framed({"op": "group", "conv": roster.address, **roster.settings()}))
         for isolated in event.isolated:
             seqs = await messages.seqs_by_sender(self.store, roster.conv_id, isolated)
             others = [u for u in roster.members
                       if u != isolated and roster.members[u] not in visibility.MANAGERS]
             for start in range(0, len(seqs), 2000):  # keeps each frame well under max_frame
                 ranges = visibility.hidden_ranges(seqs[start:start + 2000])
-                self.hub.deliver(others, encode({
+                self.hub.deliver(others, framed({
                     "op": "hidden", "conv": roster.address, "ranges": ranges, "retract": True,
                 }))
 

@@ -1,0 +1,385 @@
+"""The server's own WebSocket layer (imserver/websocket.py; NFR-3, issue 4).
+
+Frames the server builds are checked against wsproto's parser; the layer is
+driven by a wsproto client over an in-memory stream (every byte up to the test)
+and, for listening, TLS and hostile input, over real sockets.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from trio_websocket import open_websocket_url
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import Connection as FrameParser
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Message,
+    Ping,
+    Pong,
+    Request,
+    TextMessage,
+)
+
+from imserver import websocket
+from imserver.connection import COALESCE_BYTES, Connection
+from imserver.websocket import ConnectionClosed, WebSocket, frame
+from protocol import ErrorCode
+from tests.conftest import Running
+from tests.imserver.test_bad_input import TIMEOUT, logged_in
+from tests.imserver.test_lifecycle import self_signed
+
+FAST = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+# -- frame(): what wsproto makes of it ----------------------------------------------------------
+
+
+def parse(data: bytes) -> list[Event]:
+    """Server-to-client bytes as a wsproto client sees them (frames only, no handshake)."""
+    client = FrameParser(ConnectionType.CLIENT)
+    client.receive_data(data)
+    return list(client.events())
+
+
+@pytest.mark.parametrize(("size", "header"), [(0, 2), (125, 2), (126, 4), (65535, 4), (65536, 10), (70_000, 10)])
+def test_frame_is_one_final_binary_frame_with_the_shortest_length_field(size: int, header: int) -> None:
+    payload = bytes(i % 251 for i in range(size))
+    data = frame(payload)
+    assert len(data) == header + size
+    events = parse(data)
+    assert len(events) == 1 and isinstance(events[0], BytesMessage), events
+    assert events[0].data == payload and events[0].frame_finished and events[0].message_finished
+
+
+@FAST
+@given(sizes=st.lists(st.integers(0, 70_000), min_size=1, max_size=4), fill=st.binary(min_size=1, max_size=7))
+def test_joined_frames_parse_back_to_the_same_messages(sizes: list[int], fill: bytes) -> None:
+    """What the writer does with a backlog: frames joined into one write are read as the same messages."""
+    payloads = [(fill * (size // len(fill) + 1))[:size] for size in sizes]
+    events = parse(b"".join(frame(p) for p in payloads))
+    assert [bytes(e.data) for e in events if isinstance(e, BytesMessage)] == payloads
+    assert all(isinstance(e, BytesMessage) and e.message_finished for e in events)
+
+
+# -- the WebSocket over an in-memory stream -------------------------------------------------------
+
+
+class Peer:
+    """A client WebSocket driven by the test: it answers nothing by itself."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.eof = False
+
+    async def put(self, event: Event) -> None:
+        await self.stream.send_all(self.ws.send(event))
+
+    async def next(self) -> Event | None:
+        """The next event, or None once the server closed the stream."""
+        while True:
+            for event in self.ws.events():
+                return event
+            if self.eof:
+                return None
+            data = bytes(await self.stream.receive_some(65536))
+            if not data:
+                self.eof = True
+                return None
+            self.ws.receive_data(data)
+
+    async def message(self) -> bytes | str:
+        event = await self.next()
+        assert isinstance(event, Message), event
+        return event.data
+
+
+@asynccontextmanager
+async def pair(max_message: int = 1000) -> AsyncIterator[tuple[WebSocket, Peer]]:
+    """A server WebSocket and its peer, handshake done, joined by an in-memory stream."""
+    server_stream, client_stream = trio.testing.memory_stream_pair()
+    peer = Peer(client_stream)
+    with trio.fail_after(TIMEOUT):
+        await peer.put(Request(host="example", target="/"))
+        ws = await websocket.accept(server_stream, max_message=max_message)
+        assert isinstance(await peer.next(), AcceptConnection)
+    yield ws, peer
+
+
+async def test_messages_are_assembled_and_pings_answered_on_the_way() -> None:
+    async with pair() as (ws, peer):
+        await peer.put(BytesMessage(b"hel", message_finished=False))
+        await peer.put(Ping(b"p1"))  # a control frame between fragments
+        await peer.put(BytesMessage(b"lo"))
+        await peer.put(TextMessage("text"))
+        with trio.fail_after(TIMEOUT):
+            assert await ws.receive_message() == b"hello"
+            assert await ws.receive_message() == "text"
+            pong = await peer.next()
+        assert isinstance(pong, Pong) and pong.payload == b"p1"
+        await ws.send_frames(frame(b"a") + frame(b"b" * 300))
+        assert [await peer.message(), await peer.message()] == [b"a", b"b" * 300]
+
+
+async def test_a_message_over_the_limit_closes_with_1009_before_it_is_read() -> None:
+    async with pair(max_message=1000) as (ws, peer):
+        await peer.put(BytesMessage(b"x" * 600, message_finished=False))
+        await peer.put(BytesMessage(b"x" * 600))
+        with trio.fail_after(TIMEOUT), pytest.raises(ConnectionClosed) as closed:
+            await ws.receive_message()
+        assert closed.value.reason.code == 1009
+        close = await peer.next()
+        assert isinstance(close, CloseConnection) and close.code == 1009, close
+        with pytest.raises(ConnectionClosed):
+            await ws.send_frames(frame(b"late"))  # nothing after a close
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ws.aclose)  # waits for the peer's answer
+            await peer.put(close.response())
+        assert await peer.next() is None  # then TCP is closed
+
+
+async def test_exactly_the_limit_is_a_message() -> None:
+    async with pair(max_message=1000) as (ws, peer):
+        await peer.put(BytesMessage(b"x" * 1000))
+        with trio.fail_after(TIMEOUT):
+            assert await ws.receive_message() == b"x" * 1000
+
+
+async def test_the_peers_close_is_answered_and_ends_the_connection() -> None:
+    async with pair() as (ws, peer):
+        await peer.put(CloseConnection(4321, "done"))
+        with trio.fail_after(TIMEOUT), pytest.raises(ConnectionClosed) as closed:
+            await ws.receive_message()
+        assert (closed.value.reason.code, closed.value.reason.reason) == (4321, "done")
+        answer = await peer.next()
+        assert isinstance(answer, CloseConnection) and answer.code == 4321
+        assert await peer.next() is None
+
+
+async def test_bad_framing_fails_the_connection_with_1002() -> None:
+    async with pair() as (ws, peer):
+        await peer.stream.send_all(b"\x82\x05hello")  # unmasked: clients must mask (RFC 6455 §5.1)
+        with trio.fail_after(TIMEOUT), pytest.raises(ConnectionClosed) as closed:
+            await ws.receive_message()
+        assert closed.value.reason.code == 1002
+        close = await peer.next()
+        assert isinstance(close, CloseConnection) and close.code == 1002
+        with trio.fail_after(TIMEOUT):
+            await ws.aclose()  # nothing more can be parsed: it does not wait for an answer
+        assert await peer.next() is None
+
+
+async def test_ping_waits_for_its_pong_and_a_later_pong_answers_earlier_pings() -> None:
+    async with pair() as (ws, peer), trio.open_nursery() as nursery:
+        answered: list[int] = []
+
+        async def ping(n: int) -> None:
+            await ws.ping()
+            answered.append(n)
+
+        async def read() -> None:
+            with pytest.raises(ConnectionClosed):
+                await ws.receive_message()  # someone must read for pongs to be seen
+
+        nursery.start_soon(read)
+        nursery.start_soon(ping, 1)
+        first = await peer.next()
+        nursery.start_soon(ping, 2)
+        second = await peer.next()
+        assert isinstance(first, Ping) and isinstance(second, Ping) and first.payload != second.payload
+        await trio.testing.wait_all_tasks_blocked()
+        assert answered == []
+        await peer.put(second.response())
+        with trio.fail_after(TIMEOUT):
+            while len(answered) < 2:  # noqa: ASYNC110 (the test owns no event to wait on)
+                await trio.sleep(0.001)
+        assert sorted(answered) == [1, 2]
+        await peer.put(CloseConnection(1000))
+
+
+async def test_our_close_waits_for_the_answer_as_long_as_it_is_let(autojump_clock: trio.testing.MockClock) -> None:
+    async with pair() as (ws, peer):
+        await peer.put(BytesMessage(b"before"))
+        with trio.move_on_after(5) as waited:
+            await ws.aclose(4000, "slow_consumer")
+        assert waited.cancelled_caught, "a peer that never answers is waited for until the caller's timeout"
+        assert (await peer.next(), await peer.next()) == (CloseConnection(4000, "slow_consumer"), None)
+
+
+async def test_messages_after_our_close_are_dropped() -> None:
+    got: list[bytes | str] = []
+    async with pair() as (ws, peer), trio.open_nursery() as nursery:
+
+        async def read() -> None:
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    got.append(await ws.receive_message())
+
+        nursery.start_soon(read)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(ws.aclose, 1001, "shutdown")
+        close = await peer.next()
+        assert isinstance(close, CloseConnection) and close.code == 1001
+        await peer.stream.send_all(b"\x82\x88\x00\x00\x00\x00too late")  # sent before it saw the close
+        await peer.put(close.response())
+        assert await peer.next() is None
+    assert got == []
+
+
+# -- the connection's writer --------------------------------------------------------------------
+
+
+class Recorder:
+    """Stands in for the WebSocket under a Connection: records writes and the close."""
+
+    remote = "test"
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed: tuple[int, str] | None = None
+
+    async def send_frames(self, data: bytes) -> None:
+        self.writes.append(data)
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self, code: int = 1000, reason: str = "") -> None:
+        self.closed = (code, reason)
+        await trio.lowlevel.checkpoint()
+
+
+async def test_the_writer_joins_a_backlog_into_few_writes_and_closes_with_the_reason() -> None:
+    recorder = Recorder()
+    conn = Connection(recorder, remote="test", max_frame=1000, queue=100)  # type: ignore[arg-type]
+    payloads = [bytes([i]) * 10 for i in range(5)] + [b"x" * (COALESCE_BYTES // 2 + 1)] * 3
+    for payload in payloads:
+        conn.push(frame(payload))
+    conn.finish(1001, ErrorCode.SHUTDOWN)  # queues a bye, then the close
+    with trio.fail_after(TIMEOUT):
+        await conn.run_writer()
+    # One write takes what is queued until it passes COALESCE_BYTES: the 5 small and 2 big, then the last and the bye.
+    assert len(recorder.writes) == 2, [len(w) for w in recorder.writes]
+    assert all(len(w) < COALESCE_BYTES + len(frame(payloads[-1])) for w in recorder.writes)
+    received = [bytes(e.data) for e in parse(b"".join(recorder.writes)) if isinstance(e, BytesMessage)]
+    assert received[:-1] == payloads and b"bye" in received[-1]
+    assert recorder.closed == (1001, "shutdown")
+
+
+# -- listening, TLS, hostile input --------------------------------------------------------------
+
+
+async def echo(ws: WebSocket) -> None:
+    """Answer each message with a binary frame of its bytes (text UTF-8 encoded), then close."""
+    try:
+        while True:
+            message = await ws.receive_message()
+            await ws.send_frames(frame(message.encode() if isinstance(message, str) else message))
+    except ConnectionClosed:
+        pass
+
+
+@asynccontextmanager
+async def echo_server(context: ssl.SSLContext | None = None) -> AsyncIterator[tuple[int, trio.CancelScope]]:
+    async with trio.open_nursery() as conns:
+        listener = trio.CancelScope()
+
+        async def listen(*, task_status: trio.TaskStatus[int]) -> None:
+            with listener:
+                await websocket.serve(echo, "127.0.0.1", 0, context, handler_nursery=conns, max_message=1 << 20,
+                                      handshake_timeout=2.0, task_status=task_status)
+
+        port = await conns.start(listen)
+        yield port, listener
+        conns.cancel_scope.cancel()
+
+
+async def test_tls_carries_frames_of_every_length_form(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    client_context = ssl.create_default_context(cafile=str(cert))
+    async with echo_server(server_context) as (port, _):
+        assert port > 0
+        with trio.fail_after(TIMEOUT):
+            async with open_websocket_url(f"wss://localhost:{port}/", ssl_context=client_context,
+                                          max_message_size=1 << 20) as client:
+                for size in (0, 125, 126, 65535, 65536, 300_000):
+                    payload = bytes(i % 253 for i in range(size))
+                    await client.send_message(payload)
+                    assert await client.get_message() == payload
+                await client.send_message("文字")
+                assert await client.get_message() == "文字".encode()
+
+
+async def test_cancelling_the_listener_closes_the_listening_socket_and_keeps_connections() -> None:
+    async with echo_server() as (port, listener):
+        with trio.fail_after(TIMEOUT):
+            async with open_websocket_url(f"ws://127.0.0.1:{port}/") as client:
+                listener.cancel()
+                await trio.testing.wait_all_tasks_blocked()
+                with pytest.raises(OSError):
+                    await trio.open_tcp_stream("127.0.0.1", port)
+                await client.send_message(b"still here")
+                assert await client.get_message() == b"still here"
+
+
+GARBAGE = [
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(200) + b"\r\n\r\n",  # a TLS hello on a plain port
+    b"GARBAGE\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",  # HTTP, but no upgrade
+    b"GET / HTTP/1.1\r\nHost: \xff\xfe\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",  # a host that is not IDNA
+    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+]
+
+
+@pytest.mark.parametrize("garbage", GARBAGE, ids=["tls", "junk", "no-upgrade", "bad-host", "post"])
+async def test_garbage_instead_of_an_upgrade_is_closed_and_hurts_nobody(
+    server: Running, garbage: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The bad host once stopped the whole server (wsproto lets its IDNA error out of the handshake)."""
+    await server.user("alice")
+    async with logged_in(server, "alice") as alice:
+        stream = await trio.open_tcp_stream("127.0.0.1", server.addresses.ws_port)
+        async with stream:
+            await stream.send_all(garbage)
+            answer = b""
+            with trio.fail_after(TIMEOUT):  # well before the handshake timeout (10 s): refused, not timed out
+                try:
+                    while data := await stream.receive_some(4096):
+                        answer += data
+                except trio.BrokenResourceError:
+                    pass
+        assert answer.startswith(b"HTTP/1.1 400"), answer
+        await alice.alive()
+    assert not [r for r in caplog.records if r.name == "imserver.websocket" and r.levelno >= logging.WARNING]
+    async with logged_in(server, "alice") as again:
+        await again.alive()
+
+
+async def test_a_silent_connection_is_closed_at_the_handshake_deadline(autojump_clock: trio.testing.MockClock) -> None:
+    async with trio.open_nursery() as conns:
+        server_stream, client_stream = trio.testing.memory_stream_pair()
+        reached: list[WebSocket] = []
+
+        async def handler(ws: WebSocket) -> None:
+            reached.append(ws)
+
+        conns.start_soon(partial(websocket._serve_one, handler, 1000, 3.0), server_stream)
+        with trio.fail_after(3.5):
+            assert await client_stream.receive_some(100) == b""  # closed at 3 s
+        assert reached == []
+
