@@ -16,8 +16,9 @@ import trio
 
 from imserver import metrics
 from imserver.model import Session
-from imserver.websocket import ConnectionClosed, WebSocket, frame
+from imserver.websocket import ConnectionClosed, WebSocket
 from protocol import ErrorCode, ProtocolError, ServerSession, encode
+from protocol.wsframes import frame
 
 CLOSE_TIMEOUT = 1.0
 """Seconds to wait for the peer's answer to our close frame before closing TCP."""

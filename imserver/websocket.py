@@ -2,7 +2,7 @@
 
 Theory of operation: wsproto does the opening handshake and parses what the
 peer sends (masked, possibly fragmented, control frames in between). Data the
-server sends does not go through wsproto: :func:`frame` builds one unmasked
+server sends does not go through wsproto: :func:`protocol.wsframes.frame` builds one unmasked
 binary frame, the caller builds it once per audience and writes the same
 bytes object to every connection (:meth:`WebSocket.send_frames`), several
 frames joined into one write when a connection has a backlog. wsproto keeps
@@ -23,7 +23,6 @@ import contextlib
 import logging
 import random
 import ssl
-import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -49,24 +48,6 @@ RECEIVE_BYTES = 65536
 """Largest read from the stream at once."""
 REPLY_TIMEOUT = 1.0
 """Seconds to spend answering the peer's close frame before just closing TCP."""
-
-_HEAD16 = struct.Struct("!BBH").pack
-_HEAD64 = struct.Struct("!BBQ").pack
-
-
-def frame(payload: bytes) -> bytes:
-    """One unmasked, final binary frame carrying ``payload`` (RFC 6455 §5.2), header and payload in one object.
-
-    A server's frames are never masked (§5.1), so the same bytes suit every
-    connection: build them once per audience, not once per peer.
-    """
-    size = len(payload)
-    if size < 126:
-        return bytes((0x82, size)) + payload
-    if size < 65536:
-        return _HEAD16(0x82, 126, size) + payload
-    return _HEAD64(0x82, 127, size) + payload
-
 
 @dataclass(frozen=True)
 class CloseReason:

@@ -36,8 +36,9 @@ from wsproto.events import (
 
 from imserver import websocket
 from imserver.connection import COALESCE_BYTES, Connection
-from imserver.websocket import ConnectionClosed, WebSocket, frame
+from imserver.websocket import ConnectionClosed, WebSocket
 from protocol import ErrorCode
+from protocol.wsframes import frame
 from tests.conftest import Running
 from tests.imserver.test_bad_input import TIMEOUT, logged_in
 from tests.imserver.test_lifecycle import self_signed
