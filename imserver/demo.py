@@ -23,7 +23,7 @@ from imserver.pgcluster import PrivateCluster
 from imserver.server import Addresses
 from imserver.store import accounts, conversations, moderation
 from imserver.store.bridge import Store, open_store
-from imserver.store.messages import Draft, write_batch_txn
+from imserver.store.messages import Draft, write_batch
 from imserver.store.migrate import migrate
 from protocol.frames import Sender
 
@@ -96,7 +96,7 @@ async def seed(store: Store) -> int:
         assert nurse is not None
         await conversations.set_members_txn(conn, conv_id, [(nurse.id, MemberRole.ADMIN)])
         sender = Sender(doctor.ref, doctor.display_name, str(doctor.role))
-        await write_batch_txn(conn, [Draft(conv_id, doctor.id, sender, "text", WELCOME, None, "demo-welcome")])
+        await write_batch(conn, [Draft(conv_id, doctor.id, sender, "text", WELCOME, None, "demo-welcome")])
         return conv_id
     return await store.run("seed", txn)
 

@@ -22,7 +22,7 @@ import trio
 
 from imserver import metrics
 from imserver.store.bridge import Store
-from imserver.store.messages import Draft, Stored, write_batch_txn
+from imserver.store.messages import Draft, Stored, write_batch
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class MessageWriter:
         for attempt in range(self._retries + 1):
             started = time.perf_counter()
             try:
-                outcomes = await self._store.run("write_batch", write_batch_txn, drafts)
+                outcomes = await self._store.run("write_batch", write_batch, drafts, transaction=False)
                 break
             except _RETRYABLE as exc:
                 log.warning("batch write failed, attempt %d: %r", attempt + 1, exc)

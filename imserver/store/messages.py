@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -53,65 +52,27 @@ def millis(ts: datetime) -> int:
     return int(ts.timestamp() * 1000)
 
 
-async def write_batch_txn(conn: asyncpg.Connection, drafts: list[Draft]) -> list[Stored]:
-    """Store a batch in the caller's transaction; one result per draft, in order.
+async def write_batch(conn: asyncpg.Connection, drafts: list[Draft]) -> list[Stored]:
+    """Store a batch with one call of ``im_write_batch`` (migration 0003); one result per draft, in order.
 
-    Seqs are handed out by bumping ``conversations.last_seq`` in this same
-    transaction, so a rolled-back batch leaves no gap. Drafts whose
-    (sender, client id) is already stored get the stored result instead.
-    Drafts must have distinct (sender, client id) pairs.
+    Outside a transaction the call commits on its own; inside one it joins it.
+    Seqs are handed out by bumping ``conversations.last_seq`` in the same
+    statement, so a failed batch leaves no gap. Drafts whose (sender, client id)
+    is already stored get the stored result instead. Drafts must have distinct
+    (sender, client id) pairs.
     """
-    existing = {
-        (r["sender_id"], r["client_id"]): Stored(r["conv_id"], r["seq"], r["id"], millis(r["created_at"]), True)
-        for r in await conn.fetch(
-            "select m.sender_id, m.client_id, m.conv_id, m.seq, m.id, m.created_at"
-            " from messages m join unnest($1::bigint[], $2::text[]) k(s, c)"
-            " on m.sender_id = k.s and m.client_id = k.c",
-            [d.sender_id for d in drafts], [d.cid for d in drafts],
-        )
+    rows = await conn.fetch(
+        "select * from im_write_batch($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[],"
+        " $6::text[], $7::text[], $8::bigint[])",
+        [d.conv_id for d in drafts], [d.sender_id for d in drafts], [d.kind for d in drafts],
+        [d.text for d in drafts], [d.body for d in drafts], [d.cid for d in drafts],
+        [d.audience for d in drafts], [d.only_user_id for d in drafts],
+    )
+    by_index = {
+        r["idx"]: Stored(r["conv_id"], r["seq"], r["id"], millis(r["created_at"]), r["dup"], r["sender_hidden"])
+        for r in rows
     }
-    fresh = [d for d in drafts if (d.sender_id, d.cid) not in existing]
-    if fresh:
-        counts = Counter(d.conv_id for d in fresh)
-        conv_ids = sorted(counts)
-        tops = await conn.fetch(
-            "with locked as (select id from conversations where id = any($1) order by id for update)"
-            " update conversations c set last_seq = c.last_seq + v.n"
-            " from unnest($1::bigint[], $2::bigint[]) v(id, n) where c.id = v.id"
-            " returning c.id, c.last_seq",
-            conv_ids, [counts[c] for c in conv_ids],
-        )
-        next_seq = {r["id"]: r["last_seq"] - counts[r["id"]] + 1 for r in tops}
-        # Isolation changes take the same conversation lock (isolate_txn), so this read is exact.
-        isolation = {
-            (r["conv_id"], r["user_id"]): (r["isolated"], r["hidden_through"])
-            for r in await conn.fetch(
-                "select s.conv_id, s.user_id, s.isolated, s.hidden_through from member_state s"
-                " join unnest($1::bigint[], $2::bigint[]) k(c, u) on s.conv_id = k.c and s.user_id = k.u",
-                [d.conv_id for d in fresh], [d.sender_id for d in fresh],
-            )
-        }
-        seqs = []
-        for d in fresh:
-            seqs.append(next_seq[d.conv_id])
-            next_seq[d.conv_id] += 1
-        rows = await conn.fetch(
-            "insert into messages (conv_id, seq, sender_id, kind, text, body, client_id, audience, only_user_id)"
-            " select * from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],"
-            " $5::text[], $6::jsonb[], $7::text[], $8::text[], $9::bigint[])"
-            " returning conv_id, seq, id, created_at",
-            [d.conv_id for d in fresh], seqs, [d.sender_id for d in fresh], [d.kind for d in fresh],
-            [d.text for d in fresh], [d.body for d in fresh], [d.cid for d in fresh],
-            [d.audience for d in fresh], [d.only_user_id for d in fresh],
-        )
-        placed = {(r["conv_id"], r["seq"]): r for r in rows}
-        for d, seq in zip(fresh, seqs, strict=True):
-            r = placed[(d.conv_id, seq)]
-            isolated, hidden_through = isolation.get((d.conv_id, d.sender_id), (False, 0))
-            existing[(d.sender_id, d.cid)] = Stored(
-                d.conv_id, seq, r["id"], millis(r["created_at"]), False, isolated or seq <= hidden_through
-            )
-    return [existing[(d.sender_id, d.cid)] for d in drafts]
+    return [by_index[i] for i in range(1, len(drafts) + 1)]
 
 
 _ROW_COLUMNS = """
