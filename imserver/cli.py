@@ -26,7 +26,7 @@ from imserver import auth, logs, visibility
 from imserver.config import Settings
 from imserver.model import MemberRole, Role, Roster
 from imserver.moderation import ban_txn, link_family_txn
-from imserver.server import ChatServer, open_keys
+from imserver.server import ChatServer, open_keys, tune_garbage_collector
 from imserver.store import accounts, conversations, moderation
 from imserver.store.bridge import Store, open_store
 from imserver.store.migrate import available, migrate
@@ -165,6 +165,7 @@ async def serve_until_signal(
 ) -> None:
     """Serve until SIGINT or SIGTERM, then shut down gracefully."""
     await _check_schema(store)
+    tune_garbage_collector()
     server = ChatServer(settings, store, await open_keys(store))
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:

@@ -42,6 +42,8 @@ class Settings:
     writer_queue: int = 10_000
     token_days: int = 30
     db_pool_size: int = 8
+    warm_messages: int = 200_000
+    """At start, load the rosters of the conversations among this many most recent messages (0: none)."""
     shutdown_grace: float = 5.0
     """Seconds to wait for outbound frames to drain on shutdown."""
 

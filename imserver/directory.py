@@ -55,6 +55,21 @@ class Directory:
             self._rosters[conv_id] = loaded
         return loaded
 
+    async def warm(self, conv_ids: list[int], *, chunk: int = 500) -> int:
+        """Load many rosters and their accounts in bulk (at start-up, so the first sends after a restart
+        do not each wait for their roster); rosters cached or changed meanwhile are left alone."""
+        loaded = 0
+        for start in range(0, len(conv_ids), chunk):
+            wanted = [c for c in conv_ids[start:start + chunk] if c not in self._rosters]
+            generations = {c: self._generation.get(c, 0) for c in wanted}
+            found = await conversations.rosters(self._store, wanted)
+            await self.users(list({u for r in found.values() for u in r.members}))
+            for conv_id, roster in found.items():
+                if self._generation.get(conv_id, 0) == generations[conv_id] and conv_id not in self._rosters:
+                    self._rosters[conv_id] = roster
+                    loaded += 1
+        return loaded
+
     def forget(self) -> None:
         """Drop every cached roster and account (after events may have been missed); they reload on next use."""
         for conv_id in self._rosters:

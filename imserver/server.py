@@ -14,6 +14,7 @@ their queues to drain, then cancel what is left.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import ssl
@@ -38,7 +39,7 @@ from imserver.handlers import Handlers
 from imserver.hub import Hub
 from imserver.model import Role, Roster, User
 from imserver.moderation import ModerationHandlers
-from imserver.store import accounts, messages, moderation
+from imserver.store import accounts, conversations, messages, moderation
 from imserver.store.bridge import Store
 from imserver.store.messages import Draft, Row, Stored
 from imserver.websocket import ConnectionClosed, WebSocket
@@ -82,6 +83,7 @@ class ChatServer:
         async with trio.open_nursery() as services:
             await services.start(self._run_bus)
             self.handlers.words = WordFilter(await moderation.words(self.store))
+            services.start_soon(self._warm_directory)
             http_port = await services.start(self._run_http)
             async with trio.open_nursery() as core:
                 await core.start(self.writer.run)
@@ -120,6 +122,21 @@ class ChatServer:
                 self._handle, host, port, context, handler_nursery=conns, max_message=self.settings.hard_max_frame,
                 handshake_timeout=self.settings.hello_timeout, task_status=task_status,
             )
+
+    async def _warm_directory(self) -> None:
+        """Load the rosters of recently active conversations in bulk, while already serving.
+
+        Without it, after a restart under load every conversation's first message
+        waits for its own roster load (seconds of stalls with thousands of chats).
+        """
+        started = trio.current_time()
+        try:
+            convs = await conversations.recently_active(self.store, self.settings.warm_messages)
+            loaded = await self.directory.warm(convs)
+        except Exception:
+            log.exception("warming the roster cache failed; rosters load on first use")
+            return
+        log.info("roster cache warmed", extra={"rosters": loaded, "seconds": round(trio.current_time() - started, 2)})
 
     async def _run_http(self, *, task_status: trio.TaskStatus[int]) -> None:
         config = hypercorn.config.Config()
@@ -377,6 +394,24 @@ def _port_from_binds(task_status: trio.TaskStatus[int]) -> Any:
         def started(self, binds: list[str]) -> None:
             task_status.started(int(binds[0].rsplit(":", 1)[1]))
     return Adapter()
+
+
+GC_THRESHOLDS = (50_000, 20, 100)
+"""Young-generation size and how often older generations are collected (CPython defaults: 700, 10, 10)."""
+
+
+def tune_garbage_collector() -> None:
+    """Keep the cyclic garbage collector's full passes from stalling the event loop (issue 4, NFR-3).
+
+    Each connection holds a few hundred long-lived objects (tasks, cancel
+    scopes, channels); with the default thresholds CPython walked all of them
+    every few seconds, 100-300 ms of loop time with 2,000 clients, which showed
+    as periodic delivery stalls of that length (load/RESULTS.md). With a larger
+    young generation short-lived objects die before promotion, so full passes
+    become rare; what was loaded at start-up is frozen out of them for good.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 @dataclass(frozen=True)

@@ -293,6 +293,7 @@ class Run:
             "send_to_deliver_ms": deliver.summary(),
             **sampler.window(before, after),
             "load_cpu_s": sum(c["cpu_s"] for c in checked),
+            "worst_deliver_ms_by_second": _worst_by_second(tallies),
         }
         self._counted = (self._counted[0] + result["expected_deliveries"], self._counted[1] + result["delivered"])
         result["complete"] = (
@@ -372,6 +373,15 @@ async def _spawn(*, task_status: trio.TaskStatus[trio.Process]) -> None:
             process.kill()
             with trio.CancelScope(shield=True):
                 await process.wait()
+
+
+def _worst_by_second(tallies: list[dict[str, Any]]) -> list[float]:
+    """The slowest delivery of the messages sent in each second of the step, in order: a stall shows as a bump."""
+    worst: dict[int, float] = {}
+    for t in tallies:
+        for second, ms in t["worst"].items():
+            worst[int(second)] = max(worst.get(int(second), 0.0), ms)
+    return [round(worst[s], 1) for s in sorted(worst)]
 
 
 def _merge_counts(counts: Any) -> dict[str, int]:

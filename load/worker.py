@@ -10,6 +10,7 @@ time from the send (stamped in the text) to its arrival.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import json
 import math
@@ -72,6 +73,8 @@ class Tally:
         self.churned = 0
         self.ack = Histogram()
         self.deliver = Histogram()
+        self.worst: dict[int, float] = {}
+        """Per second of sending (unix time): the slowest delivery of a message sent then, in ms; shows stalls."""
 
     def error(self, code: str) -> None:
         self.errors[code] = self.errors.get(code, 0) + 1
@@ -81,7 +84,7 @@ class Tally:
             "sent": self.sent, "accepted": self.accepted, "errors": self.errors, "behind": self.behind,
             "delivered": self.delivered, "duplicates": self.duplicates, "out_of_order": self.out_of_order,
             "reconnects": self.reconnects, "churned": self.churned,
-            "ack": self.ack.to_json(), "deliver": self.deliver.to_json(),
+            "ack": self.ack.to_json(), "deliver": self.deliver.to_json(), "worst": self.worst,
         }
 
 
@@ -156,7 +159,11 @@ class Agent:
                 sent_ns = int(stamp, 16)
             except ValueError:
                 return
-            tally.deliver.record(max(time.time_ns() - sent_ns, 0) / 1000)
+            us = max(time.time_ns() - sent_ns, 0) / 1000
+            tally.deliver.record(us)
+            second = sent_ns // 1_000_000_000
+            if us / 1000 > tally.worst.get(second, 0.0):
+                tally.worst[second] = us / 1000
 
     async def catch_up(self, client: Client) -> None:
         """Fetch what was missed while offline (the app's resync)."""
@@ -224,6 +231,7 @@ class Worker:
             async with trio.open_nursery() as connecting:
                 for agent in self.agents:
                     connecting.start_soon(nursery.start, agent.live, limiter)
+            gc.freeze()  # the clients live for the whole run: keep them out of full collections (pauses of ~25 ms)
             await self.say(
                 event="ready", connected=self.connected, failed=self.failures,
                 seconds=round(time.perf_counter() - started, 2),

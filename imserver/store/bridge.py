@@ -116,7 +116,11 @@ async def open_store(dsn: str, *, min_size: int = 2, max_size: int = 8) -> Async
     """Open the asyncio loop and the pool for the lifetime of the block."""
     async with trio_asyncio.open_loop():
         pool = await trio_asyncio.aio_as_trio(asyncpg.create_pool)(
-            dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_no_session_reset
+            dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_no_session_reset,
+            # No idle-connection timer: asyncpg arms a 300 s timer on every release and cancels it on the next
+            # acquire; the trio-asyncio loop keeps cancelled timers until they are due, hundreds of thousands
+            # under load, and the garbage collector's full passes over them stalled the server (issue 4).
+            max_inactive_connection_lifetime=0,
         )
         try:
             yield Store(pool, dsn)

@@ -26,24 +26,44 @@ async def summaries(store: Store, user_id: int) -> list[asyncpg.Record]:
 
 
 async def roster(store: Store, conv_id: int) -> Roster | None:
-    async def txn(conn: asyncpg.Connection) -> Roster | None:
-        conv = await conn.fetchrow(
-            "select kind, name, muted, allow_friends, family_can_speak, banned_at is not null as banned"
-            " from conversations where id = $1", conv_id,
+    return (await rosters(store, [conv_id])).get(conv_id)
+
+
+async def rosters(store: Store, conv_ids: list[int]) -> dict[int, Roster]:
+    """Conversations with their members and member state, three queries however many (missing ones left out)."""
+    async def txn(conn: asyncpg.Connection) -> dict[int, Roster]:
+        convs = await conn.fetch(
+            "select id, kind, name, muted, allow_friends, family_can_speak, banned_at is not null as banned"
+            " from conversations where id = any($1)", conv_ids,
         )
-        if conv is None:
-            return None
-        rows = await conn.fetch("select user_id, role from members where conv_id = $1", conv_id)
-        states = await conn.fetch(
-            "select user_id, alias_no, isolated, hidden_through from member_state where conv_id = $1", conv_id
+        found = {
+            c["id"]: Roster(
+                c["id"], c["kind"], c["name"], muted=c["muted"], allow_friends=c["allow_friends"],
+                family_can_speak=c["family_can_speak"], banned=c["banned"],
+            )
+            for c in convs
+        }
+        for r in await conn.fetch("select conv_id, user_id, role from members where conv_id = any($1)", conv_ids):
+            found[r["conv_id"]].members[r["user_id"]] = MemberRole(r["role"])
+        for r in await conn.fetch(
+            "select conv_id, user_id, alias_no, isolated, hidden_through from member_state where conv_id = any($1)",
+            conv_ids,
+        ):
+            found[r["conv_id"]].states[r["user_id"]] = MemberState(r["alias_no"], r["isolated"], r["hidden_through"])
+        return found
+    return await store.run("rosters", txn)
+
+
+async def recently_active(store: Store, messages: int) -> list[int]:
+    """Conversations among the last ``messages`` messages, most recent first (an index range scan on ids)."""
+    async def txn(conn: asyncpg.Connection) -> list[int]:
+        rows = await conn.fetch(
+            "select conv_id, max(id) as last from messages"
+            " where id > (select coalesce(max(id), 0) from messages) - $1 group by conv_id order by last desc",
+            messages,
         )
-        return Roster(
-            conv_id, conv["kind"], conv["name"], {r["user_id"]: MemberRole(r["role"]) for r in rows},
-            {r["user_id"]: MemberState(r["alias_no"], r["isolated"], r["hidden_through"]) for r in states},
-            muted=conv["muted"], allow_friends=conv["allow_friends"],
-            family_can_speak=conv["family_can_speak"], banned=conv["banned"],
-        )
-    return await store.run("roster", txn)
+        return [r["conv_id"] for r in rows]
+    return await store.run("recently_active", txn, transaction=False)
 
 
 async def set_members_txn(
