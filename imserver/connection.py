@@ -67,6 +67,8 @@ class Connection:
         self._out_send, self._out_recv = trio.open_memory_channel[bytes](queue)
         self._close: tuple[int, str] = (1000, "")
         self._finishing = False
+        self._backlog = False
+        """Frames are queued or held by the writer task: a direct write now would overtake them."""
         self.cancel_scope = trio.CancelScope()
         self.last_seen = trio.current_time()
         """When the last frame arrived; the keep-alive pings after ``idle_timeout`` of silence."""
@@ -88,8 +90,14 @@ class Connection:
         """
         if self._finishing:
             return False
+        if not self._backlog:
+            written = self.ws.write_nowait(data)  # the common case: straight into the socket buffer
+            if written == len(data):
+                return True
+            data = data[written:]
         try:
             self._out_send.send_nowait(data)
+            self._backlog = True
         except trio.WouldBlock:
             self.abort(4000, ErrorCode.SLOW_CONSUMER)
             return False
@@ -153,6 +161,8 @@ class Connection:
                     if len(chunks) > 1:
                         data = b"".join(chunks)
                 await self.ws.send_frames(data)
+                if not queue.statistics().current_buffer_used:
+                    self._backlog = False
             with trio.move_on_after(CLOSE_TIMEOUT):  # a peer that never answers the close is cut off
                 await self.ws.aclose(*self._close)
         except ConnectionClosed:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import ssl
 from collections.abc import Awaitable, Callable
@@ -90,6 +91,11 @@ class WebSocket:
         """The peer's close frame came (or the stream ended): the close handshake is over."""
         self._broken = False
         """A write was interrupted part-way: no further frame can follow it on this stream."""
+        self._fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+        """For :meth:`write_nowait`; -1 for TLS, whose stream encrypts and writes in its own calls."""
+        self._owed: trio.Event | None = None
+        """Set while a direct write left a frame half written: until ``send_frames`` writes the rest,
+        nothing else may be written (and an abort may not add a close frame)."""
 
     async def _accept(self) -> None:
         """Read the upgrade request and accept it.
@@ -147,11 +153,32 @@ class WebSocket:
     async def send_frames(self, data: bytes) -> None:
         """Write frames made by :func:`frame` (one, or several joined into one write).
 
+        After a partial :meth:`write_nowait`, the next call must carry the rest
+        of that frame first (the connection's queue keeps that order).
+
         Error handling: raises ConnectionClosed once either side began to close or the stream failed.
         """
         if self._closed is not None:
             raise ConnectionClosed(self._closed)
-        await self._write(data)
+        await self._write(data, completes=True)
+
+    def write_nowait(self, data: bytes) -> int:
+        """Write what the socket takes at once, without a checkpoint or a task switch; returns the bytes written.
+
+        The fan-out path (NFR-3): most frames fit the socket buffer, so queueing
+        them for the writer task costs more than the write. Only on plain TCP,
+        only while no write is in progress; 0 means "queue it". After a partial
+        write the rest must go through :meth:`send_frames` before anything else.
+        """
+        if self._fd < 0 or self._closed is not None or self._broken or self._owed or self._send_lock.locked():
+            return 0
+        try:
+            written = os.write(self._fd, data)
+        except OSError:  # would block, or the stream broke: the writer task finds out and reports it
+            return 0
+        if written < len(data):
+            self._owed = trio.Event()
+        return written
 
     async def ping(self) -> None:
         """Send a ping and wait for its pong; a pong to a later ping answers earlier ones too.
@@ -174,6 +201,8 @@ class WebSocket:
         when cancelled. Never raises ConnectionClosed.
         """
         try:
+            if self._owed is not None:  # the rest of a frame was dropped (abort): nothing may follow
+                self._broken = True
             if self._ws.state is ConnectionState.OPEN and not self._done and not self._broken:
                 self._closed = self._closed or CloseReason(code, reason)
                 await self._write(self._ws.send(CloseConnection(code, reason)))
@@ -252,8 +281,13 @@ class WebSocket:
         if self._ws.state is not ConnectionState.CLOSED:
             self._ws.receive_data(cast(bytes, data))
 
-    async def _write(self, data: bytes) -> None:
-        """Write under the send lock; error handling: raises ConnectionClosed if the stream is closed or broken."""
+    async def _write(self, data: bytes, *, completes: bool = False) -> None:
+        """Write under the send lock; error handling: raises ConnectionClosed if the stream is closed or broken.
+
+        While a frame is half written (``_owed``) only ``completes`` (the rest of it) may go first.
+        """
+        while self._owed is not None and not completes:
+            await self._owed.wait()
         if self._broken:
             raise ConnectionClosed(self._closed or ABNORMAL)
         lock = self._send_lock
@@ -263,6 +297,9 @@ class WebSocket:
             await lock.acquire()
         try:
             await self._stream.send_all(data)
+            if completes and self._owed is not None:
+                self._owed.set()
+                self._owed = None
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._broken = self._done = True
             self._closed = self._closed or ABNORMAL

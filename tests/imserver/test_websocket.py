@@ -34,11 +34,12 @@ from wsproto.events import (
     TextMessage,
 )
 
+from clients.python.websocket import _handshake
 from imserver import websocket
 from imserver.connection import COALESCE_BYTES, Connection
 from imserver.websocket import ConnectionClosed, WebSocket
 from protocol import ErrorCode
-from protocol.wsframes import frame
+from protocol.wsframes import FrameReader, frame
 from tests.conftest import Running
 from tests.imserver.test_bad_input import TIMEOUT, logged_in
 from tests.imserver.test_lifecycle import self_signed
@@ -257,6 +258,9 @@ class Recorder:
         self.writes.append(data)
         await trio.lowlevel.checkpoint()
 
+    def write_nowait(self, data: bytes) -> int:
+        return 0  # as a TLS stream answers: everything goes through the writer
+
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         self.closed = (code, reason)
         await trio.lowlevel.checkpoint()
@@ -277,6 +281,81 @@ async def test_the_writer_joins_a_backlog_into_few_writes_and_closes_with_the_re
     received = [bytes(e.data) for e in parse(b"".join(recorder.writes)) if isinstance(e, BytesMessage)]
     assert received[:-1] == payloads and b"bye" in received[-1]
     assert recorder.closed == (1001, "shutdown")
+
+
+@asynccontextmanager
+async def tcp_pair() -> AsyncIterator[tuple[WebSocket, trio.SocketStream]]:
+    """A server WebSocket and the raw client socket under it, upgraded, over real loopback TCP."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    async with listeners[0], await trio.open_tcp_stream("127.0.0.1", port) as client:
+        server = await listeners[0].accept()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client_handshake, client, port)
+            ws = await websocket.accept(server, max_message=1 << 20)
+        yield ws, client
+
+
+async def client_handshake(stream: trio.SocketStream, port: int) -> None:
+    assert await _handshake(stream, f"127.0.0.1:{port}", "/") == b""
+
+
+async def read_frames(client: trio.SocketStream, count: int | None = None) -> tuple[list[tuple[int, bytes]], bool]:
+    """Frames the client receives, until ``count`` or EOF; and whether bytes of an unfinished frame were left."""
+    reader = FrameReader(masked=False, max_message=1 << 20)
+    got: list[tuple[int, bytes]] = []
+    while count is None or len(got) < count:
+        data = await client.receive_some(1 << 16)
+        if not data:
+            return got, bool(reader._buffer)
+        got += reader.feed(data)
+    return got, bool(reader._buffer)
+
+
+def numbered(i: int) -> bytes:
+    return i.to_bytes(4, "big") * 2500  # 10 kB, each frame telling its number
+
+
+async def test_direct_writes_and_the_writer_keep_frames_whole_and_in_order() -> None:
+    """Frames go straight into the socket until it is full, then through the queue; the client sees one stream."""
+    async with tcp_pair() as (ws, client):
+        conn = Connection(ws, remote="test", max_frame=1000, queue=10_000)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn.run_writer)
+            sent = 0
+            while not conn.queued() and sent < 5000:  # until the kernel buffers are full (a few MB on loopback)
+                conn.push(frame(numbered(sent)))
+                sent += 1
+            assert conn.queued(), "the socket never filled"
+            for _ in range(50):
+                conn.push(frame(numbered(sent)))
+                sent += 1
+            with trio.fail_after(TIMEOUT):
+                got, _ = await read_frames(client, sent)
+            assert [p for _, p in got] == [numbered(i) for i in range(sent)]
+            await trio.sleep(0.05)  # the writer has emptied the queue: direct writes resume
+            conn.push(frame(numbered(sent)))
+            assert not conn.queued()
+            with trio.fail_after(TIMEOUT):
+                assert (await read_frames(client, 1))[0] == [(2, numbered(sent))]
+            nursery.cancel_scope.cancel()
+
+
+async def test_an_abort_after_half_a_frame_sends_no_close_frame_after_it() -> None:
+    async with tcp_pair() as (ws, client):
+        conn = Connection(ws, remote="test", max_frame=1000, queue=10_000)
+        sent = 0
+        while ws._owed is None and sent < 5000:  # no writer task: the first frame that does not fit is cut
+            conn.push(frame(numbered(sent)))
+            sent += 1
+        assert ws._owed is not None, "no partial write happened"
+        conn.abort(4000, ErrorCode.SLOW_CONSUMER)
+        await conn.aclose_now()
+        with trio.fail_after(TIMEOUT):
+            got, unfinished = await read_frames(client)
+        assert [p for _, p in got] == [numbered(i) for i in range(len(got))]
+        assert unfinished, "the cut frame's head arrived and nothing after it"
+        assert all(op == 2 for op, _ in got)  # no close frame glued to half a frame
 
 
 # -- listening, TLS, hostile input --------------------------------------------------------------
