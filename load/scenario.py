@@ -56,6 +56,8 @@ class Scenario(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Load-generating processes."""
     drain_s: Annotated[float, Meta(gt=0)] = 10.0
     """After sending stops, how long receivers may take to get the last deliveries."""
+    p99_target_ms: Annotated[float, Meta(gt=0)] = 100.0
+    """A step passes when delivery is complete and p99 send→deliver is within this (the ramp's ceiling rule)."""
     max_in_flight: PositiveInt = 64
     """Sends a sender may have unanswered; beyond it the sender falls behind its schedule (and says so)."""
 
