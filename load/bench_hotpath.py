@@ -31,7 +31,6 @@ that may import ``imserver`` (tests/test_layout.py).
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
@@ -49,7 +48,7 @@ from imserver.store.bridge import Store
 from imserver.store.messages import Row
 from imserver.visibility import Audience, Viewer
 from imserver.words import WordFilter
-from load.bench_words import clean_message, word_list
+from load.bench_words import arguments, clean_message, word_list
 from protocol import ServerSession, encode
 from protocol.frames import Send
 
@@ -313,12 +312,7 @@ def run(count: int, runs: int, seconds: float) -> tuple[dict[str, object], list[
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Time the server's per-message hot path (decode, words, fan-out)")
-    parser.add_argument("--words", type=int, default=2000, help="size of the word list (default 2000)")
-    parser.add_argument("--runs", type=int, default=7, help="timed runs per case; the median is reported")
-    parser.add_argument("--seconds", type=float, default=0.3, help="approximate length of one run")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args(argv)
+    args = arguments("Time the server's per-message hot path (decode, words, fan-out)").parse_args(argv)
     info, results = run(args.words, args.runs, args.seconds)
     if args.json:
         print(json.dumps({"info": info, "results": [asdict(r) for r in results]}, ensure_ascii=False, indent=1))

@@ -184,13 +184,18 @@ def run(count: int, runs: int, seconds: float) -> tuple[dict[str, Any], list[Res
     return info, results
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Time imserver.words.WordFilter.check() per message")
+def arguments(description: str) -> argparse.ArgumentParser:
+    """The options every in-process micro-benchmark here takes."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--words", type=int, default=2000, help="size of the word list (default 2000)")
     parser.add_argument("--runs", type=int, default=7, help="timed runs per case; the median is reported")
     parser.add_argument("--seconds", type=float, default=0.3, help="approximate length of one run")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = arguments("Time imserver.words.WordFilter.check() per message").parse_args(argv)
     info, results = run(args.words, args.runs, args.seconds)
     if args.json:
         print(json.dumps({"info": info, "results": [asdict(r) for r in results]}, ensure_ascii=False, indent=1))

@@ -19,6 +19,7 @@ import resource
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -253,14 +254,10 @@ class Worker:
             if command.get("churn_per_s"):
                 sending.start_soon(self._churn, command["churn_per_s"], duration)
             if slots and rate > 0:
-                now = trio.current_time()
-                for k in itertools.count():
-                    at = now + k / rate
-                    if at - now >= duration:
-                        break
-                    await trio.sleep_until(at)
+                def send(k: int) -> None:
                     agent, conv = slots[k % len(slots)]
                     sending.start_soon(agent.send, conv)
+                await _paced(rate, duration, send)
             else:
                 await trio.sleep(duration)
         await self.say(event="sent", seconds=round(time.perf_counter() - started, 3), tally=self.tally.to_json())
@@ -272,13 +269,7 @@ class Worker:
             return
         turn = itertools.cycle(self.churners)
         async with trio.open_nursery() as nursery:
-            now = trio.current_time()
-            for k in itertools.count():
-                at = now + k / rate
-                if at - now >= duration:
-                    break
-                await trio.sleep_until(at)
-                nursery.start_soon(self._churn_once, next(turn))
+            await _paced(rate, duration, lambda _: nursery.start_soon(self._churn_once, next(turn)))
 
     async def _churn_once(self, spec: dict[str, Any]) -> None:
         try:
@@ -370,6 +361,20 @@ class Worker:
 
     async def _cmd_quit(self, nursery: trio.Nursery, command: dict[str, Any]) -> bool:
         return True
+
+
+async def _paced(rate: float, duration: float, each: Callable[[int], object]) -> None:
+    """Call ``each(k)`` for k = 0, 1, 2, … at evenly spaced times, ``rate`` a second, for ``duration`` seconds.
+
+    The schedule is absolute, so a late call does not delay the ones after it (open-loop load).
+    """
+    start = trio.current_time()
+    for k in itertools.count():
+        at = start + k / rate
+        if at - start >= duration:
+            return
+        await trio.sleep_until(at)
+        each(k)
 
 
 def _cpu_seconds() -> float:
