@@ -1,0 +1,13 @@
+"""Bots: ordinary protocol clients with a bot account (DESIGN.md). ``imbot`` finds them here.
+
+``BOTS`` maps a bot's name to the factory that makes it; add a line when you add a bot.
+"""
+
+from collections.abc import Callable
+
+from bots.echo import EchoBot
+from bots.framework import Bot
+
+BOTS: dict[str, Callable[[], Bot]] = {
+    EchoBot.name: EchoBot,
+}

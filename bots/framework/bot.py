@@ -1,0 +1,136 @@
+"""The ``Bot`` base class and the one rule that decides what a bot does with a message.
+
+A bot is a small declarative class: a ``name`` (its account's username), a ``title`` and a
+``description`` in Chinese, the ``commands`` it understands, and an ``on_message`` hook for
+everything else. It talks to people only through :class:`Context`, which replies into the
+conversation the message came from over the protocol (SPEC.md §5.1).
+
+Who may run commands (the dispatch rule, :func:`dispatch`):
+
+- Only ``text`` messages whose text starts with ``/`` are commands.
+- Staff and admin accounts run them.
+- Patient and family accounts do not: the bot answers with a polite refusal, visible only to
+  her in a group (a mention-only message, SPEC.md §5.1 ``only``), so the group is not
+  disturbed and she is not left wondering. Commands act on the care team's behalf (moving
+  patients, sending notices) and must not be reachable by patients.
+- Other bots' commands are ignored silently, so two bots can never talk each other into a loop.
+- Everything else goes to ``on_message``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import trio
+
+from bots.framework import texts
+from bots.framework.commands import Args, Command, CommandError, Registry, is_command
+from clients.python import Client, ClientError, ConnectionLost
+from protocol import Message
+
+log = logging.getLogger("bots")
+
+STAFF_ROLES = ("staff", "admin")
+"""Account roles that may run commands (SPEC.md §1.2)."""
+CONNECTION_ERRORS = (ConnectionLost, OSError, trio.TooSlowError, trio.BrokenResourceError)
+"""What a lost connection looks like from the SDK; the runner reconnects, the message is handled again."""
+
+
+class Context:
+    """One message being handled: who sent it, where, and how to answer.
+
+    Replies carry a client message id derived from the message (``re:<conv>:<seq>:<n>``), so a
+    message handled again after a lost connection answers with the same ids and the server keeps
+    the first reply only (SPEC.md §5.1, idempotency): handling is repeatable, replies are not.
+    """
+
+    def __init__(self, client: Client, bot: Bot, message: Message) -> None:
+        self.client = client
+        self.bot = bot
+        self.message = message
+        self._replies = 0
+
+    @property
+    def conv(self) -> str:
+        return self.message.conv
+
+    @property
+    def in_group(self) -> bool:
+        return self.message.conv.startswith("g:")
+
+    async def reply(self, text: str, *, privately: bool = False) -> dict[str, Any]:
+        """Answer in the message's conversation; ``privately`` shows it to the sender only (in a group)."""
+        self._replies += 1
+        cid = f"re:{self.message.conv}:{self.message.seq}:{self._replies}"
+        only = self.message.sender.id if privately and self.in_group else None
+        return await self.client.send(self.message.conv, text, cid=cid, only=only)
+
+
+class Bot:
+    """Base of every bot. Subclasses set the class attributes and override ``commands``/``on_message``."""
+
+    name: ClassVar[str]
+    """The bot account's username, and the name ``imbot run NAME`` knows it by."""
+    title: ClassVar[str]
+    """What people call it, in Chinese (e.g. 回声机器人)."""
+    description: ClassVar[str]
+    """One line in Chinese: what it is for."""
+
+    def __init__(self) -> None:
+        self.registry = Registry(self.title, self.commands())
+
+    def commands(self) -> list[Command]:
+        """The commands this bot understands, each with its handler in ``run``; ``/help`` is built in."""
+        return []
+
+    async def on_message(self, ctx: Context, message: Message) -> None:
+        """Called for every message that is not a command for this bot (and not the bot's own)."""
+
+    async def run_help(self, ctx: Context, args: Args) -> None:
+        await ctx.reply(self.registry.help_text(args.get("命令名")))
+
+
+async def dispatch(bot: Bot, ctx: Context) -> None:
+    """Apply the dispatch rule (module docstring) to one message.
+
+    Error handling: a person's mistake is answered with the CommandError's text; a bug in a
+    handler is logged and answered with an apology; a ClientError while answering (the bot was
+    removed from the group meanwhile, say) is logged. Connection errors propagate: the runner
+    reconnects and the message is handled again (replies stay single, see :class:`Context`).
+    """
+    message = ctx.message
+    if message.kind != "text" or not is_command(message.text):
+        await bot.on_message(ctx, message)
+        return
+    role = message.sender.role
+    if role == "bot":
+        return
+    try:
+        if role not in STAFF_ROLES:
+            await ctx.reply(texts.STAFF_ONLY, privately=True)
+            return
+        try:
+            call = bot.registry.resolve(message.text)
+        except CommandError as exc:
+            await ctx.reply(str(exc))
+            return
+        run = bot.run_help if call.command is bot.registry.help else call.command.run
+        if run is None:
+            raise RuntimeError(f"/{call.command.name} has no handler")
+        log.info("command", extra={"bot": bot.name, "conv": ctx.conv, "seq": message.seq, "command": call.command.name})
+        try:
+            await run(ctx, call.args)
+        except CommandError as exc:  # a handler may refuse with the same kind of answer
+            await ctx.reply(str(exc))
+    except CONNECTION_ERRORS:
+        raise
+    except ClientError:
+        log.exception("reply refused", extra={"bot": bot.name, "conv": ctx.conv, "seq": message.seq})
+    except Exception:
+        log.exception("command failed", extra={"bot": bot.name, "conv": ctx.conv, "seq": message.seq})
+        name = message.text[1:].split(maxsplit=1)[0] if message.text[1:].split() else ""
+        try:
+            await ctx.reply(texts.FAILED.format(name=name))
+        except ClientError:
+            log.exception("apology refused", extra={"bot": bot.name, "conv": ctx.conv})
