@@ -28,9 +28,9 @@ from imserver.model import MemberRole, Role, Roster
 from imserver.moderation import ban_txn, link_family_txn
 from imserver.server import ChatServer, open_keys, tune_garbage_collector
 from imserver.store import accounts, conversations, moderation
-from imserver.store.bridge import Store, open_store
 from imserver.store.migrate import available, migrate
 from imserver.words import Policy, normalise
+from pgtrio.bridge import Store, open_store
 from protocol.frames import USERNAME_PATTERN
 
 

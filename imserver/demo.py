@@ -22,9 +22,9 @@ from imserver.moderation import link_family_txn
 from imserver.pgcluster import PrivateCluster
 from imserver.server import Addresses
 from imserver.store import accounts, conversations, moderation
-from imserver.store.bridge import Store, open_store
 from imserver.store.messages import Draft, write_batch
 from imserver.store.migrate import migrate
+from pgtrio.bridge import Store, open_store
 from protocol.frames import Sender
 
 DEMO_PASSWORD = "demo1234"

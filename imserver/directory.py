@@ -10,9 +10,9 @@ from __future__ import annotations
 from imserver.bus import MembersChanged
 from imserver.model import MemberRole, Roster, User
 from imserver.store import accounts, conversations
-from imserver.store.bridge import Store
 from imserver.views import UNKNOWN
 from imserver.visibility import Viewer
+from pgtrio.bridge import Store
 
 
 class Directory:

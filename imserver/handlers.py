@@ -24,10 +24,10 @@ from imserver.directory import Directory
 from imserver.hub import Hub
 from imserver.model import MemberRole, Role, Roster, Session, User
 from imserver.store import accounts, conversations, messages, moderation
-from imserver.store.bridge import Store
 from imserver.visibility import Audience, Viewer
 from imserver.words import Verdict, WordFilter
 from imserver.writer import MessageWriter, Outcome, WriterClosed
+from pgtrio.bridge import Store
 from protocol import ErrorCode, ProtocolError, negotiate
 from protocol.frames import (
     Convs,

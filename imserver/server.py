@@ -40,11 +40,11 @@ from imserver.hub import Hub
 from imserver.model import Role, Roster, User
 from imserver.moderation import ModerationHandlers
 from imserver.store import accounts, conversations, messages, moderation
-from imserver.store.bridge import Store
 from imserver.store.messages import Draft, Row, Stored
 from imserver.websocket import ConnectionClosed, WebSocket
 from imserver.words import WordFilter
 from imserver.writer import MessageWriter
+from pgtrio.bridge import Store
 from protocol import ErrorCode, ProtocolError
 from protocol.kinds import default_registry
 

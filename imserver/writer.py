@@ -21,8 +21,8 @@ import asyncpg
 import trio
 
 from imserver import metrics
-from imserver.store.bridge import Store
 from imserver.store.messages import Draft, Stored, write_batch
+from pgtrio.bridge import Store
 
 log = logging.getLogger(__name__)
 

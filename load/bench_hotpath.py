@@ -44,11 +44,11 @@ from typing import cast
 from imserver import views, visibility
 from imserver.directory import Directory
 from imserver.model import MemberRole, MemberState, Role, Roster, User
-from imserver.store.bridge import Store
 from imserver.store.messages import Row
 from imserver.visibility import Audience, Viewer
 from imserver.words import WordFilter
 from load.bench_words import arguments, clean_message, word_list
+from pgtrio.bridge import Store
 from protocol import ServerSession, encode
 from protocol.frames import Send
 

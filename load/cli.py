@@ -22,10 +22,10 @@ from urllib.parse import urlsplit
 
 import trio
 
-from imserver.store.bridge import open_store
 from imserver.store.migrate import migrate
 from load import report, scenario, setup
 from load.run import Run
+from pgtrio.bridge import open_store
 
 
 def main(argv: list[str] | None = None) -> int:

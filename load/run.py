@@ -20,10 +20,10 @@ from typing import Any
 
 import trio
 
-from imserver.store.bridge import Store
 from load import setup
 from load.scenario import Scenario
 from load.stats import Histogram
+from pgtrio.bridge import Store
 
 
 @dataclass

@@ -19,9 +19,9 @@ import asyncpg
 from imserver import auth
 from imserver.model import MemberRole, address
 from imserver.store import accounts
-from imserver.store.bridge import Store
 from imserver.store.conversations import direct_conv_txn, set_members_txn
 from load.scenario import Scenario
+from pgtrio.bridge import Store
 
 LOAD_PASSWORD = "imload-pass-1"
 """Every load account's password, so a person can log in as one and look around."""

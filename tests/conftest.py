@@ -29,8 +29,8 @@ from imserver.model import Role, User
 from imserver.pgcluster import PrivateCluster
 from imserver.server import Addresses, ChatServer, open_keys
 from imserver.store import accounts
-from imserver.store.bridge import Store, open_store
 from imserver.store.migrate import migrate
+from pgtrio.bridge import Store, open_store
 
 PASSWORD = "secret-pass-1"
 

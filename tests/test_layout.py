@@ -1,9 +1,11 @@
 """The dependency direction of STYLE.md, checked by parsing imports.
 
-protocol -> stdlib, msgspec; clients -> protocol, trio; imserver -> protocol, trio, the store;
-bots, webadmin -> protocol, clients (never imserver); load -> protocol, clients, and imserver
-for in-process micro-benchmarks of server components (the hot path cannot be timed from outside) and
-for seeding a load database in bulk (accounts, sessions and tokens made the way the server makes them).
+protocol -> stdlib, msgspec; pgtrio (Postgres from trio, shared by server and bots) -> trio, asyncpg;
+clients -> protocol, trio; imserver -> protocol, pgtrio, trio;
+bots -> protocol, clients, pgtrio (their own schema; never imserver); webadmin -> protocol, clients;
+load -> protocol, clients, and imserver for in-process micro-benchmarks of server components (the hot
+path cannot be timed from outside) and for seeding a load database in bulk (accounts, sessions and
+tokens made the way the server makes them).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {
     "protocol": {"imserver", "clients", "bots", "webadmin", "load", "trio", "trio_websocket", "asyncpg", "socket"},
-    "clients": {"imserver", "bots", "webadmin", "load", "asyncpg"},
+    "pgtrio": {"protocol", "imserver", "clients", "bots", "webadmin", "load"},
+    "clients": {"imserver", "bots", "webadmin", "load", "asyncpg", "pgtrio"},
     "imserver": {"clients", "bots", "webadmin", "load"},
     "bots": {"imserver", "webadmin", "load"},
     "webadmin": {"imserver", "bots", "load"},

@@ -9,7 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from imserver.model import Role, User
-from imserver.store.bridge import Store
+from pgtrio.bridge import Store
 
 _USER_COLUMNS = "id, username, display_name, role, title, banned_at is not null as banned"
 

@@ -6,7 +6,7 @@ import asyncpg
 
 from imserver.bus import GroupChanged, MembersChanged, notify_txn
 from imserver.model import MemberRole, MemberState, Roster
-from imserver.store.bridge import Store
+from pgtrio.bridge import Store
 
 _SUMMARY = """
     select c.id, c.kind, c.name, c.last_seq, m.role, m.read_seq,

@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 
 from imserver.model import address
-from imserver.store.bridge import Store
 from imserver.store.conversations import summaries_txn
+from pgtrio.bridge import Store
 from protocol.frames import Sender
 
 

@@ -9,8 +9,8 @@ import asyncpg
 
 from imserver.bus import WordsChanged, notify_txn
 from imserver.model import address
-from imserver.store.bridge import Store
 from imserver.store.conversations import direct_conv_txn
+from pgtrio.bridge import Store
 
 
 async def audit_txn(

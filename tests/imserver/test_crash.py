@@ -31,8 +31,8 @@ from clients.python import Client, ConnectionLost, open_client
 from imserver import auth
 from imserver.model import Role
 from imserver.store import accounts, conversations
-from imserver.store.bridge import Store, open_store
 from imserver.store.messages import millis
+from pgtrio.bridge import Store, open_store
 from protocol import decode_frame, encode
 from tests.conftest import PASSWORD
 from tests.helpers import script

@@ -32,7 +32,7 @@ from imserver.config import Settings
 from imserver.model import MemberRole, Role
 from imserver.server import Addresses, ChatServer, open_keys
 from imserver.store import conversations
-from imserver.store.bridge import Store, open_store
+from pgtrio.bridge import Store, open_store
 from tests.conftest import PASSWORD
 from tests.conftest import test_settings as settings_for
 from tests.imserver.test_crash import IMSERVER, cli_env, client_session, http_get, make_user

@@ -1,0 +1,1 @@
+insert into sample_bot.notes (body) values ('第一条');
