@@ -17,6 +17,7 @@ import asyncpg
 from pgtrio.bridge import Store
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,13 @@ def available(package: str) -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
-async def _migrate_txn(conn: asyncpg.Connection, migrations: list[Migration], table: str) -> list[int]:
-    await conn.execute("select pg_advisory_xact_lock($1)", zlib.crc32(table.encode()))
-    schema, _, _ = table.rpartition(".")
-    if schema:  # a bot's own schema, made on first use
+async def _migrate_txn(
+    conn: asyncpg.Connection, migrations: list[Migration], table: str, schema: str | None
+) -> list[int]:
+    await conn.execute("select pg_advisory_xact_lock($1)", zlib.crc32(f"{schema}.{table}".encode()))
+    if schema is not None:  # a bot's own schema, made on first use; unqualified names in the files land there
         await conn.execute(f"create schema if not exists {schema}")
+        await conn.execute(f"set local search_path = {schema}, public")
     await conn.execute(
         f"create table if not exists {table} ("
         " version int primary key, name text not null,"
@@ -57,9 +60,15 @@ async def _migrate_txn(conn: asyncpg.Connection, migrations: list[Migration], ta
     return applied
 
 
-async def migrate(store: Store, package: str, *, table: str = "schema_migrations") -> list[int]:
+async def migrate(
+    store: Store, package: str, *, table: str = "schema_migrations", schema: str | None = None
+) -> list[int]:
     """Apply every pending migration of ``package`` in one transaction; return the versions applied.
 
-    ``table`` is trusted code's constant (a schema-qualified name for a bot), never user input.
+    With ``schema`` the files run with that schema first on the search path, so the
+    same files can make the same tables in each bot's schema; ``table`` (the record
+    of applied versions) lives there too. Both are code's constants, never user input.
     """
-    return await store.run("migrate", _migrate_txn, available(package), table)
+    if schema is not None and not _IDENTIFIER.match(schema):
+        raise ValueError(f"not a schema name: {schema!r}")
+    return await store.run("migrate", _migrate_txn, available(package), table, schema)

@@ -1,1 +1,1 @@
-create table sample_bot.notes (id bigint generated always as identity primary key, body text not null);
+create table notes (id bigint generated always as identity primary key, body text not null);

@@ -1,1 +1,1 @@
-insert into sample_bot.notes (body) values ('第一条');
+insert into notes (body) values ('第一条');
