@@ -1,0 +1,168 @@
+"""Durable jobs: time-based work kept in Postgres, in the bot's own schema (DESIGN rule 9).
+
+A job is scheduled with a key (scheduling the same key again changes nothing),
+a kind, a payload and a due time. Runners claim due jobs with
+``FOR UPDATE SKIP LOCKED``, so any number of instances share the work and no
+job is claimed twice at once. A claim is a lease: if the runner dies, the job
+becomes claimable again when the lease passes, so a restart loses nothing.
+Completing or failing is fenced by the attempt number, so a runner whose lease
+passed cannot overwrite the newer attempt. A failed attempt is retried with
+exponential backoff until ``max_attempts``, then the job is ``failed``.
+
+What this promises: never two runs at once, and none lost. A runner that dies
+after a job's effect but before recording it means a second run, so handlers
+make their effects idempotent (the job's ``key`` is there for that).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import trio
+
+from pgtrio.bridge import Store
+from pgtrio.migrate import migrate
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    key: str
+    kind: str
+    payload: dict[str, Any]
+    due_at: datetime
+    attempt: int
+    """1 for the first run; the fence for finishing it."""
+
+
+Handler = Callable[[Job], Awaitable[None]]
+
+
+class Jobs:
+    """The jobs table of one bot's schema."""
+
+    def __init__(self, store: Store, schema: str, *, lease_s: float = 300.0, backoff_s: float = 30.0) -> None:
+        if not _SCHEMA.match(schema):
+            raise ValueError(f"not a schema name: {schema!r}")
+        self._store = store
+        self._table = f"{schema}.jobs"
+        self.schema = schema
+        self.lease_s = lease_s
+        self.backoff_s = backoff_s
+
+    async def migrate(self) -> list[int]:
+        return await migrate(self._store, "bots.framework.migrations", schema=self.schema, table="framework_migrations")
+
+    async def schedule(
+        self, key: str, kind: str, due_at: datetime, payload: Mapping[str, Any] | None = None, *,
+        max_attempts: int = 5,
+    ) -> bool:
+        """Add a job unless one with ``key`` exists; True if it was added."""
+        async def txn(conn: asyncpg.Connection) -> bool:
+            added = await conn.fetchval(
+                f"insert into {self._table} (key, kind, payload, due_at, max_attempts) values ($1, $2, $3, $4, $5)"
+                " on conflict (key) do nothing returning true",
+                key, kind, dict(payload or {}), due_at, max_attempts,
+            )
+            return bool(added)
+        return await self._store.run("jobs_schedule", txn)
+
+    async def cancel(self, key: str) -> bool:
+        """Cancel a job that has not finished; True if it was cancelled."""
+        async def txn(conn: asyncpg.Connection) -> bool:
+            status: str = await conn.execute(
+                f"update {self._table} set state = 'cancelled', finished_at = now()"
+                " where key = $1 and state in ('requested', 'in-progress')", key,
+            )
+            return status.endswith(" 1")
+        return await self._store.run("jobs_cancel", txn)
+
+    async def claim(self, limit: int) -> list[Job]:
+        """Take up to ``limit`` due jobs (or jobs whose lease passed) for this runner."""
+        async def txn(conn: asyncpg.Connection) -> list[Job]:
+            rows = await conn.fetch(
+                f"update {self._table} j set state = 'in-progress', attempts = j.attempts + 1,"
+                "   lease_until = now() + make_interval(secs => $2)"
+                f" where j.id in (select id from {self._table}"
+                "   where due_at <= now() and (state = 'requested' or state = 'in-progress' and lease_until < now())"
+                "   order by due_at limit $1 for update skip locked)"
+                " returning j.id, j.key, j.kind, j.payload, j.due_at, j.attempts",
+                limit, self.lease_s,
+            )
+            return [Job(r["id"], r["key"], r["kind"], r["payload"], r["due_at"], r["attempts"]) for r in rows]
+        return await self._store.run("jobs_claim", txn)
+
+    async def complete(self, job: Job) -> bool:
+        """Record success; False if this attempt no longer owns the job (its lease passed and it was re-claimed)."""
+        async def txn(conn: asyncpg.Connection) -> bool:
+            status: str = await conn.execute(
+                f"update {self._table} set state = 'completed', finished_at = now(), lease_until = null"
+                " where id = $1 and attempts = $2 and state = 'in-progress'", job.id, job.attempt,
+            )
+            return status.endswith(" 1")
+        return await self._store.run("jobs_complete", txn)
+
+    async def fail(self, job: Job, error: str) -> bool:
+        """Record a failed attempt: retry after a backoff (30 s, 60 s, 120 s…) or give up at ``max_attempts``."""
+        async def txn(conn: asyncpg.Connection) -> bool:
+            status: str = await conn.execute(
+                f"update {self._table} set last_error = $3, lease_until = null,"
+                "   state = case when attempts >= max_attempts then 'failed' else 'requested' end,"
+                "   finished_at = case when attempts >= max_attempts then now() end,"
+                "   due_at = case when attempts >= max_attempts then due_at"
+                "            else now() + make_interval(secs => $4 * 2 ^ (attempts - 1)) end"
+                " where id = $1 and attempts = $2 and state = 'in-progress'",
+                job.id, job.attempt, error[:2000], self.backoff_s,
+            )
+            return status.endswith(" 1")
+        return await self._store.run("jobs_fail", txn)
+
+    async def state(self, key: str) -> dict[str, Any] | None:
+        async def txn(conn: asyncpg.Connection) -> dict[str, Any] | None:
+            row = await conn.fetchrow(
+                f"select state, attempts, last_error, due_at from {self._table} where key = $1", key,
+            )
+            return dict(row) if row is not None else None
+        return await self._store.run("jobs_state", txn, transaction=False)
+
+    async def run(
+        self, handlers: Mapping[str, Handler], batch: int = 20, poll_s: float = 1.0, *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Claim and run due jobs until cancelled, ``batch`` at a time, polling every ``poll_s`` when idle.
+
+        A handler's exception fails that attempt (retried later); a job of an
+        unknown kind fails too, so it is seen rather than left waiting.
+        """
+        task_status.started()
+        while True:
+            jobs = await self.claim(batch)
+            if jobs:
+                async with trio.open_nursery() as nursery:
+                    for job in jobs:
+                        nursery.start_soon(self._run_one, handlers, job)
+            else:
+                await trio.sleep(poll_s)
+
+    async def _run_one(self, handlers: Mapping[str, Handler], job: Job) -> None:
+        handler = handlers.get(job.kind)
+        try:
+            if handler is None:
+                raise LookupError(f"no handler for job kind {job.kind!r}")
+            await handler(job)
+        except Exception as exc:
+            log.warning("job failed", extra={"key": job.key, "kind": job.kind, "attempt": job.attempt})
+            await self.fail(job, f"{type(exc).__name__}: {exc}")
+            return
+        if not await self.complete(job):
+            log.warning("job finished after its lease passed", extra={"key": job.key, "attempt": job.attempt})

@@ -1,0 +1,128 @@
+"""Durable jobs in a bot's own schema: claimed with SKIP LOCKED, leased, fenced, retried (DESIGN rule 9; issue 5)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import trio
+
+from bots.framework.jobs import Job, Jobs
+from pgtrio.bridge import open_store
+
+
+def soon(seconds: float = 0.0) -> datetime:
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+async def test_scheduling_is_idempotent_by_key(db: str) -> None:
+    async with open_store(db, min_size=1, max_size=2) as store:
+        jobs = Jobs(store, "echo_bot")
+        assert await jobs.migrate() == [1]
+        assert await jobs.schedule("remind:42:2026-12-01", "remind", soon(60), {"patient": 42})
+        assert not await jobs.schedule("remind:42:2026-12-01", "remind", soon(1), {"patient": 42})
+        assert (await jobs.state("remind:42:2026-12-01") or {})["state"] == "requested"
+        assert await jobs.claim(10) == []  # not due yet
+
+
+async def test_a_job_due_later_runs_once_after_a_restart_in_between(db: str) -> None:
+    ran: list[tuple[str, int]] = []
+
+    async def remind(job: Job) -> None:
+        ran.append((job.key, job.attempt))
+
+    async with open_store(db, min_size=1, max_size=2) as store:
+        jobs = Jobs(store, "pathway_bot")
+        await jobs.migrate()
+        await jobs.schedule("notice:1", "remind", soon(0.8))
+        async with trio.open_nursery() as nursery:  # the first process runs a while, then stops before it is due
+            await nursery.start(jobs.run, {"remind": remind})
+            await trio.sleep(0.3)
+            nursery.cancel_scope.cancel()
+    assert ran == []
+    async with open_store(db, min_size=1, max_size=2) as store:  # the restarted process
+        jobs = Jobs(store, "pathway_bot")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(jobs.run, {"remind": remind}, 20, 0.05)
+            with trio.fail_after(5):
+                while (await jobs.state("notice:1") or {}).get("state") != "completed":  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            await trio.sleep(0.3)  # and nothing more happens
+            nursery.cancel_scope.cancel()
+    assert ran == [("notice:1", 1)]
+
+
+async def test_a_runner_that_dies_mid_job_loses_nothing_and_its_late_result_is_fenced(db: str) -> None:
+    async with open_store(db, min_size=1, max_size=2) as store:
+        jobs = Jobs(store, "followup_bot", lease_s=0.3)
+        await jobs.migrate()
+        await jobs.schedule("call:7", "call", soon())
+        (first,) = await jobs.claim(5)  # this runner "dies" holding the job
+        assert await jobs.claim(5) == []  # leased: nobody else takes it meanwhile
+        await trio.sleep(0.4)
+        (second,) = await jobs.claim(5)  # the lease passed: another runner takes it
+        assert (second.key, second.attempt) == ("call:7", 2)
+        assert not await jobs.complete(first)  # the dead runner's late result does not count
+        assert await jobs.complete(second)
+        assert (await jobs.state("call:7") or {})["state"] == "completed"
+
+
+async def test_two_instances_never_run_the_same_job(db: str) -> None:
+    done: Counter[str] = Counter()
+    async with open_store(db, min_size=1, max_size=2) as setup:
+        await Jobs(setup, "dunning_bot").migrate()
+        for i in range(150):
+            await Jobs(setup, "dunning_bot").schedule(f"fee:{i}", "dun", soon())
+
+    async def instance(stopped: trio.Event) -> None:
+        async with open_store(db, min_size=1, max_size=3) as store:
+            jobs = Jobs(store, "dunning_bot")
+
+            async def dun(job: Job) -> None:
+                await trio.sleep(0.001)
+                done[job.key] += 1
+            async with trio.open_nursery() as nursery:
+                await nursery.start(jobs.run, {"dun": dun}, 7, 0.02)
+                await stopped.wait()
+                nursery.cancel_scope.cancel()
+
+    stopped = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(instance, stopped)
+        nursery.start_soon(instance, stopped)
+        with trio.fail_after(20):
+            while len(done) < 150:  # noqa: ASYNC110
+                await trio.sleep(0.05)
+        await trio.sleep(0.2)
+        stopped.set()
+    assert set(done) == {f"fee:{i}" for i in range(150)}
+    assert set(done.values()) == {1}
+
+
+async def test_failures_are_retried_with_backoff_then_given_up(db: str) -> None:
+    calls: Counter[str] = Counter()
+
+    async def flaky(job: Job) -> None:
+        calls[job.key] += 1
+        if job.key == "never" or calls[job.key] < 3:
+            raise ConnectionError("SMS gateway timed out")
+
+    async with open_store(db, min_size=1, max_size=2) as store:
+        jobs = Jobs(store, "outbox_bot", backoff_s=0.05)
+        await jobs.migrate()
+        await jobs.schedule("twice-then-ok", "send", soon())
+        await jobs.schedule("never", "send", soon(), max_attempts=3)
+        await jobs.schedule("unknown-kind", "no-such-kind", soon(), max_attempts=1)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(jobs.run, {"send": flaky}, 20, 0.02)
+            with trio.fail_after(10):
+                while {(await jobs.state(k) or {}).get("state") for k in ("twice-then-ok", "never", "unknown-kind")} \
+                        != {"completed", "failed"}:  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+        ok, never, unknown = [await jobs.state(k) or {} for k in ("twice-then-ok", "never", "unknown-kind")]
+    assert (ok["state"], ok["attempts"]) == ("completed", 3)
+    assert (never["state"], never["attempts"]) == ("failed", 3)
+    assert never["last_error"] == "ConnectionError: SMS gateway timed out"
+    assert unknown["state"] == "failed" and "no handler" in unknown["last_error"]
+    assert calls == {"twice-then-ok": 3, "never": 3}
