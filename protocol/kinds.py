@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -52,6 +52,91 @@ class Article(msgspec.Struct, frozen=True, omit_defaults=True):
     title: Short
     url: Url
     summary: Long = ""
+
+
+AttachmentId = Annotated[str, Meta(pattern=r"^att_[A-Za-z0-9_-]{8,64}$")]
+Day = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+Clock = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+class Attachment(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A stored file (image, voice, video, PDF) a message points to; the server checks it exists (MSG-4)."""
+
+    id: AttachmentId
+    mime: Annotated[str, Meta(pattern=r"^(image|audio|video|application)/[a-z0-9.+-]{1,60}$")]
+    size: Annotated[int, Meta(ge=0)]
+    name: Annotated[str, Meta(max_length=200, pattern=NO_NUL)] = ""
+
+
+class Voice(msgspec.Struct, frozen=True, omit_defaults=True):
+    audio: Attachment
+    seconds: Annotated[int, Meta(ge=1, le=600)]
+
+
+class ImageGroup(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Up to nine images with a caption (MSG-1 kind 5; can be kept as a quick reply)."""
+
+    images: Annotated[list[Attachment], Meta(min_length=1, max_length=9)]
+    caption: Long = ""
+
+
+class Video(msgspec.Struct, frozen=True, omit_defaults=True):
+    video: Attachment
+    seconds: Annotated[int, Meta(ge=1, le=600)]
+    cover: Attachment | None = None
+
+
+class LabValue(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One result line: 雌二醇 E2 2350 pg/mL, reference range, and whether it is out of range."""
+
+    name: Short
+    value: Annotated[str, Meta(min_length=1, max_length=60, pattern=NO_NUL)]
+    unit: Annotated[str, Meta(max_length=30, pattern=NO_NUL)] = ""
+    range: Annotated[str, Meta(max_length=60, pattern=NO_NUL)] = ""
+    flag: Literal["", "high", "low", "abnormal"] = ""
+
+
+class LabReport(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A lab report as data (MSG-1 kind 9), e.g. from the HIS or an outside hospital."""
+
+    title: Short
+    collected: Day
+    values: Annotated[list[LabValue], Meta(min_length=1, max_length=200)]
+    lab: Annotated[str, Meta(max_length=200, pattern=NO_NUL)] = ""
+
+
+class LabReportImages(msgspec.Struct, frozen=True, omit_defaults=True):
+    title: Short
+    images: Annotated[list[Attachment], Meta(min_length=1, max_length=20)]
+
+
+class LabReportPdf(msgspec.Struct, frozen=True, omit_defaults=True):
+    title: Short
+    pdf: Attachment
+
+
+class TreatmentItem(msgspec.Struct, frozen=True, omit_defaults=True):
+    name: Short
+    time: Clock | Literal[""] = ""
+    place: Annotated[str, Meta(max_length=200, pattern=NO_NUL)] = ""
+    note: Long = ""
+
+
+class TreatmentItems(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What a patient does on a day of treatment (MSG-1 kind 12, TRT-2)."""
+
+    title: Short
+    day: Day
+    items: Annotated[list[TreatmentItem], Meta(min_length=1, max_length=50)]
+
+
+class FollowUp(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A follow-up notice, usually with a form to fill in (MSG-1 kind 13)."""
+
+    title: Short
+    content: Long
+    due: Day | Literal[""] = ""
+    form: Action | None = None
 
 
 @dataclass(frozen=True)
@@ -99,4 +184,24 @@ def default_registry() -> KindRegistry:
     registry.register("notice", Notice, lambda n: f"【通知】{n.title}：{n.content}")
     registry.register("location", Location, lambda loc: f"【位置】{loc.name} {loc.address}".rstrip())
     registry.register("article", Article, lambda a: f"【文章】{a.title} {a.url}")
+    registry.register("voice", Voice, lambda v: f"【语音】{v.seconds}秒")
+    registry.register("image_group", ImageGroup, lambda g: f"【图片】{g.caption or f'{len(g.images)}张'}")
+    registry.register("video", Video, lambda v: f"【视频】{v.seconds}秒")
+    registry.register("lab_report", LabReport, _lab_report_text)
+    registry.register("lab_report_images", LabReportImages, lambda r: f"【检验报告】{r.title}（{len(r.images)}张图片）")
+    registry.register("lab_report_pdf", LabReportPdf, lambda r: f"【检验报告】{r.title}（PDF）")
+    registry.register("treatment_items", TreatmentItems, _treatment_text)
+    registry.register("followup", FollowUp, lambda f: f"【随访】{f.title}：{f.content}")
     return registry
+
+
+def _lab_report_text(report: LabReport) -> str:
+    marks = {"high": "↑", "low": "↓", "abnormal": "*", "": ""}
+    values = "；".join(f"{v.name} {v.value}{v.unit}{marks[v.flag]}" for v in report.values[:10])
+    more = "…" if len(report.values) > 10 else ""
+    return f"【检验报告】{report.title}（{report.collected}）：{values}{more}"
+
+
+def _treatment_text(plan: TreatmentItems) -> str:
+    items = "；".join(f"{i.time} {i.name}".strip() for i in plan.items)
+    return f"【治疗项目】{plan.day} {plan.title}：{items}"

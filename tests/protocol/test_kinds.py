@@ -58,6 +58,41 @@ GOOD: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     ),
 ]
 
+PIC = {"id": "att_0123456789", "mime": "image/jpeg", "size": 204800}
+PDF = {"id": "att_pdf_98765432", "mime": "application/pdf", "size": 90000, "name": "B超报告.pdf"}
+AUDIO = {"id": "att_voice_0001", "mime": "audio/aac", "size": 12000}
+CLIP = {"id": "att_clip_000001", "mime": "video/mp4", "size": 3_000_000}
+E2 = {"name": "雌二醇 E2", "value": "2350", "unit": "pg/mL", "range": "<4000"}
+P = {"name": "孕酮 P", "value": "1.8", "unit": "ng/mL", "range": "<1.5", "flag": "high"}
+
+# MSG-1 kinds 2, 5, 6, 9–13 (1, 3, 4, 7, 8 are text, notice and its action, location, article above).
+GOOD += [
+    ("voice", {"audio": AUDIO, "seconds": 12}, {"audio": AUDIO, "seconds": 12}, "【语音】12秒"),
+    ("image_group", {"images": [PIC, PIC], "caption": "促排第 8 天 B 超"},
+     {"images": [PIC, PIC], "caption": "促排第 8 天 B 超"}, "【图片】促排第 8 天 B 超"),
+    ("image_group", {"images": [PIC]}, {"images": [PIC]}, "【图片】1张"),
+    ("video", {"video": CLIP, "seconds": 95, "cover": PIC}, {"video": CLIP, "seconds": 95, "cover": PIC},
+     "【视频】95秒"),
+    ("lab_report", {"title": "性激素六项", "collected": "2026-11-20", "values": [E2, P], "lab": "检验科"},
+     {"title": "性激素六项", "collected": "2026-11-20", "values": [E2, P], "lab": "检验科"},
+     "【检验报告】性激素六项（2026-11-20）：雌二醇 E2 2350pg/mL；孕酮 P 1.8ng/mL↑"),
+    ("lab_report_images", {"title": "外院 AMH", "images": [PIC]}, {"title": "外院 AMH", "images": [PIC]},
+     "【检验报告】外院 AMH（1张图片）"),
+    ("lab_report_pdf", {"title": "B 超报告", "pdf": PDF}, {"title": "B 超报告", "pdf": PDF},
+     "【检验报告】B 超报告（PDF）"),
+    ("treatment_items",
+     {"title": "取卵日", "day": "2026-12-03", "items": [{"name": "空腹抽血", "time": "07:30", "place": "门诊 2 楼"},
+                                                    {"name": "取卵手术", "time": "09:00"}]},
+     {"title": "取卵日", "day": "2026-12-03", "items": [{"name": "空腹抽血", "time": "07:30", "place": "门诊 2 楼"},
+                                                    {"name": "取卵手术", "time": "09:00"}]},
+     "【治疗项目】2026-12-03 取卵日：07:30 空腹抽血；09:00 取卵手术"),
+    ("followup", {"title": "移植后第 14 天", "content": "请填写验孕结果", "due": "2026-12-17",
+                  "form": {"label": "填写", "target": "mp://pages/followup?id=9"}},
+     {"title": "移植后第 14 天", "content": "请填写验孕结果", "due": "2026-12-17",
+      "form": {"label": "填写", "target": "mp://pages/followup?id=9"}},
+     "【随访】移植后第 14 天：请填写验孕结果"),
+]
+
 # kind, body, the field the error names.
 BAD: list[tuple[str, dict[str, Any], str]] = [
     ("notice", {"title": "", "content": "c"}, "body.title"),
@@ -82,6 +117,19 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("article", {"title": "t", "url": "www.example.org"}, "body.url"),
     ("article", {"title": "t", "url": "https://x", "summary": "s" * 4001}, "body.summary"),
     ("article", {"title": "t" * 201, "url": "https://x"}, "body.title"),
+    ("voice", {"audio": AUDIO, "seconds": 0}, "body.seconds"),
+    ("voice", {"audio": AUDIO | {"id": "../../etc/passwd"}, "seconds": 3}, "body.audio.id"),
+    ("image_group", {"images": []}, "body.images"),
+    ("image_group", {"images": [PIC] * 10}, "body.images"),
+    ("image_group", {"images": [PIC | {"mime": "text/html"}]}, "body.images[0].mime"),
+    ("video", {"video": CLIP, "seconds": 601}, "body.seconds"),
+    ("lab_report", {"title": "t", "collected": "20/11/2026", "values": [E2]}, "body.collected"),
+    ("lab_report", {"title": "t", "collected": "2026-11-20", "values": []}, "body.values"),
+    ("lab_report", {"title": "t", "collected": "2026-11-20", "values": [E2 | {"flag": "bad"}]}, "body.values[0].flag"),
+    ("lab_report_pdf", {"title": "t", "pdf": PDF | {"size": -1}}, "body.pdf.size"),
+    ("treatment_items", {"title": "t", "day": "2026-12-03", "items": [{"name": "x", "time": "25:00"}]},
+     "body.items[0].time"),
+    ("followup", {"title": "t", "content": "c", "form": {"label": "l", "target": "file:///x"}}, "body.form.target"),
 ]
 
 # A body with a required field missing: the error names the body (SPEC.md §7 allows the parent).
@@ -98,7 +146,10 @@ def registry() -> KindRegistry:
 
 
 def test_default_kinds(registry: KindRegistry) -> None:
-    assert registry.names() == ["text", "article", "location", "notice"]
+    assert registry.names() == [
+        "text", "article", "followup", "image_group", "lab_report", "lab_report_images", "lab_report_pdf",
+        "location", "notice", "treatment_items", "video", "voice",
+    ]
 
 
 @pytest.mark.parametrize(("kind", "body", "normalised", "fallback"), GOOD)
@@ -137,7 +188,7 @@ def test_unknown_kind(registry: KindRegistry, kind: str) -> None:
     assert info.value.field == "kind"
 
 
-@pytest.mark.parametrize("kind", ["notice", "location", "article"])
+@pytest.mark.parametrize("kind", default_registry().names()[1:])
 def test_missing_body(registry: KindRegistry, kind: str) -> None:
     with pytest.raises(ProtocolError) as info:
         registry.validate(kind, None)
