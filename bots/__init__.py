@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 from bots.echo import EchoBot
 from bots.framework import Bot
+from bots.ward import WardBot
 
 BOTS: dict[str, Callable[[], Bot]] = {
     EchoBot.name: EchoBot,
+    WardBot.name: WardBot,
 }

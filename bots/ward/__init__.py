@@ -1,0 +1,3 @@
+from bots.ward.bot import WardBot
+
+__all__ = ["WardBot"]
