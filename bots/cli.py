@@ -68,3 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     except ClientError as exc:
         print(json.dumps({"error": exc.code, "message": exc.message}, ensure_ascii=False), file=sys.stderr)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

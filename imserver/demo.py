@@ -8,7 +8,9 @@ next run. Demo accounts are created once; every one has the password below.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -67,9 +69,42 @@ async def _serve_demo(settings: Settings) -> None:
     async with open_store(settings.database_url, max_size=settings.db_pool_size) as store:
         await migrate(store)
         group_id = await seed(store)
+        bots = await _bot_names()
+        await _seed_bots(store, bots, group_id)
         async with trio.open_nursery() as nursery:
-            addresses: Addresses = await nursery.start(serve_until_signal, store, settings)
-            _banner(settings, addresses, group_id)
+            async def serve(*, task_status: trio.TaskStatus[Addresses]) -> None:
+                await serve_until_signal(store, settings, task_status=task_status)
+                nursery.cancel_scope.cancel()  # the server has stopped: stop the bots too
+            addresses: Addresses = await nursery.start(serve)
+            url = f"{'wss' if settings.tls_cert else 'ws'}://127.0.0.1:{addresses.ws_port}/"
+            for name in bots:
+                nursery.start_soon(_run_bot, name, url)
+            _banner(settings, addresses, group_id, bots)
+
+
+async def _bot_names() -> list[str]:
+    """The bots this install has, asked of ``imbot list`` (the server does not import bots: STYLE.md)."""
+    listed = await trio.run_process([*_IMBOT, "list"], capture_stdout=True)
+    return [json.loads(line)["name"] for line in listed.stdout.decode().splitlines() if line.strip()]
+
+
+async def _seed_bots(store: Store, names: list[str], group_id: int) -> None:
+    """A bot account per bot (its name, the demo password), each an admin of the demo group."""
+    password_hash = await auth.hash_password(DEMO_PASSWORD)
+    for name in names:
+        bot = await accounts.user_by_name(store, name)
+        if bot is None:
+            bot = await accounts.create_user(store, name, f"{name} 机器人", Role.BOT, password_hash)
+        await store.run("seed_bot", conversations.set_members_txn, group_id, [(bot.id, MemberRole.ADMIN)])
+
+
+async def _run_bot(name: str, url: str) -> None:
+    """One bot as its own process (``imbot run``), stopped when the demo stops."""
+    env = os.environ | {"IMBOT_URL": url, "IMBOT_PASSWORD": DEMO_PASSWORD}
+    await trio.run_process([*_IMBOT, "run", name], env=env, check=False)
+
+
+_IMBOT = [sys.executable, "-m", "bots.cli"]
 
 
 async def seed(store: Store) -> int:
@@ -101,7 +136,7 @@ async def seed(store: Store) -> int:
     return await store.run("seed", txn)
 
 
-def _banner(settings: Settings, addresses: Addresses, group_id: int) -> None:
+def _banner(settings: Settings, addresses: Addresses, group_id: int, bots: list[str]) -> None:
     host = settings.listen.rpartition(":")[0]
     scheme = "wss" if settings.tls_cert else "ws"
     print(
@@ -109,6 +144,7 @@ def _banner(settings: Settings, addresses: Addresses, group_id: int) -> None:
         f"\n健康检查与指标：http://{settings.http_listen.rpartition(':')[0]}:{addresses.http_port}/healthz  /metrics"
         f"\n演示账号（密码均为 {DEMO_PASSWORD}）：" + "、".join(f"{u}（{n}）" for u, n, _, _ in USERS)
         + f"\n演示群：g:{group_id}（{GROUP}）"
+        + f"\n机器人（已在演示群中，也可私聊，发送 /help）：{'、'.join(bots)}"
         f"\n试一试：IMCLIENT_PASSWORD={DEMO_PASSWORD} imclient --url {scheme}://{host}:{addresses.ws_port}/"
         f" --user chen_hong history g:{group_id}"
         "\n按 Ctrl-C 停止。\n",

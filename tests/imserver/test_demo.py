@@ -50,6 +50,18 @@ async def test_demo_runs_its_own_postgres_and_stops_on_ctrl_c() -> None:
                         break
                     except OSError:
                         await trio.sleep(0.3)
+            # and every bot runs beside it (issue 5): the echo bot answers a doctor's /help
+            async with open_client(url, username="dr_wang", password=DEMO_PASSWORD) as doctor:
+                with trio.fail_after(60):
+                    while True:
+                        await doctor.send("u:echo", "/help")  # again until a started bot sees one
+                        with trio.move_on_after(2):
+                            async for message in doctor.messages():
+                                if message.sender.role == "bot" and "/echo" in message.text:
+                                    break
+                            else:
+                                raise AssertionError("messages() ended")
+                            break
             process.send_signal(signal.SIGINT)
             with trio.fail_after(30):
                 await process.wait()
