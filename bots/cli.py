@@ -3,7 +3,9 @@
     imbot run NAME   logs in as the bot account NAME and runs until stopped (Ctrl-C, SIGTERM)
     imbot list       one JSON object per line: name, title, description, commands
 
-Environment: IMBOT_URL (default ws://127.0.0.1:8080/), IMBOT_PASSWORD or IMBOT_TOKEN.
+Environment: IMBOT_URL (default ws://127.0.0.1:8080/), IMBOT_PASSWORD or IMBOT_TOKEN;
+IMBOT_DATABASE_URL (else DATABASE_URL) for the bot's own schema ``bot_<name>`` (positions, jobs);
+without either, positions are kept in memory only.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import trio
 
 from bots import BOTS
 from bots.framework import Bot, run_bot
+from bots.framework.state import BotState
 from clients.python import ClientError
+from pgtrio.bridge import open_store
 
 DEFAULT_URL = "ws://127.0.0.1:8080/"
 
@@ -48,7 +52,14 @@ async def _run(bot: Bot, url: str, password: str | None, token: str | None) -> N
                 async for _ in signals:
                     nursery.cancel_scope.cancel()
         nursery.start_soon(stop_on_signal)
-        await run_bot(bot, url, username=bot.name, password=password, token=token)
+        dsn = os.environ.get("IMBOT_DATABASE_URL") or os.environ.get("DATABASE_URL")
+        if not dsn:  # positions in memory only (bots/README.md)
+            await run_bot(bot, url, username=bot.name, password=password, token=token)
+            return
+        async with open_store(dsn, min_size=1, max_size=4) as store:
+            state = BotState(store, bot.name)
+            await state.migrate()
+            await run_bot(bot, url, username=bot.name, password=password, token=token, state=state)
 
 
 def main(argv: list[str] | None = None) -> None:

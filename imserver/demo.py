@@ -78,7 +78,7 @@ async def _serve_demo(settings: Settings) -> None:
             addresses: Addresses = await nursery.start(serve)
             url = f"{'wss' if settings.tls_cert else 'ws'}://127.0.0.1:{addresses.ws_port}/"
             for name in bots:
-                nursery.start_soon(_run_bot, name, url)
+                nursery.start_soon(_run_bot, name, url, settings.database_url)
             _banner(settings, addresses, group_id, bots)
 
 
@@ -98,9 +98,9 @@ async def _seed_bots(store: Store, names: list[str], group_id: int) -> None:
         await store.run("seed_bot", conversations.set_members_txn, group_id, [(bot.id, MemberRole.ADMIN)])
 
 
-async def _run_bot(name: str, url: str) -> None:
-    """One bot as its own process (``imbot run``), stopped when the demo stops."""
-    env = os.environ | {"IMBOT_URL": url, "IMBOT_PASSWORD": DEMO_PASSWORD}
+async def _run_bot(name: str, url: str, dsn: str) -> None:
+    """One bot as its own process (``imbot run``, its state in its own schema), stopped when the demo stops."""
+    env = os.environ | {"IMBOT_URL": url, "IMBOT_PASSWORD": DEMO_PASSWORD, "IMBOT_DATABASE_URL": dsn}
     await trio.run_process([*_IMBOT, "run", name], env=env, check=False)
 
 

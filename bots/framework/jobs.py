@@ -27,7 +27,6 @@ import asyncpg
 import trio
 
 from pgtrio.bridge import Store
-from pgtrio.migrate import migrate
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ Handler = Callable[[Job], Awaitable[None]]
 
 
 class Jobs:
-    """The jobs table of one bot's schema."""
+    """The jobs table of one bot's schema (made by ``BotState.migrate``)."""
 
     def __init__(self, store: Store, schema: str, *, lease_s: float = 300.0, backoff_s: float = 30.0) -> None:
         if not _SCHEMA.match(schema):
@@ -59,9 +58,6 @@ class Jobs:
         self.schema = schema
         self.lease_s = lease_s
         self.backoff_s = backoff_s
-
-    async def migrate(self) -> list[int]:
-        return await migrate(self._store, "bots.framework.migrations", schema=self.schema, table="framework_migrations")
 
     async def schedule(
         self, key: str, kind: str, due_at: datetime, payload: Mapping[str, Any] | None = None, *,

@@ -3,11 +3,10 @@
 Positions. The runner remembers, per conversation, the last message it has *handled* (not
 merely received), and hands them to each new connection, so a message whose handling was
 cut off by a lost connection is handled again; its replies keep their client message ids and
-the server does not store them twice (bots.framework.bot.Context). For now the positions live
-in memory only: on a fresh start the bot begins at the end of every conversation it is in
-(it does not answer what was said while it was stopped, and never answers anything twice).
-Keeping them in the bot's own Postgres schema, so a restart resumes where it stopped, comes
-with the jobs slice of issue 5.
+the server does not store them twice (bots.framework.bot.Context). With a ``BotState`` the
+positions are kept in the bot's own schema after each message, so a restarted bot answers
+what was said while it was down; without one they live in memory, and a fresh start begins
+at the end of every conversation. Conversations joined while down start at their end.
 
 Concurrency: ``run_bot`` is one task; the SDK client and its reader live in a nursery inside
 it (``open_client``), so cancelling ``run_bot`` closes everything.
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 import trio
 
 from bots.framework.bot import CONNECTION_ERRORS, Bot, Context, dispatch
+from bots.framework.state import BotState
 from clients.python import Client, ClientError, open_client
 
 log = logging.getLogger("bots")
@@ -47,9 +47,31 @@ async def current_positions(client: Client) -> dict[str, int]:
     return {conv["conv"]: conv["last_seq"] for conv in answer["convs"]}
 
 
+async def _starting_positions(client: Client, state: BotState | None) -> dict[str, int]:
+    """Where a starting bot picks up: its saved positions; the end of conversations it has none for."""
+    current = await current_positions(client)
+    if state is None:
+        return current
+    saved = await state.positions()
+    positions = current | {conv: seq for conv, seq in saved.items() if conv in current}
+    await state.save(positions)
+    return positions
+
+
+async def _save(state: BotState, positions: dict[str, int]) -> None:
+    """Record positions even if the bot is being stopped: a lost save would skip messages on restart."""
+    with trio.CancelScope(shield=True), trio.move_on_after(SAVE_TIMEOUT):
+        await state.save(positions)
+
+
+SAVE_TIMEOUT = 5.0
+"""Seconds a shielded save may hold up a stopping bot."""
+
+
 async def run_bot(
     bot: Bot, url: str, *, username: str | None = None, password: str | None = None, token: str | None = None,
-    backoff: Backoff = Backoff(), task_status: trio.TaskStatus[Client] = trio.TASK_STATUS_IGNORED,
+    backoff: Backoff = Backoff(), state: BotState | None = None,
+    task_status: trio.TaskStatus[Client] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run ``bot`` until cancelled; ``task_status.started`` gets the first logged-in client.
 
@@ -61,6 +83,7 @@ async def run_bot(
     password) raises ClientError: retrying would not help.
     """
     positions: dict[str, int] | None = None
+    saved: set[str] = set()
     started = False
     attempt = 0
     while True:
@@ -70,7 +93,8 @@ async def run_bot(
             ) as client:
                 token = client.token
                 if positions is None:
-                    positions = await current_positions(client)
+                    positions = await _starting_positions(client, state)
+                    saved = set(positions)
                 done = positions
                 client.positions = dict(done)
                 me = client.welcome["user"]["id"]
@@ -80,9 +104,16 @@ async def run_bot(
                     task_status.started(client)
                 attempt = 0
                 async for message in client.messages():
+                    if state is not None and message.conv not in saved:
+                        # A conversation new since start: record where it began before handling anything
+                        # in it, so a stop mid-handling resumes here rather than at its end.
+                        await _save(state, {message.conv: message.seq - 1})
+                        saved.add(message.conv)
                     if message.sender.id != me:
                         await dispatch(bot, Context(client, bot, message))
                     done[message.conv] = message.seq
+                    if state is not None:  # after the replies: a stop in between re-handles, replies dedupe
+                        await _save(state, {message.conv: message.seq})
         except ClientError as exc:
             if exc.code == "token_invalid" and password is not None and token is not None:
                 log.warning("token refused, logging in with the password", extra={"bot": bot.name})

@@ -13,9 +13,11 @@ import trio
 from bots.echo import EchoBot
 from bots.framework import Backoff, run_bot
 from bots.framework import texts as t
+from bots.framework.state import BotState
 from clients.python import Client, open_client
 from imserver.connection import Connection
 from imserver.model import Role
+from pgtrio.bridge import open_store
 from protocol import Message
 from protocol.errors import ErrorCode
 from tests.conftest import PASSWORD, Running
@@ -162,3 +164,37 @@ async def test_imbot_list_and_run(server: Running) -> None:
             assert [m.text for m in await bot_says(doctor, 1, 20)] == ["进程"]
         process.terminate()
     assert process.returncode == 0
+
+
+async def test_a_restarted_bot_answers_what_was_said_while_it_was_down_and_nothing_twice(
+    server: Running, db: str,
+) -> None:
+    """With its own schema (BotState) the runner resumes from the last message it handled (issue 5)."""
+    await server.user("echo", Role.BOT, "回声机器人")
+    await server.user("nurse", Role.STAFF)
+
+    async def bot_for_a_while(nursery: trio.Nursery) -> trio.CancelScope:
+        scope = trio.CancelScope()
+
+        async def run(*, task_status: trio.TaskStatus[None]) -> None:
+            with scope:
+                async with open_store(db, min_size=1, max_size=2) as store:
+                    state = BotState(store, "echo")
+                    await state.migrate()
+                    await run_bot(EchoBot(), server.url, username="echo", password=PASSWORD,
+                                  backoff=Backoff(first=0.05), state=state, task_status=task_status)
+        await nursery.start(run)
+        return scope
+
+    async with open_client(server.url, username="nurse", password=PASSWORD) as nurse, \
+            trio.open_nursery() as nursery:
+        first = await bot_for_a_while(nursery)
+        await nurse.send("u:echo", "/echo 一")
+        assert [m.text for m in await bot_says(nurse, 1)] == ["一"]
+        first.cancel()
+        await trio.sleep(0.2)
+        await nurse.send("u:echo", "/echo 二")  # while the bot is down
+        second = await bot_for_a_while(nursery)
+        assert [m.text for m in await bot_says(nurse, 1)] == ["二"]
+        await nothing_more(nurse)
+        second.cancel()

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import trio
 
 from bots.framework.jobs import Job, Jobs
+from bots.framework.state import BotState
 from pgtrio.bridge import open_store
 
 
@@ -17,8 +18,8 @@ def soon(seconds: float = 0.0) -> datetime:
 
 async def test_scheduling_is_idempotent_by_key(db: str) -> None:
     async with open_store(db, min_size=1, max_size=2) as store:
-        jobs = Jobs(store, "echo_bot")
-        assert await jobs.migrate() == [1]
+        jobs = Jobs(store, "bot_echo")
+        assert await BotState(store, "echo").migrate() == [1, 2]
         assert await jobs.schedule("remind:42:2026-12-01", "remind", soon(60), {"patient": 42})
         assert not await jobs.schedule("remind:42:2026-12-01", "remind", soon(1), {"patient": 42})
         assert (await jobs.state("remind:42:2026-12-01") or {})["state"] == "requested"
@@ -32,8 +33,8 @@ async def test_a_job_due_later_runs_once_after_a_restart_in_between(db: str) -> 
         ran.append((job.key, job.attempt))
 
     async with open_store(db, min_size=1, max_size=2) as store:
-        jobs = Jobs(store, "pathway_bot")
-        await jobs.migrate()
+        jobs = Jobs(store, "bot_pathway")
+        await BotState(store, "pathway").migrate()
         await jobs.schedule("notice:1", "remind", soon(0.8))
         async with trio.open_nursery() as nursery:  # the first process runs a while, then stops before it is due
             await nursery.start(jobs.run, {"remind": remind})
@@ -41,7 +42,7 @@ async def test_a_job_due_later_runs_once_after_a_restart_in_between(db: str) -> 
             nursery.cancel_scope.cancel()
     assert ran == []
     async with open_store(db, min_size=1, max_size=2) as store:  # the restarted process
-        jobs = Jobs(store, "pathway_bot")
+        jobs = Jobs(store, "bot_pathway")
         async with trio.open_nursery() as nursery:
             await nursery.start(jobs.run, {"remind": remind}, 20, 0.05)
             with trio.fail_after(5):
@@ -54,8 +55,8 @@ async def test_a_job_due_later_runs_once_after_a_restart_in_between(db: str) -> 
 
 async def test_a_runner_that_dies_mid_job_loses_nothing_and_its_late_result_is_fenced(db: str) -> None:
     async with open_store(db, min_size=1, max_size=2) as store:
-        jobs = Jobs(store, "followup_bot", lease_s=0.3)
-        await jobs.migrate()
+        jobs = Jobs(store, "bot_followup", lease_s=0.3)
+        await BotState(store, "followup").migrate()
         await jobs.schedule("call:7", "call", soon())
         (first,) = await jobs.claim(5)  # this runner "dies" holding the job
         assert await jobs.claim(5) == []  # leased: nobody else takes it meanwhile
@@ -70,13 +71,13 @@ async def test_a_runner_that_dies_mid_job_loses_nothing_and_its_late_result_is_f
 async def test_two_instances_never_run_the_same_job(db: str) -> None:
     done: Counter[str] = Counter()
     async with open_store(db, min_size=1, max_size=2) as setup:
-        await Jobs(setup, "dunning_bot").migrate()
+        await BotState(setup, "dunning").migrate()
         for i in range(150):
-            await Jobs(setup, "dunning_bot").schedule(f"fee:{i}", "dun", soon())
+            await Jobs(setup, "bot_dunning").schedule(f"fee:{i}", "dun", soon())
 
     async def instance(stopped: trio.Event) -> None:
         async with open_store(db, min_size=1, max_size=3) as store:
-            jobs = Jobs(store, "dunning_bot")
+            jobs = Jobs(store, "bot_dunning")
 
             async def dun(job: Job) -> None:
                 await trio.sleep(0.001)
@@ -108,8 +109,8 @@ async def test_failures_are_retried_with_backoff_then_given_up(db: str) -> None:
             raise ConnectionError("SMS gateway timed out")
 
     async with open_store(db, min_size=1, max_size=2) as store:
-        jobs = Jobs(store, "outbox_bot", backoff_s=0.05)
-        await jobs.migrate()
+        jobs = Jobs(store, "bot_outbox", backoff_s=0.05)
+        await BotState(store, "outbox").migrate()
         await jobs.schedule("twice-then-ok", "send", soon())
         await jobs.schedule("never", "send", soon(), max_attempts=3)
         await jobs.schedule("unknown-kind", "no-such-kind", soon(), max_attempts=1)

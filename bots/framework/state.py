@@ -1,0 +1,46 @@
+"""A bot's own schema in Postgres (``bot_<name>``): its positions and, through ``jobs``, its durable work.
+
+Bots share the hospital's Postgres but not the server's tables: each has a
+schema of its own, made and migrated by ``pgtrio.migrate`` from
+``bots/framework/migrations`` (the same files for every bot).
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from bots.framework.jobs import Jobs
+from pgtrio.bridge import Store
+from pgtrio.migrate import migrate
+
+MIGRATIONS = "bots.framework.migrations"
+
+
+def schema_of(bot_name: str) -> str:
+    return f"bot_{bot_name}"
+
+
+class BotState:
+    def __init__(self, store: Store, bot_name: str) -> None:
+        self._store = store
+        self.schema = schema_of(bot_name)
+        self.jobs = Jobs(store, self.schema)
+
+    async def migrate(self) -> list[int]:
+        return await migrate(self._store, MIGRATIONS, schema=self.schema, table="framework_migrations")
+
+    async def positions(self) -> dict[str, int]:
+        async def txn(conn: asyncpg.Connection) -> dict[str, int]:
+            return {r["conv"]: r["seq"] for r in await conn.fetch(f"select conv, seq from {self.schema}.positions")}
+        return await self._store.run("bot_positions", txn, transaction=False)
+
+    async def save(self, positions: dict[str, int]) -> None:
+        """Record positions (never moving one back)."""
+        async def txn(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                f"insert into {self.schema}.positions as p (conv, seq)"
+                " select * from unnest($1::text[], $2::bigint[])"
+                " on conflict (conv) do update set seq = greatest(p.seq, excluded.seq), updated_at = now()",
+                list(positions), list(positions.values()),
+            )
+        await self._store.run("bot_save_positions", txn)
