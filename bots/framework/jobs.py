@@ -9,7 +9,8 @@ Completing or failing is fenced by the attempt number, so a runner whose lease
 passed cannot overwrite the newer attempt. A failed attempt is retried with
 exponential backoff until ``max_attempts``, then the job is ``failed``.
 
-What this promises: never two runs at once, and none lost. A runner that dies
+What this promises: never two runs at once (a handler is cancelled before its lease
+ends), none lost, and a job whose runner dies every time fails after ``max_attempts``. A runner that dies
 after a job's effect but before recording it means a second run, so handlers
 make their effects idempotent (the job's ``key`` is there for that).
 """
@@ -45,6 +46,9 @@ class Job:
 
 
 Handler = Callable[[Job], Awaitable[None]]
+
+LEASE_USE = 0.8
+"""Share of the lease a handler may run before it is cancelled, so no two runs of a job overlap."""
 
 
 class Jobs:
@@ -90,10 +94,16 @@ class Jobs:
                 f"update {self._table} j set state = 'in-progress', attempts = j.attempts + 1,"
                 "   lease_until = now() + make_interval(secs => $2)"
                 f" where j.id in (select id from {self._table}"
-                "   where due_at <= now() and (state = 'requested' or state = 'in-progress' and lease_until < now())"
+                "   where due_at <= now() and (state = 'requested'"
+                "     or state = 'in-progress' and lease_until < now() and attempts < max_attempts)"
                 "   order by due_at limit $1 for update skip locked)"
                 " returning j.id, j.key, j.kind, j.payload, j.due_at, j.attempts",
                 limit, self.lease_s,
+            )
+            await conn.execute(  # runners kept dying on it: give up rather than claim it for ever
+                f"update {self._table} set state = 'failed', finished_at = now(), lease_until = null,"
+                "   last_error = coalesce(last_error, 'the runner stopped during every attempt')"
+                " where state = 'in-progress' and lease_until < now() and attempts >= max_attempts",
             )
             return [Job(r["id"], r["key"], r["kind"], r["payload"], r["due_at"], r["attempts"]) for r in rows]
         return await self._store.run("jobs_claim", txn)
@@ -142,7 +152,12 @@ class Jobs:
         """
         task_status.started()
         while True:
-            jobs = await self.claim(batch)
+            try:
+                jobs = await self.claim(batch)
+            except (asyncpg.PostgresError, OSError):  # the database is away: the jobs wait for it
+                log.exception("claiming jobs failed; retrying")
+                await trio.sleep(poll_s)
+                continue
             if jobs:
                 async with trio.open_nursery() as nursery:
                     for job in jobs:
@@ -151,14 +166,19 @@ class Jobs:
                 await trio.sleep(poll_s)
 
     async def _run_one(self, handlers: Mapping[str, Handler], job: Job) -> None:
+        """Run one attempt within its lease (after it another runner may take the job), then record it."""
         handler = handlers.get(job.kind)
         try:
-            if handler is None:
-                raise LookupError(f"no handler for job kind {job.kind!r}")
-            await handler(job)
-        except Exception as exc:
-            log.warning("job failed", extra={"key": job.key, "kind": job.kind, "attempt": job.attempt})
-            await self.fail(job, f"{type(exc).__name__}: {exc}")
-            return
-        if not await self.complete(job):
-            log.warning("job finished after its lease passed", extra={"key": job.key, "attempt": job.attempt})
+            try:
+                if handler is None:
+                    raise LookupError(f"no handler for job kind {job.kind!r}")
+                with trio.fail_after(self.lease_s * LEASE_USE):
+                    await handler(job)
+            except Exception as exc:
+                log.warning("job failed", extra={"key": job.key, "kind": job.kind, "attempt": job.attempt})
+                await self.fail(job, f"{type(exc).__name__}: {exc}")
+                return
+            if not await self.complete(job):
+                log.warning("job finished after its lease passed", extra={"key": job.key, "attempt": job.attempt})
+        except (asyncpg.PostgresError, OSError):  # recording failed: the lease runs out and the job is retried
+            log.exception("recording a job's outcome failed", extra={"key": job.key})

@@ -64,6 +64,9 @@ async def _save(state: BotState, positions: dict[str, int]) -> None:
         await state.save(positions)
 
 
+LOGIN_REFUSED = frozenset({"auth_failed", "token_invalid", "account_banned"})
+"""Errors retrying cannot cure; any other refusal (``internal``, ``unavailable``…) is retried with backoff."""
+
 SAVE_TIMEOUT = 5.0
 """Seconds a shielded save may hold up a stopping bot."""
 
@@ -96,14 +99,15 @@ async def run_bot(
                     positions = await _starting_positions(client, state)
                     saved = set(positions)
                 done = positions
-                client.positions = dict(done)
+                # Conversations joined while disconnected start at their end, like those joined while running.
+                client.positions = (await current_positions(client)) | done if started else dict(done)
                 me = client.welcome["user"]["id"]
                 log.info("bot online", extra={"bot": bot.name, "convs": len(positions)})
                 if not started:
                     started = True
                     task_status.started(client)
                 attempt = 0
-                async for message in client.messages():
+                async for message in client.messages(new_from_end=True):
                     if state is not None and message.conv not in saved:
                         # A conversation new since start: record where it began before handling anything
                         # in it, so a stop mid-handling resumes here rather than at its end.
@@ -119,7 +123,9 @@ async def run_bot(
                 log.warning("token refused, logging in with the password", extra={"bot": bot.name})
                 token = None
                 continue
-            raise
+            if exc.code in LOGIN_REFUSED:
+                raise
+            log.warning("request refused, retrying", extra={"bot": bot.name, "error": exc.code})
         except CONNECTION_ERRORS as exc:
             log.warning("connection lost, reconnecting", extra={"bot": bot.name, "error": repr(exc)})
         await trio.sleep(backoff.delay(attempt))

@@ -47,7 +47,7 @@ class WardBot(Bot):
             if not any(m["id"] == ctx.message.sender.id for m in members[conv]):
                 await ctx.reply(texts.NOT_YOUR_GROUP.format(conv=conv))
                 return
-        if not any(m.get("username") == patient for m in members[source]):
+        if not any(m.get("username") == patient and m["role"] == "patient" for m in members[source]):
             await ctx.reply(texts.NOT_IN_GROUP.format(patient=patient, conv=source))
             return
         for op, conv in (("group_add", target), ("group_remove", source)):

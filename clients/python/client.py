@@ -243,11 +243,14 @@ class Client:
         async for frame in self._pushes:
             yield frame
 
-    async def messages(self, *, resync: bool = True) -> AsyncIterator[Message]:
+    async def messages(self, *, resync: bool = True, new_from_end: bool = False) -> AsyncIterator[Message]:
         """Each message of the user's conversations once, in seq order per conversation.
 
         Starts from ``positions`` (catching up with ``sync``), follows live
         pushes, fills gaps, and reconnects and resyncs when the link drops.
+        With ``new_from_end`` a conversation not in ``positions`` starts at its
+        first live message instead of its history (a bot added to a group must
+        not act on what was said there before it came).
         """
         if resync:
             for message in await self._catch_up():
@@ -268,6 +271,8 @@ class Client:
                     self.positions[conv] = max(self.positions.get(conv, 0), end)
             elif frame.get("op") == "msg":
                 message = _message(frame["msg"])
+                if new_from_end and message.conv not in self.positions:
+                    self.positions[message.conv] = message.seq - 1
                 last = self.positions.get(message.conv, 0)
                 if message.seq <= last:
                     continue

@@ -198,3 +198,15 @@ async def test_a_restarted_bot_answers_what_was_said_while_it_was_down_and_nothi
         assert [m.text for m in await bot_says(nurse, 1)] == ["二"]
         await nothing_more(nurse)
         second.cancel()
+
+
+async def test_a_bot_added_to_a_group_does_not_act_on_what_was_said_before(server: Running, echo: Client) -> None:
+    await server.user("nurse", Role.STAFF)
+    async with open_client(server.url, username="nurse", password=PASSWORD) as nurse:
+        group = (await nurse.request("group_create", name="老群", members=[]))["conv"]
+        await nurse.send(group, "/echo 旧命令")  # before the bot was there
+        await nurse.request("group_add", conv=group, user="echo")
+        await trio.sleep(0.3)
+        await nurse.send(group, "/echo 新命令")
+        assert [m.text for m in await bot_says(nurse, 1)] == ["新命令"]
+        await nothing_more(nurse)

@@ -127,3 +127,27 @@ async def test_failures_are_retried_with_backoff_then_given_up(db: str) -> None:
     assert never["last_error"] == "ConnectionError: SMS gateway timed out"
     assert unknown["state"] == "failed" and "no handler" in unknown["last_error"]
     assert calls == {"twice-then-ok": 3, "never": 3}
+
+
+async def test_a_handler_is_stopped_before_its_lease_ends_and_a_job_that_kills_its_runner_gives_up(db: str) -> None:
+    async with open_store(db, min_size=1, max_size=2) as store:
+        await BotState(store, "lease").migrate()
+        jobs = Jobs(store, "bot_lease", lease_s=0.3, backoff_s=0.01)
+        await jobs.schedule("slow", "slow", soon(), max_attempts=1)
+
+        async def slow(job: Job) -> None:
+            await trio.sleep(10)  # would outlive its lease: another runner could start it meanwhile
+        async with trio.open_nursery() as nursery:
+            await nursery.start(jobs.run, {"slow": slow}, 5, 0.02)
+            with trio.fail_after(5):
+                while (await jobs.state("slow") or {}).get("state") != "failed":  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            nursery.cancel_scope.cancel()
+        assert "TooSlowError" in (await jobs.state("slow") or {})["last_error"]
+
+        await jobs.schedule("crashes", "x", soon(), max_attempts=2)
+        for _ in range(2):  # each claiming runner "dies" holding it
+            assert [j.key for j in await jobs.claim(5)] == ["crashes"]
+            await trio.sleep(0.35)
+        assert await jobs.claim(5) == []
+        assert (await jobs.state("crashes") or {})["state"] == "failed"

@@ -51,6 +51,13 @@ async def test_staff_move_a_patient_and_her_husband_through_a_bot(server: Runnin
         assert refusal.text == t.NOT_YOUR_GROUP.format(conv=transfer)
         assert {"chen", "chen_husband"} <= await usernames(li, transfer)
 
+        # Only patients are moved: not a colleague, not the bot itself.
+        await li.request("group_add", conv=transfer, user="nurse_wu")
+        await li.send("u:ward", f"/move nurse_wu {transfer} {stimulation}")
+        (colleague,) = await bot_says(li, 1)
+        assert colleague.text == t.NOT_IN_GROUP.format(patient="nurse_wu", conv=transfer)
+        assert "nurse_wu" in await usernames(li, transfer)
+
         await li.send("u:ward", f"/move wang {transfer} {stimulation}")
         (missing,) = await bot_says(li, 1)
         assert missing.text == t.NOT_IN_GROUP.format(patient="wang", conv=transfer)
