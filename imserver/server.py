@@ -272,31 +272,14 @@ class ChatServer:
 
         Members are grouped by the view they get, and each group is handed to the hub at once (NFR-3).
         """
-        sender = users.get(row.sender_id, views.UNKNOWN)
-        only = users.get(row.only_user_id, views.UNKNOWN) if row.only_user_id is not None else None
-        meta = views.meta(row)
-        audiences: dict[tuple[bool, bool | None], tuple[bytes, list[int]]] = {}
-        hidden: list[int] = []
-        for user_id in roster.members:
-            if not self.hub.online(user_id):
-                continue
-            viewer = self.directory.viewer(user_id)
-            if not visibility.can_see(viewer, meta, roster):
-                hidden.append(user_id)
-                continue
-            key = (
-                visibility.shows_real(viewer, sender.id, sender.role),
-                None if only is None else visibility.shows_real(viewer, only.id, only.role),
-            )
-            audience = audiences.get(key)
-            if audience is None:
-                data = framed({"op": "msg", "msg": views.message(row, viewer, roster, users)})
-                audience = audiences[key] = (data, [])
-            audience[1].append(user_id)
-        for data, user_ids in audiences.values():
-            self.hub.deliver(user_ids, data, exclude=origin)
+        online = (self.directory.viewer(u) for u in roster.members if self.hub.online(u))
+        groups, hidden = views.audiences(row, roster, users, online)
+        for viewers in groups.values():
+            data = framed({"op": "msg", "msg": views.message(row, viewers[0], roster, users)})
+            self.hub.deliver([v.id for v in viewers], data, exclude=origin)
         if hidden:  # lets their clients move past this seq without asking (SPEC.md §5.2)
-            self.hub.deliver(hidden, framed({"op": "hidden", "conv": roster.address, "ranges": [[row.seq, row.seq]]}))
+            data = framed({"op": "hidden", "conv": roster.address, "ranges": [[row.seq, row.seq]]})
+            self.hub.deliver([v.id for v in hidden], data)
 
     def _flag(self, row: Row, roster: Roster, words: list[str]) -> None:
         """Tell the group's staff about a message let through with flagged words (IM-11)."""

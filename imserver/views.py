@@ -45,6 +45,38 @@ def message(row: Row, viewer: Viewer, roster: Roster, users: dict[int, User]) ->
     )
 
 
+ViewKey = tuple[bool, bool | None]
+"""How a message's sender, and its mention target if any, are shown: real (True) or masked."""
+
+
+def audiences(
+    row: Row, roster: Roster, users: dict[int, User], viewers: Iterable[Viewer]
+) -> tuple[dict[ViewKey, list[Viewer]], list[Viewer]]:
+    """``viewers`` grouped by the view of ``row`` they get, and those who may not see it.
+
+    Everyone in a group gets the same bytes, so fan-out renders once per group (DESIGN rule 4, NFR-3).
+    """
+    sender = users.get(row.sender_id, UNKNOWN)
+    only = users.get(row.only_user_id, UNKNOWN) if row.only_user_id is not None else None
+    seen = meta(row)
+    groups: dict[ViewKey, list[Viewer]] = {}
+    hidden: list[Viewer] = []
+    for viewer in viewers:
+        if not visibility.can_see(viewer, seen, roster):
+            hidden.append(viewer)
+            continue
+        key = (
+            visibility.shows_real(viewer, sender.id, sender.role),
+            None if only is None else visibility.shows_real(viewer, only.id, only.role),
+        )
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [viewer]
+        else:
+            group.append(viewer)
+    return groups, hidden
+
+
 def page(
     rows: list[Row], viewer: Viewer, roster: Roster, users: dict[int, User]
 ) -> tuple[list[Message], list[list[int]]]:

@@ -33,10 +33,7 @@ from __future__ import annotations
 
 import json
 import platform
-import statistics
 import sys
-import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import cast
@@ -45,9 +42,10 @@ from imserver import views, visibility
 from imserver.directory import Directory
 from imserver.model import MemberRole, MemberState, Role, Roster, User
 from imserver.store.messages import Row
+from imserver.views import ViewKey
 from imserver.visibility import Audience, Viewer
 from imserver.words import WordFilter
-from load.bench_words import arguments, clean_message, word_list
+from load.bench_words import arguments, clean_message, measure, word_list
 from pgtrio.bridge import Store
 from protocol import ServerSession, encode
 from protocol.frames import Send
@@ -58,9 +56,6 @@ MESSAGE_ID = 9_000_001
 TS = 1_795_000_000_000
 TEXT_BYTES = 150
 SIZES = (50, 500, 5_000)
-
-ViewKey = tuple[bool, bool | None]
-
 
 @dataclass
 class Group:
@@ -138,52 +133,27 @@ def msg_frame(row: Row, viewer: Viewer, roster: Roster, users: dict[int, User]) 
     return encode({"op": "msg", "msg": views.message(row, viewer, roster, users)})
 
 
-def deliver(
-    row: Row, roster: Roster, users: dict[int, User], directory: Directory, *, render: bool = True
-) -> tuple[dict[ViewKey, bytes], list[int]]:
-    """``ChatServer._deliver`` without the hub: every member is online, nothing is queued.
-
-    With ``render`` False only the visibility work is done (the frames are left empty). The
-    server wraps each encoding in a WebSocket frame header (``connection.framed``); that is not
-    timed here.
+def deliver(row: Row, group: Group, *, render: bool = True) -> tuple[dict[ViewKey, bytes], list[Viewer]]:
+    """``ChatServer._deliver`` without the hub (every member online, nothing queued): the same grouping
+    (``views.audiences``) and one encoding per view. With ``render`` False only the visibility work is done.
+    The WebSocket frame header the server adds (``connection.framed``) is not timed here.
     """
-    sender = users.get(row.sender_id, views.UNKNOWN)
-    only = users.get(row.only_user_id, views.UNKNOWN) if row.only_user_id is not None else None
-    meta = views.meta(row)
-    frames: dict[ViewKey, bytes] = {}
-    hidden: list[int] = []
-    for user_id in roster.members:
-        viewer = directory.viewer(user_id)
-        if not visibility.can_see(viewer, meta, roster):
-            hidden.append(user_id)
-            continue
-        key = (
-            visibility.shows_real(viewer, sender.id, sender.role),
-            None if only is None else visibility.shows_real(viewer, only.id, only.role),
-        )
-        if frames.get(key) is None:
-            frames[key] = msg_frame(row, viewer, roster, users) if render else b""
+    viewers = (group.directory.viewer(u) for u in group.roster.members)
+    groups, hidden = views.audiences(row, group.roster, group.users, viewers)
+    frames = {key: msg_frame(row, seen[0], group.roster, group.users) if render else b""
+              for key, seen in groups.items()}
     if hidden and render:
-        encode({"op": "hidden", "conv": roster.address, "ranges": [[row.seq, row.seq]]})
+        encode({"op": "hidden", "conv": group.roster.address, "ranges": [[row.seq, row.seq]]})
     return frames, hidden
 
 
-def audiences(row: Row, group: Group) -> tuple[Counter[ViewKey], dict[ViewKey, Viewer]]:
+def view_counts(row: Row, group: Group) -> tuple[dict[ViewKey, int], dict[ViewKey, Viewer]]:
     """How many members get each view, and one viewer of each (not timed)."""
-    sender, only = group.users[row.sender_id], group.users.get(row.only_user_id or 0)
-    counts: Counter[ViewKey] = Counter()
-    first: dict[ViewKey, Viewer] = {}
-    for user_id in group.roster.members:
-        viewer = group.directory.viewer(user_id)
-        if visibility.can_see(viewer, views.meta(row), group.roster):
-            key = (visibility.shows_real(viewer, sender.id, sender.role),
-                   None if only is None else visibility.shows_real(viewer, only.id, only.role))
-            counts[key] += 1
-            first.setdefault(key, viewer)
-    return counts, first
+    groups, _ = views.audiences(row, group.roster, group.users, map(group.directory.viewer, group.roster.members))
+    return {key: len(seen) for key, seen in groups.items()}, {key: seen[0] for key, seen in groups.items()}
 
 
-def describe(counts: Counter[ViewKey], hidden: int) -> str:
+def describe(counts: dict[ViewKey, int], hidden: int) -> str:
     """``real 5, masked 45``: the views by how the sender (and the mention target) are shown."""
     def name(key: ViewKey) -> str:
         shown = "real" if key[0] else "masked"
@@ -204,27 +174,6 @@ class Result:
     note: str
 
 
-def measure(op: Callable[[], object], *, runs: int, seconds: float) -> tuple[float, float]:
-    """Median and best µs per call over ``runs`` runs of about ``seconds`` each (as ``bench_words.measure``)."""
-    loops = 1
-    while True:  # calibrate: enough calls to last ``seconds``
-        start = time.perf_counter_ns()
-        for _ in range(loops):
-            op()
-        elapsed = time.perf_counter_ns() - start
-        if elapsed >= seconds * 1e9 / 4:
-            break
-        loops *= 2
-    loops = max(1, int(loops * seconds * 1e9 / max(elapsed, 1)))
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter_ns()
-        for _ in range(loops):
-            op()
-        samples.append((time.perf_counter_ns() - start) / loops / 1000)
-    return statistics.median(samples), min(samples)
-
-
 def run(count: int, runs: int, seconds: float) -> tuple[dict[str, object], list[Result]]:
     words = WordFilter(word_list(count))
     text = chat_text()
@@ -237,7 +186,7 @@ def run(count: int, runs: int, seconds: float) -> tuple[dict[str, object], list[
     req = session.receive(data)
     assert isinstance(req, Send) and req.text == text
     row = row_of(req, text, small.sender.id, None)
-    counts, first = audiences(row, small)
+    counts, first = view_counts(row, small)
     members = len(small.roster.members)
     meta = views.meta(row)
     sender, roster, directory, users = small.sender, small.roster, small.directory, small.users
@@ -268,7 +217,7 @@ def run(count: int, runs: int, seconds: float) -> tuple[dict[str, object], list[
             assert isinstance(req, Send) and req.text is not None
             verdict = words.check(req.text)
             found = row_of(req, verdict.text, group.sender.id, None if only is None else only.id)
-            return deliver(found, group.roster, group.users, group.directory)
+            return deliver(found, group)
         return path
 
     n = len(counts)
@@ -279,7 +228,7 @@ def run(count: int, runs: int, seconds: float) -> tuple[dict[str, object], list[
         ("3a viewer look-up", members, 0, lookups, "Directory.viewer"),
         ("3b can_see", members, 0, checks, "visibility.can_see"),
         ("3c view key", members, 0, keys, "visibility.shows_real"),
-        ("3 visibility loop (a+b+c)", members, n, lambda: deliver(row, roster, users, directory, render=False),
+        ("3 visibility loop (a+b+c)", members, n, lambda: deliver(row, small, render=False),
          view_note),
         ("4a views.message per view", members, n, rendered, f"{n} views"),
         ("4 views.message + encode per view", members, n, encoded,
@@ -287,13 +236,13 @@ def run(count: int, runs: int, seconds: float) -> tuple[dict[str, object], list[
     ]
     for size, group in groups.items():
         big_row = row_of(req, text, group.sender.id, None)
-        big_counts, _ = audiences(big_row, group)
+        big_counts, _ = view_counts(big_row, group)
         cases.append((f"5 whole path, {size:,} members", size, len(big_counts), whole(group, data, None),
                       describe(big_counts, 0)))
     only_data = send_frame(text, only=visibility.pseudonym(roster, small.target.id)[0])
     only_row = row_of(req, text, small.sender.id, small.target.id)
-    only_counts, _ = audiences(only_row, small)
-    _, only_hidden = deliver(only_row, roster, users, directory, render=False)
+    only_counts, _ = view_counts(only_row, small)
+    _, only_hidden = deliver(only_row, small, render=False)
     cases.append((f"5 whole path, {members} members, mention-only", members, len(only_counts),
                   whole(small, only_data, small.target), describe(only_counts, len(only_hidden))))
 

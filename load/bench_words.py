@@ -127,14 +127,21 @@ class Result:
     outcome: str
 
 
-def measure(check: Callable[[str], Any], texts: list[str], *, runs: int, seconds: float) -> tuple[float, float]:
-    """Median and best µs per message over ``runs`` runs of about ``seconds`` each."""
+def over(check: Callable[[str], Any], texts: list[str]) -> Callable[[], None]:
+    """One call of ``check`` per text: what ``measure`` repeats."""
+    def each() -> None:
+        for text in texts:
+            check(text)
+    return each
+
+
+def measure(op: Callable[[], object], *, runs: int, seconds: float, calls: int = 1) -> tuple[float, float]:
+    """Median and best µs per call over ``runs`` runs of about ``seconds`` each; ``op`` makes ``calls`` calls."""
     loops = 1
-    while True:  # calibrate: enough passes over ``texts`` to last ``seconds``
+    while True:  # calibrate: enough repetitions to last ``seconds``
         start = time.perf_counter_ns()
         for _ in range(loops):
-            for text in texts:
-                check(text)
+            op()
         elapsed = time.perf_counter_ns() - start
         if elapsed >= seconds * 1e9 / 4:
             break
@@ -144,9 +151,8 @@ def measure(check: Callable[[str], Any], texts: list[str], *, runs: int, seconds
     for _ in range(runs):
         start = time.perf_counter_ns()
         for _ in range(loops):
-            for text in texts:
-                check(text)
-        samples.append((time.perf_counter_ns() - start) / (loops * len(texts)) / 1000)
+            op()
+        samples.append((time.perf_counter_ns() - start) / (loops * calls) / 1000)
     return statistics.median(samples), min(samples)
 
 
@@ -174,7 +180,7 @@ def run(count: int, runs: int, seconds: float) -> tuple[dict[str, Any], list[Res
     cases.append(("clean, empty filter", empty, [clean_message(100, o) for o in range(len(SENTENCES))]))
     results = []
     for name, flt, texts in cases:
-        median, best = measure(flt.check, texts, runs=runs, seconds=seconds)
+        median, best = measure(over(flt.check, texts), runs=runs, seconds=seconds, calls=len(texts))
         results.append(Result(name, len(texts[0]), round(median, 2), round(best, 2), int(1e6 / median),
                               describe(flt.check(texts[0]))))
     info = {
