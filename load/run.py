@@ -236,8 +236,7 @@ class Run:
 
     async def _start_workers(self, nursery: trio.Nursery, plan: Plan) -> list[WorkerProcess]:
         scenario = self.scenario
-        filler = (setup.FILLER * (scenario.body_bytes // len(setup.FILLER.encode()) + 1))
-        filler = filler[: max((scenario.body_bytes - 17) // 3, 1)]  # after the 16-hex-digit stamp and a space
+        filler = setup.chat_text(scenario.body_bytes - 17)  # after the 16-hex-digit send stamp and a space
         workers = []
         for w in range(scenario.workers):
             process = await nursery.start(_spawn)

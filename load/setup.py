@@ -29,6 +29,12 @@ LOAD_PASSWORD = "imload-pass-1"
 FILLER = "今天促排第八天医生说卵泡发育得不错明天再来抽血看激素水平大家移植后都注意休息保持心情愉快"
 
 
+def chat_text(size_bytes: int) -> str:
+    """Chinese chat text of about ``size_bytes`` in UTF-8 (3 bytes a character), at least one character."""
+    chars = max(size_bytes // 3, 1)
+    return (FILLER * (chars // len(FILLER) + 1))[:chars]
+
+
 @dataclass(frozen=True)
 class Layout:
     """What exists in the database for a scenario, by user number and conversation index."""
@@ -56,15 +62,16 @@ async def setup(store: Store, scenario: Scenario) -> Layout:
     ids = await _user_ids(store, scenario)
     await store.run("load_groups", _create_groups_txn, scenario, ids, staff.id)
     await store.run("load_pairs", _create_pairs_txn, scenario, ids)
-    layout = await layout_of(store, scenario)
+    layout = await layout_of(store, scenario, ids)
     if scenario.prefill_messages:
         await store.run("load_prefill", _prefill_txn, scenario, layout)
     return layout
 
 
-async def layout_of(store: Store, scenario: Scenario) -> Layout:
-    """The layout ``setup`` made. Error handling: LookupError if it has not been run."""
-    ids = await _user_ids(store, scenario)
+async def layout_of(store: Store, scenario: Scenario, ids: list[int] | None = None) -> Layout:
+    """The layout ``setup`` made (``ids``: the users', if already known). Error handling: LookupError if it
+    has not been run."""
+    ids = ids if ids is not None else await _user_ids(store, scenario)
 
     async def txn(conn: asyncpg.Connection) -> tuple[list[int], list[int]]:
         rows = await conn.fetch(
@@ -192,7 +199,7 @@ async def _prefill_txn(conn: asyncpg.Connection, scenario: Scenario, layout: Lay
     last = {r["id"]: r["last_seq"] for r in await conn.fetch(
         "select id, last_seq from conversations where id = any($1) for update", convs,
     )}
-    text = (FILLER * (scenario.body_bytes // len(FILLER.encode()) + 1))[: scenario.body_bytes // 3]
+    text = chat_text(scenario.body_bytes)
     day = 86400.0
     now = time.time()
     batch = 200_000
