@@ -113,6 +113,3 @@ def load(path: str | Path) -> Scenario:
     except msgspec.ValidationError as exc:
         raise ValueError(f"{path}: {exc}") from None
 
-
-def with_rate(scenario: Scenario, rate: float) -> Scenario:
-    return msgspec.structs.replace(scenario, rate=rate, per_user_per_day=None)
