@@ -40,6 +40,7 @@ from protocol.frames import (
     Members,
     Ping,
     Read,
+    Receipt,
     Request,
     Send,
     Sender,
@@ -49,7 +50,7 @@ from protocol.kinds import KindRegistry
 
 Reply = dict[str, Any] | None
 Handler = Callable[[Connection, Any], Awaitable[Reply]]
-_GROUP_CREATORS = frozenset({Role.STAFF, Role.BOT, Role.ADMIN})
+_STAFF_AND_BOTS = frozenset({Role.STAFF, Role.BOT, Role.ADMIN})
 
 
 def now_ms() -> int:
@@ -79,8 +80,9 @@ class Handlers:
         self._direct: dict[tuple[int, int], int] = {}
         self.table: dict[type[Request], Handler] = {
             Hello: self.hello, Ping: self.ping, Logout: self.logout, Send: self.send, Sync: self.sync,
-            History: self.history, Read: self.read, Convs: self.convs, GroupCreate: self.group_create,
-            GroupAdd: self.group_add, GroupRemove: self.group_remove, Members: self.members,
+            History: self.history, Read: self.read, Receipt: self.receipt, Convs: self.convs,
+            GroupCreate: self.group_create, GroupAdd: self.group_add, GroupRemove: self.group_remove,
+            Members: self.members,
         }
 
     async def handle(self, conn: Connection, request: Request) -> Reply:
@@ -311,6 +313,8 @@ class Handlers:
         }
         if roster.kind == "group":
             entry |= roster.settings()
+        elif peer is not None and peer.role is Role.BOT:
+            entry["service"] = True  # the person's inbox for that bot's service (SPEC.md §5.5)
         return entry
 
     async def history(self, conn: Connection, req: History) -> Reply:
@@ -338,6 +342,20 @@ class Handlers:
         )
         return {"conv": roster.address, "read_seq": read_seq, "unread": unread}
 
+    async def receipt(self, conn: Connection, req: Receipt) -> Reply:
+        """The other person's read marker in a direct chat: a bot stops escalating a notice once it is read."""
+        user = session_of(conn).user
+        if user.role not in _STAFF_AND_BOTS:
+            raise ProtocolError(ErrorCode.FORBIDDEN, "only staff, bots and admins see read receipts", rid=req.rid)
+        roster = await self.resolve(user, req.conv, req.rid)
+        if roster.kind == "group":
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "read receipts exist in direct chats only", rid=req.rid,
+                                field="conv")
+        last_seq, markers = await conversations.read_markers(self.store, roster.conv_id)
+        peers = [seq for uid, seq in markers.items() if uid != user.id]
+        return {"conv": roster.address, "last_seq": last_seq, "read_seq": markers.get(user.id, 0),
+                "peer_read_seq": peers[0] if peers else 0}
+
     async def convs(self, conn: Connection, req: Convs) -> Reply:
         user = session_of(conn).user
         viewer = self.directory.viewer(user.id)
@@ -356,7 +374,7 @@ class Handlers:
 
     async def group_create(self, conn: Connection, req: GroupCreate) -> Reply:
         user = session_of(conn).user
-        if user.role not in _GROUP_CREATORS:
+        if user.role not in _STAFF_AND_BOTS:
             raise ProtocolError(ErrorCode.FORBIDDEN, "only staff, bots and admins create groups", rid=req.rid)
         member_ids = []
         for index, username in enumerate(req.members):

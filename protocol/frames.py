@@ -105,6 +105,12 @@ class Convs(Request, tag="convs"):
     """The user's conversations with last seq, read marker and unread count."""
 
 
+class Receipt(Request, tag="receipt"):
+    """How far the other person in a direct chat has read; staff, bots and admins only (SPEC.md §5.4.1)."""
+
+    conv: ConvAddr
+
+
 class GroupCreate(Request, tag="group_create"):
     """Create a group owned by the caller; staff, bots and admins only."""
 
@@ -259,14 +265,14 @@ class Profile(Request, tag="profile"):
 
 
 AnyRequest = (
-    Hello | Ping | Logout | Send | Sync | History | Read | Convs
+    Hello | Ping | Logout | Send | Sync | History | Read | Receipt | Convs
     | GroupCreate | GroupAdd | GroupRemove | Members
     | GroupSet | Isolate | Unisolate | GroupBan | GroupUnban | UserBan | UserUnban
     | FamilyLink | FamilyInvite | FriendRequest | FriendRequests | FriendRespond
     | WordsSet | WordsRemove | WordsList | Audit | Profile
 )
 REQUEST_TYPES: tuple[type[Request], ...] = (
-    Hello, Ping, Logout, Send, Sync, History, Read, Convs,
+    Hello, Ping, Logout, Send, Sync, History, Read, Receipt, Convs,
     GroupCreate, GroupAdd, GroupRemove, Members,
     GroupSet, Isolate, Unisolate, GroupBan, GroupUnban, UserBan, UserUnban,
     FamilyLink, FamilyInvite, FriendRequest, FriendRequests, FriendRespond,

@@ -181,3 +181,14 @@ async def mark_read(store: Store, conv_id: int, user_id: int, seq: int) -> int |
         )
         return read_seq
     return await store.run("mark_read", txn)
+
+
+async def read_markers(store: Store, conv_id: int) -> tuple[int, dict[int, int]]:
+    """The conversation's last seq and each member's read marker."""
+    async def txn(conn: asyncpg.Connection) -> tuple[int, dict[int, int]]:
+        rows = await conn.fetch(
+            "select c.last_seq, m.user_id, m.read_seq from conversations c join members m on m.conv_id = c.id"
+            " where c.id = $1", conv_id,
+        )
+        return (rows[0]["last_seq"] if rows else 0), {r["user_id"]: r["read_seq"] for r in rows}
+    return await store.run("read_markers", txn, transaction=False)

@@ -22,6 +22,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "sync": {"op": "sync", "rid": 6},
     "history": {"op": "history", "rid": 7, "conv": "g:1"},
     "read": {"op": "read", "rid": 8, "conv": "g:1", "seq": 3},
+    "receipt": {"op": "receipt", "rid": 13, "conv": "d:1"},
     "group_create": {"op": "group_create", "rid": 9, "name": "群"},
     "group_add": {"op": "group_add", "rid": 10, "conv": "g:1", "user": "wang.fang"},
     "group_remove": {"op": "group_remove", "rid": 11, "conv": "g:1", "user": "wang.fang"},
