@@ -44,13 +44,17 @@ class WordsChanged(msgspec.Struct, tag="words", frozen=True):
     """The sensitive-word list changed: rebuild the filter."""
 
 
+class KindsChanged(msgspec.Struct, tag="kinds", frozen=True):
+    """An admin defined a message kind: reload the kinds."""
+
+
 class UserChanged(msgspec.Struct, tag="user", frozen=True):
     """An account changed (banned, unbanned, family links): reload it."""
 
     user: int
 
 
-Event = MembersChanged | SessionsEnded | GroupChanged | WordsChanged | UserChanged
+Event = MembersChanged | SessionsEnded | GroupChanged | WordsChanged | KindsChanged | UserChanged
 _decoder = msgspec.json.Decoder(Event)
 
 

@@ -20,17 +20,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import msgspec
 import trio
 
 from imserver import auth, logs, visibility
 from imserver.config import Settings
+from imserver.custom_kinds import load_registry, parse_definition
 from imserver.model import MemberRole, Role, Roster
 from imserver.moderation import ban_txn, link_family_txn
 from imserver.server import ChatServer, open_keys, tune_garbage_collector
-from imserver.store import accounts, conversations, moderation
+from imserver.store import accounts, conversations, kinds, moderation
 from imserver.store.migrate import available, migrate
 from imserver.words import Policy, normalise
 from pgtrio.bridge import Store, open_store
+from protocol import ProtocolError
 from protocol.frames import USERNAME_PATTERN
 
 
@@ -98,6 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     wadd.add_argument("--policy", required=True, choices=[str(p) for p in Policy])
     words.add_parser("remove", help="remove a word").add_argument("word")
     words.add_parser("list", help="list the words")
+
+    kind = sub.add_parser("kind", help="custom message kinds (MSG-1)").add_subparsers(dest="action", required=True)
+    kind.add_parser("define", help="define or replace a kind from a JSON file (- for stdin)").add_argument("file")
+    kind.add_parser("list", help="the custom kinds as JSON lines")
 
     audit = sub.add_parser("audit", help="the audit log as JSON lines (SEC-1)")
     audit.add_argument("--since", type=_local_time, help="ISO 8601; without a zone, Beijing time (Asia/Shanghai)")
@@ -319,6 +326,21 @@ async def _words(store: Store, settings: Settings, args: argparse.Namespace) -> 
     return {"word": args.word, "policy": policy}
 
 
+async def _kind(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
+    if args.action == "list":
+        return Lines(await kinds.definitions(store))
+    try:
+        text = sys.stdin.read() if args.file == "-" else await trio.Path(args.file).read_text("utf-8")
+        definition = msgspec.to_builtins(parse_definition(json.loads(text), await load_registry(store)))
+    except (OSError, ValueError, ProtocolError) as exc:
+        raise CliError(f"{args.file}: {getattr(exc, 'field', None) or ''} {exc}".strip()) from None
+
+    async def txn(conn: asyncpg.Connection) -> None:
+        await kinds.define_txn(conn, definition, None)
+    await _audited(store, "kind_define", txn, detail={"kind": definition["name"]})
+    return {"kind": definition["name"]}
+
+
 async def _audit(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
     return Lines(await moderation.audit_entries(store, since=args.since, actor=args.actor, limit=args.limit))
 
@@ -341,5 +363,7 @@ _COMMANDS: dict[tuple[str, str | None], Callable[..., Awaitable[Any]]] = {
     ("words", "add"): _words,
     ("words", "remove"): _words,
     ("words", "list"): _words,
+    ("kind", "define"): _kind,
+    ("kind", "list"): _kind,
     ("audit", None): _audit,
 }

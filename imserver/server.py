@@ -34,6 +34,7 @@ from starlette.routing import Route
 from imserver import auth, bus, metrics, views, visibility, websocket
 from imserver.config import Settings, split_hostport
 from imserver.connection import Connection, framed
+from imserver.custom_kinds import KindHandlers, load_registry
 from imserver.directory import Directory
 from imserver.handlers import Handlers
 from imserver.hub import Hub
@@ -72,6 +73,7 @@ class ChatServer:
             settings, store, self.directory, self.hub, self.writer, keys.signer, keys.cipher, default_registry()
         )
         self.handlers.table |= ModerationHandlers(self.handlers).table
+        self.handlers.table |= KindHandlers(self.handlers).table
         self._stop = trio.Event()
         self.closing = False
 
@@ -83,6 +85,7 @@ class ChatServer:
         async with trio.open_nursery() as services:
             await services.start(self._run_bus)
             self.handlers.words = WordFilter(await moderation.words(self.store))
+            self.handlers.kinds = await load_registry(self.store)
             services.start_soon(self._warm_directory)
             http_port = await services.start(self._run_http)
             async with trio.open_nursery() as core:
@@ -327,6 +330,8 @@ class ChatServer:
             await self.directory.users([event.user])
         elif isinstance(event, bus.WordsChanged):
             self.handlers.words = WordFilter(await moderation.words(self.store))
+        elif isinstance(event, bus.KindsChanged):
+            self.handlers.kinds = await load_registry(self.store)
         elif isinstance(event, bus.GroupChanged):
             await self._group_changed(event)
         else:

@@ -264,19 +264,31 @@ class Profile(Request, tag="profile"):
     member: MemberId
 
 
+class Kinds(Request, tag="kinds"):
+    """The message kinds the server accepts, with the definitions of custom ones (SPEC.md §6.2)."""
+
+
+class KindDefine(Request, tag="kind_define"):
+    """Define or replace a custom message kind; admins only (SPEC.md §6.2)."""
+
+    writes: ClassVar[bool] = True
+    definition: dict[str, Any]
+    """A ``protocol.kinds.KindDefinition``."""
+
+
 AnyRequest = (
     Hello | Ping | Logout | Send | Sync | History | Read | Receipt | Convs
     | GroupCreate | GroupAdd | GroupRemove | Members
     | GroupSet | Isolate | Unisolate | GroupBan | GroupUnban | UserBan | UserUnban
     | FamilyLink | FamilyInvite | FriendRequest | FriendRequests | FriendRespond
-    | WordsSet | WordsRemove | WordsList | Audit | Profile
+    | WordsSet | WordsRemove | WordsList | Audit | Profile | Kinds | KindDefine
 )
 REQUEST_TYPES: tuple[type[Request], ...] = (
     Hello, Ping, Logout, Send, Sync, History, Read, Receipt, Convs,
     GroupCreate, GroupAdd, GroupRemove, Members,
     GroupSet, Isolate, Unisolate, GroupBan, GroupUnban, UserBan, UserUnban,
     FamilyLink, FamilyInvite, FriendRequest, FriendRequests, FriendRespond,
-    WordsSet, WordsRemove, WordsList, Audit, Profile,
+    WordsSet, WordsRemove, WordsList, Audit, Profile, Kinds, KindDefine,
 )
 OPS: frozenset[str] = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)  # type: ignore[misc]
 

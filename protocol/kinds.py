@@ -6,6 +6,7 @@ server fills from the kind's fallback, so new kinds never break old clients.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -15,7 +16,7 @@ from msgspec import Meta
 
 from protocol.codec import field_path
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.frames import NO_NUL
+from protocol.frames import KIND_PATTERN, NO_NUL
 
 Short = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
 Long = Annotated[str, Meta(max_length=4000, pattern=NO_NUL)]
@@ -115,6 +116,14 @@ class LabReportPdf(msgspec.Struct, frozen=True, omit_defaults=True):
     pdf: Attachment
 
 
+class File(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A document to keep, e.g. a PDF instruction sheet sent as a quick reply (MSG-3)."""
+
+    title: Short
+    file: Attachment
+    note: Long = ""
+
+
 class TreatmentItem(msgspec.Struct, frozen=True, omit_defaults=True):
     name: Short
     time: Clock | Literal[""] = ""
@@ -139,6 +148,77 @@ class FollowUp(msgspec.Struct, frozen=True, omit_defaults=True):
     form: Action | None = None
 
 
+FieldType = Literal["text", "long_text", "int", "number", "bool", "date", "time", "url", "attachment", "choice"]
+
+_FIELD_TYPES: dict[str, Any] = {
+    "text": Short, "long_text": Long, "int": Annotated[int, Meta(ge=-(2**53), le=2**53)],
+    "number": Annotated[float, Meta(ge=-1e15, le=1e15)], "bool": bool, "date": Day, "time": Clock, "url": Url,
+    "attachment": Attachment,
+}
+
+
+class FieldDef(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One field of an admin-defined kind."""
+
+    name: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}\Z")]
+    type: FieldType
+    label: Short
+    """What a form shows staff for this field (Chinese)."""
+    required: bool = True
+    choices: Annotated[list[Short], Meta(max_length=50)] = []
+    """The allowed values of a ``choice`` field."""
+
+
+class KindDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A kind an admin defines at run time (MSG-1 自定义): its fields and its fallback text."""
+
+    name: Annotated[str, Meta(pattern=KIND_PATTERN)]
+    title: Short
+    fields: Annotated[list[FieldDef], Meta(min_length=1, max_length=30)]
+    fallback: Annotated[str, Meta(min_length=1, max_length=500, pattern=NO_NUL)]
+    """The text for clients that do not know the kind: ``{field}`` stands for a field's value."""
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, Attachment):
+        return value.name
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    return "" if value is None else str(value)
+
+
+def compile_kind(definition: KindDefinition) -> tuple[type[msgspec.Struct], Callable[[Any], str]]:
+    """The schema and fallback of an admin-defined kind.
+
+    Error handling: raises ProtocolError(BAD_REQUEST) naming the bad part of the definition.
+    """
+    def bad(message: str, field: str) -> ProtocolError:
+        return ProtocolError(ErrorCode.BAD_REQUEST, message, field=field)
+    fields: list[tuple[str, Any, Any]] = []
+    for index, f in enumerate(definition.fields):
+        if any(f.name == other.name for other in definition.fields[:index]):
+            raise bad(f"field {f.name!r} is defined twice", f"fields[{index}].name")
+        if (f.type == "choice") != bool(f.choices):
+            raise bad("choices are given for, and only for, a choice field", f"fields[{index}].choices")
+        kind = Literal[tuple(f.choices)] if f.type == "choice" else _FIELD_TYPES[f.type]
+        fields.append((f.name, kind, msgspec.NODEFAULT) if f.required else (f.name, kind | None, None))
+    names = {f.name for f in definition.fields}
+    try:
+        parts = list(string.Formatter().parse(definition.fallback))
+    except ValueError as exc:
+        raise bad(f"fallback: {exc}", "fallback") from None
+    for _, name, spec, conversion in parts:
+        if name is not None and (name not in names or spec or conversion):
+            raise bad(f"fallback may name only the kind's fields, as {{field}}; not {{{name}}}", "fallback")
+    schema = msgspec.defstruct(
+        f"Custom_{definition.name}", fields, kw_only=True, frozen=True, omit_defaults=True
+    )
+
+    def fallback(value: Any) -> str:
+        return definition.fallback.format_map({name: _shown(getattr(value, name)) for name in names}).strip()
+    return schema, fallback
+
+
 @dataclass(frozen=True)
 class KindSpec:
     """How one kind is validated and shown to clients that do not know it."""
@@ -148,13 +228,24 @@ class KindSpec:
 
 
 class KindRegistry:
-    """The kinds a server accepts. Bots and admins register more (MSG-1)."""
+    """The kinds a server accepts: the built-in ones and those admins define (MSG-1)."""
 
     def __init__(self) -> None:
         self._kinds: dict[str, KindSpec] = {}
+        self.custom: dict[str, KindDefinition] = {}
 
     def register(self, name: str, schema: type[msgspec.Struct], fallback: Callable[[Any], str]) -> None:
         self._kinds[name] = KindSpec(schema, fallback)
+
+    def define(self, definition: KindDefinition) -> None:
+        """Add or replace an admin-defined kind; a built-in kind cannot be redefined.
+
+        Error handling: raises ProtocolError(BAD_REQUEST) for a bad definition.
+        """
+        if definition.name == "text" or (definition.name in self._kinds and definition.name not in self.custom):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"{definition.name!r} is a built-in kind", field="name")
+        self.register(definition.name, *compile_kind(definition))
+        self.custom[definition.name] = definition
 
     def names(self) -> list[str]:
         return ["text", *sorted(self._kinds)]
@@ -192,6 +283,7 @@ def default_registry() -> KindRegistry:
     registry.register("lab_report_pdf", LabReportPdf, lambda r: f"【检验报告】{r.title}（PDF）")
     registry.register("treatment_items", TreatmentItems, _treatment_text)
     registry.register("followup", FollowUp, lambda f: f"【随访】{f.title}：{f.content}")
+    registry.register("file", File, lambda f: f"【文件】{f.title}")
     return registry
 
 

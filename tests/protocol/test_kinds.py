@@ -91,6 +91,8 @@ GOOD += [
      {"title": "移植后第 14 天", "content": "请填写验孕结果", "due": "2026-12-17",
       "form": {"label": "填写", "target": "mp://pages/followup?id=9"}},
      "【随访】移植后第 14 天：请填写验孕结果"),
+    ("file", {"title": "取卵术后注意事项", "file": PDF}, {"title": "取卵术后注意事项", "file": PDF},
+     "【文件】取卵术后注意事项"),
 ]
 
 # kind, body, the field the error names.
@@ -130,6 +132,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("treatment_items", {"title": "t", "day": "2026-12-03", "items": [{"name": "x", "time": "25:00"}]},
      "body.items[0].time"),
     ("followup", {"title": "t", "content": "c", "form": {"label": "l", "target": "file:///x"}}, "body.form.target"),
+    ("file", {"title": "t", "file": PDF | {"id": "pdf"}}, "body.file.id"),
 ]
 
 # A body with a required field missing: the error names the body (SPEC.md §7 allows the parent).
@@ -147,7 +150,7 @@ def registry() -> KindRegistry:
 
 def test_default_kinds(registry: KindRegistry) -> None:
     assert registry.names() == [
-        "text", "article", "followup", "image_group", "lab_report", "lab_report_images", "lab_report_pdf",
+        "text", "article", "file", "followup", "image_group", "lab_report", "lab_report_images", "lab_report_pdf",
         "location", "notice", "treatment_items", "video", "voice",
     ]
 

@@ -23,6 +23,8 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "history": {"op": "history", "rid": 7, "conv": "g:1"},
     "read": {"op": "read", "rid": 8, "conv": "g:1", "seq": 3},
     "receipt": {"op": "receipt", "rid": 13, "conv": "d:1"},
+    "kinds": {"op": "kinds", "rid": 13},
+    "kind_define": {"op": "kind_define", "rid": 13, "definition": {}},
     "group_create": {"op": "group_create", "rid": 9, "name": "群"},
     "group_add": {"op": "group_add", "rid": 10, "conv": "g:1", "user": "wang.fang"},
     "group_remove": {"op": "group_remove", "rid": 11, "conv": "g:1", "user": "wang.fang"},
@@ -51,7 +53,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
 WRITING_OPS = {
     "send", "group_create", "group_add", "group_remove", "group_set", "isolate", "unisolate", "group_ban",
     "group_unban", "user_ban", "user_unban", "family_link", "family_invite", "friend_request", "friend_respond",
-    "words_set", "words_remove",
+    "words_set", "words_remove", "kind_define",
 }
 
 
