@@ -1,0 +1,150 @@
+"""Pathways as data (EDU-1, EDU-2, TRT-1): the nodes of a treatment, what each node sends, and when.
+
+A pathway is a JSON document the department can read and sign off (``pathways/*.json``).
+Each node is anchored on a procedure date the hospital system sends (trigger shot,
+retrieval, transfer, insemination) or on the day the cycle starts, optionally some days
+after it (pregnancy test: transfer + 14 days). Its content goes to the patient a set time
+before that date; its treatment items (TRT-1) go out by the procedure date over several
+channels. Pure data and checks: no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+Key = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}\Z")]
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Clock = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d\Z")]
+
+Step = Literal["enroll", "trigger", "retrieval", "transfer", "insemination"]
+"""What a node's date is taken from: the cycle's start, or a procedure date. ``transfer`` is
+either a fresh or a frozen transfer, whichever the hospital system sends."""
+
+PROCEDURES: dict[str, Step] = {
+    "trigger": "trigger", "retrieval": "retrieval", "fresh_transfer": "transfer",
+    "frozen_transfer": "transfer", "insemination": "insemination",
+}
+"""Procedure names of the hospital system (and of ``imbot pathway date``) and the step each dates."""
+
+
+class FormField(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    key: Key
+    label: Name
+    type: Literal["text", "number", "date", "choice", "bool"] = "text"
+    required: bool = True
+    choices: list[Name] = []
+
+
+class Item(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One piece of content, sent as one message (EDU-2)."""
+
+    key: Key
+    kind: Literal["text", "link", "image", "video", "form", "signature"]
+    title: Name
+    text: Annotated[str, Meta(max_length=4000)] = ""
+    url: Annotated[str, Meta(max_length=2000)] = ""
+    """``link``: the article's address."""
+    file: Annotated[str, Meta(max_length=200)] = ""
+    """``image``, ``video``: a file shipped beside the pathway, uploaded when the bot starts."""
+    fields: list[FormField] = []
+    """``form``: what the patient fills in."""
+
+
+class TreatmentItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    name: Name
+    time: Clock | Literal[""] = ""
+    day_offset: Annotated[int, Meta(ge=-7, le=7)] = 0
+    """Days from the procedure date: -1 is the day before (fasting from the evening before retrieval)."""
+    place: Annotated[str, Meta(max_length=200)] = ""
+    note: Annotated[str, Meta(max_length=4000)] = ""
+
+
+class Treatment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The structured items of a procedure (TRT-1), sent by its date over app, WeChat and SMS (TRT-2)."""
+
+    title: Name
+    items: Annotated[list[TreatmentItem], Meta(min_length=1, max_length=10)]
+
+
+class Node(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
+    key: Key
+    name: Name
+    step: Step
+    days_after: Annotated[int, Meta(ge=0, le=365)] = 0
+    group: Name
+    """The node's group: patients at this node (and their husbands, read-only) are members (IM-2)."""
+    prepare: Annotated[str, Meta(max_length=1000)] = ""
+    """What to prepare, for ``/progress`` (EDU-3)."""
+    before_days: Annotated[int, Meta(ge=0, le=30)] = 1
+    at: Clock = "09:00"
+    """Content goes out ``before_days`` before the node's date at ``at`` (Asia/Shanghai)."""
+    welcome: list[Item] = []
+    content: list[Item] = []
+    treatment: dict[str, Treatment] = {}
+    """By procedure name (``trigger``, ``fresh_transfer``...): the items sent by that procedure's date."""
+
+
+class Pathway(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    key: Key
+    name: Name
+    version: Annotated[int, Meta(ge=1)]
+    nodes: Annotated[list[Node], Meta(min_length=1, max_length=20)]
+
+    def node(self, key: str) -> Node:
+        for node in self.nodes:
+            if node.key == key:
+                return node
+        raise KeyError(key)
+
+
+class PathwayError(ValueError):
+    """A pathway document that cannot be used; the message names the part."""
+
+
+def check(pathway: Pathway) -> Pathway:
+    """Rules a schema cannot say. Error handling: raises PathwayError naming the bad part."""
+    seen_nodes: set[str] = set()
+    steps_seen: set[str] = set()
+    for n, node in enumerate(pathway.nodes):
+        where = f"nodes[{n}]"
+        if node.key in seen_nodes:
+            raise PathwayError(f"{where}.key: node {node.key!r} appears twice")
+        seen_nodes.add(node.key)
+        if n == 0 and (node.step != "enroll" or node.days_after):
+            raise PathwayError(f"{where}.step: the first node starts with the cycle (step enroll, no days_after)")
+        if node.step != "enroll" and node.days_after == 0 and node.step in steps_seen:
+            raise PathwayError(f"{where}.step: two nodes on the same date ({node.step})")
+        steps_seen.add(node.step)
+        keys = [item.key for item in (*node.welcome, *node.content)]
+        if len(keys) != len(set(keys)):
+            raise PathwayError(f"{where}: content keys must be unique within a node")
+        for part, items in (("welcome", node.welcome), ("content", node.content)):
+            for i, item in enumerate(items):
+                _check_item(item, f"{where}.{part}[{i}]")
+        for procedure in node.treatment:
+            if PROCEDURES.get(procedure) is None:
+                raise PathwayError(f"{where}.treatment.{procedure}: not a procedure ({', '.join(PROCEDURES)})")
+    return pathway
+
+
+def _check_item(item: Item, where: str) -> None:
+    needs = {"link": item.url, "image": item.file, "video": item.file, "form": item.fields}
+    if item.kind in needs and not needs[item.kind]:
+        field = {"link": "url", "form": "fields"}.get(item.kind, "file")
+        raise PathwayError(f"{where}.{field}: a {item.kind} item needs {field}")
+    if item.kind == "link" and not item.url.startswith(("https://", "http://", "app://", "mp://")):
+        raise PathwayError(f"{where}.url: must start with https://, http://, app:// or mp://")
+    for f, form_field in enumerate(item.fields):
+        if (form_field.type == "choice") != bool(form_field.choices):
+            raise PathwayError(f"{where}.fields[{f}].choices: given for, and only for, a choice field")
+
+
+def load(data: bytes) -> Pathway:
+    """A pathway from its JSON document. Error handling: raises PathwayError naming the bad part."""
+    try:
+        return check(msgspec.json.decode(data, type=Pathway))
+    except msgspec.ValidationError as exc:
+        raise PathwayError(str(exc)) from None
