@@ -15,6 +15,9 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from protocol.errors import ProtocolError
+from protocol.kinds import FieldDef, Form, form_text
+
 Key = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}\Z")]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 Clock = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d\Z")]
@@ -30,14 +33,6 @@ PROCEDURES: dict[str, Step] = {
 """Procedure names of the hospital system (and of ``imbot pathway date``) and the step each dates."""
 
 
-class FormField(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
-    key: Key
-    label: Name
-    type: Literal["text", "number", "date", "choice", "bool"] = "text"
-    required: bool = True
-    choices: list[Name] = []
-
-
 class Item(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """One piece of content, sent as one message (EDU-2)."""
 
@@ -49,8 +44,8 @@ class Item(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_default
     """``link``: the article's address."""
     file: Annotated[str, Meta(max_length=200)] = ""
     """``image``, ``video``: a file shipped beside the pathway, uploaded when the bot starts."""
-    fields: list[FormField] = []
-    """``form``: what the patient fills in."""
+    fields: list[FieldDef] = []
+    """``form``: what the patient fills in (checked as the ``form`` message kind checks it)."""
 
 
 class TreatmentItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -137,9 +132,11 @@ def _check_item(item: Item, where: str) -> None:
         raise PathwayError(f"{where}.{field}: a {item.kind} item needs {field}")
     if item.kind == "link" and not item.url.startswith(("https://", "http://", "app://", "mp://")):
         raise PathwayError(f"{where}.url: must start with https://, http://, app:// or mp://")
-    for f, form_field in enumerate(item.fields):
-        if (form_field.type == "choice") != bool(form_field.choices):
-            raise PathwayError(f"{where}.fields[{f}].choices: given for, and only for, a choice field")
+    if item.fields:
+        try:
+            form_text(Form(title=item.title, fields=item.fields))
+        except ProtocolError as exc:
+            raise PathwayError(f"{where}.{exc.field}: {exc.detail}") from None
 
 
 def load(data: bytes) -> Pathway:

@@ -7,15 +7,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import trio
 
 from clients.python import open_client
+from imserver.config import Settings
 from imserver.model import Role
 from tests.conftest import PASSWORD, Running
+from tests.conftest import test_settings as server_settings
 from tests.helpers import take
 from tests.imserver.test_rules_support import imserver, imserver_ok, refused
 from tests.protocol.test_custom_kinds import SURVEY
 from tests.protocol.test_kinds import BAD, GOOD
+
+
+@pytest.fixture
+def settings() -> Settings:
+    # The tables below send some fifty messages on one connection: keep the rate limit out of the way.
+    return server_settings(rate=10_000.0, burst=10_000)
 
 
 def without_nil(body: dict[str, Any]) -> dict[str, Any]:

@@ -63,6 +63,9 @@ PDF = {"id": "att_pdf_98765432", "mime": "application/pdf", "size": 90000, "name
 AUDIO = {"id": "att_voice_0001", "mime": "audio/aac", "size": 12000}
 CLIP = {"id": "att_clip_000001", "mime": "video/mp4", "size": 3_000_000}
 E2 = {"name": "雌二醇 E2", "value": "2350", "unit": "pg/mL", "range": "<4000"}
+PNG = PIC | {"mime": "image/png"}
+RESULT = {"name": "result", "type": "choice", "label": "结果", "choices": ["阳性", "阴性"]}
+HCG = {"name": "hcg", "type": "number", "label": "HCG", "required": False}
 P = {"name": "孕酮 P", "value": "1.8", "unit": "ng/mL", "range": "<1.5", "flag": "high"}
 
 # MSG-1 kinds 2, 5, 6, 9–13 (1, 3, 4, 7, 8 are text, notice and its action, location, article above).
@@ -93,6 +96,13 @@ GOOD += [
      "【随访】移植后第 14 天：请填写验孕结果"),
     ("file", {"title": "取卵术后注意事项", "file": PDF}, {"title": "取卵术后注意事项", "file": PDF},
      "【文件】取卵术后注意事项"),
+    ("form", {"title": "验孕结果", "fields": [RESULT, HCG]}, {"title": "验孕结果", "fields": [RESULT, HCG]},
+     "【表单】验孕结果（请在App中填写）"),
+    ("form_reply", {"form": 7, "values": {"result": "阳性", "hcg": 1200}},
+     {"form": 7, "values": {"result": "阳性", "hcg": 1200}}, "【表单】已填写"),
+    ("signature_request", {"title": "知情同意书", "text": "本人自愿接受治疗。"},
+     {"title": "知情同意书", "text": "本人自愿接受治疗。"}, "【电子签名】知情同意书（请在App中签署）"),
+    ("signature", {"request": 8, "image": PNG}, {"request": 8, "image": PNG}, "【电子签名】已签署"),
 ]
 
 # kind, body, the field the error names.
@@ -133,6 +143,12 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
      "body.items[0].time"),
     ("followup", {"title": "t", "content": "c", "form": {"label": "l", "target": "file:///x"}}, "body.form.target"),
     ("file", {"title": "t", "file": PDF | {"id": "pdf"}}, "body.file.id"),
+    ("form", {"title": "t", "fields": []}, "body.fields"),
+    ("form", {"title": "t", "fields": [RESULT | {"choices": []}]}, "body.fields[0].choices"),
+    ("form", {"title": "t", "fields": [HCG, HCG]}, "body.fields[1].name"),
+    ("form_reply", {"form": 0, "values": {}}, "body.form"),
+    ("form_reply", {"form": 3, "values": {"x": [1]}}, "body.values[...]"),
+    ("signature", {"request": 3}, "body.image"),
 ]
 
 # A body with a required field missing: the error names the body (SPEC.md §7 allows the parent).
@@ -150,8 +166,9 @@ def registry() -> KindRegistry:
 
 def test_default_kinds(registry: KindRegistry) -> None:
     assert registry.names() == [
-        "text", "article", "file", "followup", "image_group", "lab_report", "lab_report_images", "lab_report_pdf",
-        "location", "notice", "treatment_items", "video", "voice",
+        "text", "article", "file", "followup", "form", "form_reply", "image_group", "lab_report",
+        "lab_report_images", "lab_report_pdf",
+        "location", "notice", "signature", "signature_request", "treatment_items", "video", "voice",
     ]
 
 
