@@ -57,7 +57,7 @@ async def _run(bot: Bot, url: str, password: str | None, token: str | None) -> N
             await run_bot(bot, url, username=bot.name, password=password, token=token)
             return
         async with open_store(dsn, min_size=1, max_size=4) as store:
-            state = BotState(store, bot.name)
+            state = BotState(store, bot.name, bot.migrations)
             await state.migrate()
             await run_bot(bot, url, username=bot.name, password=password, token=token, state=state)
 

@@ -76,6 +76,8 @@ class Bot:
     """What people call it, in Chinese (e.g. 回声机器人)."""
     description: ClassVar[str]
     """One line in Chinese: what it is for."""
+    migrations: ClassVar[str | None] = None
+    """The package of the bot's own SQL migrations (``bots.<name>.migrations``), applied into its schema."""
 
     def __init__(self) -> None:
         self.registry = Registry(self.title, self.commands())

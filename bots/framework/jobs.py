@@ -69,13 +69,20 @@ class Jobs:
     ) -> bool:
         """Add a job unless one with ``key`` exists; True if it was added."""
         async def txn(conn: asyncpg.Connection) -> bool:
-            added = await conn.fetchval(
-                f"insert into {self._table} (key, kind, payload, due_at, max_attempts) values ($1, $2, $3, $4, $5)"
-                " on conflict (key) do nothing returning true",
-                key, kind, dict(payload or {}), due_at, max_attempts,
-            )
-            return bool(added)
+            return await self.schedule_txn(conn, key, kind, due_at, payload, max_attempts=max_attempts)
         return await self._store.run("jobs_schedule", txn)
+
+    async def schedule_txn(
+        self, conn: asyncpg.Connection, key: str, kind: str, due_at: datetime,
+        payload: Mapping[str, Any] | None = None, *, max_attempts: int = 5,
+    ) -> bool:
+        """``schedule`` inside the caller's transaction, so a job exists exactly when the change it follows does."""
+        added = await conn.fetchval(
+            f"insert into {self._table} (key, kind, payload, due_at, max_attempts) values ($1, $2, $3, $4, $5)"
+            " on conflict (key) do nothing returning true",
+            key, kind, dict(payload or {}), due_at, max_attempts,
+        )
+        return bool(added)
 
     async def cancel(self, key: str) -> bool:
         """Cancel a job that has not finished; True if it was cancelled."""

@@ -21,13 +21,22 @@ def schema_of(bot_name: str) -> str:
 
 
 class BotState:
-    def __init__(self, store: Store, bot_name: str) -> None:
+    def __init__(self, store: Store, bot_name: str, migrations: str | None = None) -> None:
         self._store = store
         self.schema = schema_of(bot_name)
         self.jobs = Jobs(store, self.schema)
+        self._migrations = migrations
+
+    @property
+    def store(self) -> Store:
+        return self._store
 
     async def migrate(self) -> list[int]:
-        return await migrate(self._store, MIGRATIONS, schema=self.schema, table="framework_migrations")
+        """The framework's tables, then the bot's own (``Bot.migrations``), each with its own record."""
+        applied = await migrate(self._store, MIGRATIONS, schema=self.schema, table="framework_migrations")
+        if self._migrations is not None:
+            applied += await migrate(self._store, self._migrations, schema=self.schema, table="bot_migrations")
+        return applied
 
     async def positions(self) -> dict[str, int]:
         async def txn(conn: asyncpg.Connection) -> dict[str, int]:

@@ -82,11 +82,28 @@ class Node(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_default
     """By procedure name (``trigger``, ``fresh_transfer``...): the items sent by that procedure's date."""
 
 
+OrderCategory = Literal["diagnosis", "medication", "nursing"]
+
+
+class OrderRule(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Education for a doctor's order (EDU-4): sent as soon as the hospital system reports an order
+    of this category whose code is one of ``codes``."""
+
+    key: Key
+    category: OrderCategory
+    codes: Annotated[list[Annotated[str, Meta(min_length=1, max_length=64)]], Meta(min_length=1)]
+    items: Annotated[list[Item], Meta(min_length=1, max_length=10)]
+
+
 class Pathway(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     key: Key
     name: Name
     version: Annotated[int, Meta(ge=1)]
     nodes: Annotated[list[Node], Meta(min_length=1, max_length=20)]
+    orders: list[OrderRule] = []
+
+    def matching(self, category: str, code: str) -> list[OrderRule]:
+        return [rule for rule in self.orders if rule.category == category and code in rule.codes]
 
     def node(self, key: str) -> Node:
         for node in self.nodes:
@@ -122,6 +139,12 @@ def check(pathway: Pathway) -> Pathway:
         for procedure in node.treatment:
             if PROCEDURES.get(procedure) is None:
                 raise PathwayError(f"{where}.treatment.{procedure}: not a procedure ({', '.join(PROCEDURES)})")
+    rules = [rule.key for rule in pathway.orders]
+    for r, rule in enumerate(pathway.orders):
+        if rules.index(rule.key) != r:
+            raise PathwayError(f"orders[{r}].key: rule {rule.key!r} appears twice")
+        for i, item in enumerate(rule.items):
+            _check_item(item, f"orders[{r}].items[{i}]")
     return pathway
 
 
