@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
+import sniffio
 import trio
 import trio_asyncio
 from prometheus_client import Histogram
@@ -65,7 +66,14 @@ class Store:
         ``desc`` labels the interaction in metrics. With ``transaction`` the whole
         call is one transaction: committed if ``fn`` returns, rolled back if it
         raises or the caller is cancelled.
+
+        Error handling: RuntimeError when called from inside another interaction's ``fn``
+        (asyncio code): that crashes trio-asyncio, so pass the connection on instead (the
+        ``*_txn`` functions).
         """
+        if sniffio.current_async_library() != "trio":
+            raise RuntimeError(f"store.run({desc!r}) inside a database interaction: use the *_txn variant")
+
         async def interaction() -> T:
             async with self._pool.acquire() as conn:
                 if not transaction:

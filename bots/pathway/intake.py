@@ -1,0 +1,125 @@
+"""Acting on what the hospital system says (EDU-3, EDU-4, TRT-2): store the event first, then, in one
+transaction, change the cycle and schedule the jobs that follow from it.
+
+A duplicate (an id stored before) changes nothing; a malformed event, or one that makes no sense for
+the patient (a date for a patient with no cycle), is recorded as rejected with the reason. An event
+stored but not acted on (the bot stopped in between) is acted on when the bot starts.
+
+Jobs are keyed by cycle, node or procedure, and date, so acting twice schedules nothing twice; when a
+date changes, the job for the old date finds its date stale and does nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from bots.pathway.definition import PROCEDURES
+from bots.pathway.events import CycleStarted, Event, EventError, OrdersWritten, ProcedureDated, parse, sender_id
+from bots.pathway.store import CycleRow, PathwayStore
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    """``applied``, ``duplicate`` or ``rejected``."""
+    event: str
+    """The sender's id of the event."""
+    error: str | None = None
+    cycle: int | None = None
+
+    def json(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class Refused(Exception):
+    """An event that is well formed but cannot apply; recorded as rejected with this reason."""
+
+
+async def take(store: PathwayStore, source: str, body: bytes, now: datetime) -> Outcome:
+    """Store an event from ``source`` and act on it at ``now``."""
+    try:
+        event: Event | None = parse(body)
+        error = None
+    except EventError as exc:
+        event, error = None, str(exc)
+    external = event.id if event is not None else sender_id(body)
+    type_ = None if event is None else str(type(event).__struct_config__.tag)
+    event_id = await store.receive(source, external, type_, body)
+    if event_id is None:
+        return Outcome("duplicate", external)
+    if event is None:
+        await store.reject(event_id, f"malformed event: {error}")
+        return Outcome("rejected", external, f"malformed event: {error}")
+    return await act(store, event_id, event, now)
+
+
+async def act(store: PathwayStore, event_id: int, event: Event, now: datetime) -> Outcome:
+    async def txn(conn: asyncpg.Connection) -> Outcome:
+        try:
+            cycle = await _apply_txn(store, conn, event, now)
+        except Refused as exc:
+            await store.settle_txn(conn, event_id, str(exc))
+            return Outcome("rejected", event.id, str(exc))
+        await store.settle_txn(conn, event_id)
+        return Outcome("applied", event.id, cycle=cycle.id)
+    outcome: Outcome = await store.state.store.run("pathway_act", txn)
+    return outcome
+
+
+async def resume(store: PathwayStore, now: datetime) -> list[Outcome]:
+    """Act on the events stored but not acted on before the bot stopped."""
+    done = []
+    for event_id, body in await store.unsettled():
+        try:
+            done.append(await act(store, event_id, parse(body), now))
+        except EventError as exc:  # cannot happen for stored events, which were parsed before storing
+            await store.reject(event_id, f"malformed event: {exc}")
+    return done
+
+
+async def _apply_txn(store: PathwayStore, conn: asyncpg.Connection, event: Event, now: datetime) -> CycleRow:
+    patient = event.patient.username
+    if isinstance(event, CycleStarted):
+        pathway = await store.latest_txn(conn, event.pathway)
+        if pathway is None:
+            raise Refused(f"no pathway {event.pathway!r} is published")
+        cycle = await store.start_cycle_txn(conn, patient, event.patient.his_id, pathway, event.day, now)
+    else:
+        found = await store.open_cycle_txn(conn, patient)
+        if found is None:
+            raise Refused(f"{patient} has no open cycle")
+        cycle = found
+    if isinstance(event, ProcedureDated):
+        steps = {node.step for node in cycle.pathway.nodes}
+        if PROCEDURES[event.procedure] not in steps:
+            raise Refused(f"pathway {cycle.pathway.key} has no {event.procedure}")
+        await store.set_date_txn(conn, cycle.id, event.procedure, event.day)
+        cycle = CycleRow(cycle.id, cycle.patient, cycle.his_id, cycle.pathway, cycle.started,
+                         cycle.dates | {event.procedure: event.day})
+    if isinstance(event, OrdersWritten):
+        for order in event.orders:
+            for rule in cycle.pathway.matching(order.category, order.code):
+                await store.state.jobs.schedule_txn(conn, f"order:{cycle.id}:{rule.key}:{event.id}", "order", now,
+                                                    {"cycle": cycle.id, "rule": rule.key})
+    else:
+        await _schedule_txn(store, conn, cycle)
+    return cycle
+
+
+async def _schedule_txn(store: PathwayStore, conn: asyncpg.Connection, cycle: CycleRow) -> None:
+    """A job for each node and each procedure's items whose date is known (the date is in the key)."""
+    jobs = store.state.jobs
+    for node in cycle.pathway.nodes:
+        due, day = cycle.cycle.node_due(node), cycle.cycle.node_date(node)
+        if due is not None and day is not None:
+            await jobs.schedule_txn(conn, f"node:{cycle.id}:{node.key}:{day}", "node", due,
+                                    {"cycle": cycle.id, "node": node.key, "day": day.isoformat()})
+        for procedure in node.treatment:
+            when, on = cycle.cycle.treatment_due(node, procedure), cycle.dates.get(procedure)
+            if when is not None and on is not None:
+                await jobs.schedule_txn(conn, f"treatment:{cycle.id}:{procedure}:{on}", "treatment", when,
+                                        {"cycle": cycle.id, "node": node.key, "procedure": procedure,
+                                         "day": on.isoformat()})

@@ -1,0 +1,148 @@
+"""SQL of the pathway bot, in its own schema (``bot_pathway``). ``*_txn`` functions run in a caller's transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from bots.framework.state import BotState
+from bots.pathway.definition import Pathway, PathwayError
+from bots.pathway.schedule import Cycle
+
+
+@dataclass(frozen=True)
+class CycleRow:
+    id: int
+    patient: str
+    his_id: str
+    pathway: Pathway
+    started: date
+    dates: dict[str, date]
+
+    @property
+    def cycle(self) -> Cycle:
+        return Cycle(self.pathway, self.started, self.dates)
+
+
+class PathwayStore:
+    def __init__(self, state: BotState) -> None:
+        self.state = state
+        self.s = state.schema
+
+    async def _run(self, name: str, txn: Any, *args: Any, transaction: bool = True) -> Any:
+        return await self.state.store.run(name, txn, *args, transaction=transaction)
+
+    # -- pathways ------------------------------------------------------------------------
+
+    async def publish(self, pathway: Pathway) -> bool:
+        """Keep a pathway version; True if it is new.
+
+        Error handling: PathwayError if this version exists with other content: a pathway patients
+        may already have received is never changed in place (raise its version).
+        """
+        definition = msgspec.to_builtins(pathway)
+
+        async def txn(conn: asyncpg.Connection) -> bool:
+            stored = await conn.fetchval(
+                f"select definition from {self.s}.pathway_versions where pathway = $1 and version = $2",
+                pathway.key, pathway.version,
+            )
+            if stored is None:
+                await conn.execute(f"insert into {self.s}.pathway_versions (pathway, version, definition)"
+                                   " values ($1, $2, $3)", pathway.key, pathway.version, definition)
+                return True
+            if stored != definition:
+                raise PathwayError(f"{pathway.key} version {pathway.version} exists with other content:"
+                                   " give the changed pathway a new version")
+            return False
+        return bool(await self._run("pathway_publish", txn))
+
+    async def latest_txn(self, conn: asyncpg.Connection, key: str) -> Pathway | None:
+        found = await conn.fetchval(f"select definition from {self.s}.pathway_versions where pathway = $1"
+                                    " order by version desc limit 1", key)
+        return None if found is None else msgspec.convert(found, Pathway)
+
+    async def latest(self, key: str) -> Pathway | None:
+        found: Pathway | None = await self._run("pathway_latest", self.latest_txn, key, transaction=False)
+        return found
+
+    # -- inbound events: stored before they are acted on -------------------------------------
+
+    async def receive(self, source: str, external_id: str, type_: str | None, body: bytes) -> int | None:
+        """Store an event; None if one with this id was stored before (a duplicate)."""
+        async def txn(conn: asyncpg.Connection) -> int | None:
+            found: int | None = await conn.fetchval(
+                f"insert into {self.s}.inbound_events (source, external_id, type, body) values ($1, $2, $3, $4)"
+                " on conflict (source, external_id) do nothing returning id", source, external_id, type_, body,
+            )
+            return found
+        result: int | None = await self._run("pathway_receive", txn)
+        return result
+
+    async def settle_txn(self, conn: asyncpg.Connection, event_id: int, error: str | None = None) -> None:
+        await conn.execute(
+            f"update {self.s}.inbound_events set status = $2, error = $3 where id = $1",
+            event_id, "rejected" if error else "applied", error,
+        )
+
+    async def reject(self, event_id: int, error: str) -> None:
+        await self._run("pathway_reject", self.settle_txn, event_id, error)
+
+    async def unsettled(self) -> list[tuple[int, bytes]]:
+        """Events stored but not yet acted on (the bot stopped in between): acted on at start."""
+        async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            return await conn.fetch(f"select id, body from {self.s}.inbound_events where status = 'received'"
+                                    " order by id")
+        return [(r["id"], r["body"]) for r in await self._run("pathway_unsettled", txn, transaction=False)]
+
+    async def event(self, source: str, external_id: str) -> dict[str, Any] | None:
+        async def txn(conn: asyncpg.Connection) -> asyncpg.Record | None:
+            return await conn.fetchrow(f"select id, type, status, error from {self.s}.inbound_events"
+                                       " where source = $1 and external_id = $2", source, external_id)
+        row = await self._run("pathway_event", txn, transaction=False)
+        return None if row is None else dict(row)
+
+    # -- cycles ----------------------------------------------------------------------------
+
+    async def open_cycle_txn(self, conn: asyncpg.Connection, patient: str) -> CycleRow | None:
+        row = await conn.fetchrow(
+            f"select c.id, c.patient, c.his_id, c.started, v.definition from {self.s}.cycles c"
+            f" join {self.s}.pathway_versions v using (pathway, version)"
+            " where c.patient = $1 and c.ended_at is null", patient,
+        )
+        if row is None:
+            return None
+        dates = await conn.fetch(f"select procedure, day from {self.s}.procedure_dates where cycle_id = $1", row["id"])
+        return CycleRow(row["id"], row["patient"], row["his_id"], msgspec.convert(row["definition"], Pathway),
+                        row["started"], {r["procedure"]: r["day"] for r in dates})
+
+    async def open_cycle(self, patient: str) -> CycleRow | None:
+        return await self._run("pathway_open_cycle", self.open_cycle_txn, patient, transaction=False)
+
+    async def start_cycle_txn(
+        self, conn: asyncpg.Connection, patient: str, his_id: str, pathway: Pathway, day: date, now: datetime,
+    ) -> CycleRow:
+        """Start a cycle, ending her open one (a new cycle replaces it); the same start again changes nothing."""
+        open_ = await self.open_cycle_txn(conn, patient)
+        if open_ is not None and open_.pathway.key == pathway.key and open_.started == day:
+            return open_
+        if open_ is not None:
+            await conn.execute(f"update {self.s}.cycles set ended_at = $2 where id = $1", open_.id, now)
+        cycle_id = await conn.fetchval(
+            f"insert into {self.s}.cycles (patient, his_id, pathway, version, started) values ($1, $2, $3, $4, $5)"
+            " returning id", patient, his_id, pathway.key, pathway.version, day,
+        )
+        return CycleRow(cycle_id, patient, his_id, pathway, day, {})
+
+    async def set_date_txn(self, conn: asyncpg.Connection, cycle_id: int, procedure: str, day: date) -> bool:
+        """Record a procedure's date; True if it is new or changed."""
+        changed = await conn.fetchval(
+            f"insert into {self.s}.procedure_dates as d (cycle_id, procedure, day) values ($1, $2, $3)"
+            " on conflict (cycle_id, procedure) do update set day = excluded.day, updated_at = now()"
+            "   where d.day <> excluded.day returning true", cycle_id, procedure, day,
+        )
+        return bool(changed)

@@ -1,0 +1,131 @@
+"""Events from the hospital system, stored before they are acted on (issue 6; EDU-3, EDU-4, TRT-2): each is
+acted on once, a duplicate changes nothing, a malformed or senseless one is recorded as rejected with the reason,
+and one stored but not acted on when the bot stopped is acted on when it starts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import asyncpg
+import msgspec
+import pytest
+
+from bots.framework.state import BotState
+from bots.pathway.definition import PathwayError, load
+from bots.pathway.intake import resume, take
+from bots.pathway.schedule import ZONE
+from bots.pathway.store import PathwayStore
+from pgtrio.bridge import open_store
+
+NOW = datetime(2026, 12, 1, 15, 0, tzinfo=ZONE)
+CHEN = {"username": "chen_hong", "his_id": "P0012345"}
+IVF = load(resources.files("bots.pathway.pathways").joinpath("ivf.json").read_bytes())
+
+
+def event(**fields: Any) -> bytes:
+    return json.dumps(fields, ensure_ascii=False).encode()
+
+
+@pytest.fixture
+async def store(db: str) -> AsyncIterator[PathwayStore]:
+    async with open_store(db, min_size=1, max_size=2) as pool:
+        state = BotState(pool, "pathway", "bots.pathway.migrations")
+        await state.migrate()
+        pathways = PathwayStore(state)
+        await pathways.publish(IVF)
+        yield pathways
+
+
+async def jobs(store: PathwayStore) -> dict[str, datetime]:
+    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await conn.fetch("select key, due_at from bot_pathway.jobs where state = 'requested'")
+    return {r["key"]: r["due_at"].astimezone(ZONE).replace(tzinfo=None)
+            for r in await store.state.store.run("t", txn)}
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+async def test_a_cycle_and_its_dates_schedule_content_and_items_once(store: PathwayStore) -> None:
+    started = event(type="cycle_started", id="his-1", patient=CHEN, pathway="ivf", day="2026-12-01")
+    assert (await take(store, "his", started, NOW)).status == "applied"
+    cycle = (await store.open_cycle("chen_hong"))
+    assert cycle is not None and cycle.his_id == "P0012345" and cycle.pathway.version == 1
+    assert await jobs(store) == {f"node:{cycle.id}:filing:2026-12-01": at("2026-12-01 09:00")}
+
+    assert (await take(store, "his", started, NOW)).status == "duplicate"
+    dated = event(type="procedure_dated", id="his-2", patient=CHEN, procedure="retrieval", day="2026-12-16")
+    assert (await take(store, "his", dated, NOW)).status == "applied"
+    assert (await take(store, "his", dated, NOW)).status == "duplicate"
+    assert await jobs(store) == {
+        f"node:{cycle.id}:filing:2026-12-01": at("2026-12-01 09:00"),
+        f"node:{cycle.id}:retrieval:2026-12-16": at("2026-12-15 09:00"),
+        f"treatment:{cycle.id}:retrieval:2026-12-16": at("2026-12-15 09:00"),
+    }
+    moved = event(type="procedure_dated", id="his-3", patient=CHEN, procedure="retrieval", day="2026-12-17")
+    assert (await take(store, "his", moved, NOW)).status == "applied"
+    assert f"node:{cycle.id}:retrieval:2026-12-17" in await jobs(store)  # the old one will find its date stale
+    assert (await store.open_cycle("chen_hong") or cycle).dates == {"retrieval": at("2026-12-17").date()}
+
+
+async def test_doctors_orders_schedule_matching_education_at_once(store: PathwayStore) -> None:
+    await take(store, "his", event(type="cycle_started", id="c", patient=CHEN, pathway="ivf", day="2026-12-01"), NOW)
+    orders = event(type="orders_written", id="o-1", patient=CHEN, doctor="李医生", orders=[
+        {"category": "medication", "code": "地屈孕酮片", "text": "10mg bid"},
+        {"category": "medication", "code": "维生素D"},  # no education for it
+        {"category": "diagnosis", "code": "N98.1"}])
+    assert (await take(store, "his", orders, NOW)).status == "applied"
+    cycle = await store.open_cycle("chen_hong")
+    assert cycle is not None
+    assert {k: v for k, v in (await jobs(store)).items() if k.startswith("order:")} == {
+        f"order:{cycle.id}:progesterone:o-1": NOW.replace(tzinfo=None),
+        f"order:{cycle.id}:ohss:o-1": NOW.replace(tzinfo=None)}
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (event(type="procedure_dated", id="x1", patient=CHEN, procedure="surgery", day="2026-12-16"), "$.procedure"),
+    (b"{not json", "malformed"),
+    (event(type="procedure_dated", id="x2", patient=CHEN, procedure="retrieval", day="2026-12-16"),
+     "no open cycle"),
+    (event(type="cycle_started", id="x3", patient=CHEN, pathway="iui", day="2026-12-01"), "no pathway 'iui'"),
+])
+async def test_what_cannot_apply_is_recorded_with_the_reason(store: PathwayStore, body: bytes, reason: str) -> None:
+    outcome = await take(store, "his", body, NOW)
+    assert outcome.status == "rejected" and reason in (outcome.error or "")
+    recorded = await store.event("his", outcome.event)
+    assert recorded is not None and recorded["status"] == "rejected" and reason in recorded["error"]
+    assert (await take(store, "his", body, NOW)).status == "duplicate"
+    assert await jobs(store) == {}
+
+
+async def test_a_procedure_the_pathway_does_not_have_is_rejected(store: PathwayStore) -> None:
+    await take(store, "his", event(type="cycle_started", id="c", patient=CHEN, pathway="ivf", day="2026-12-01"), NOW)
+    outcome = await take(store, "his", event(type="procedure_dated", id="i", patient=CHEN, procedure="insemination",
+                                             day="2026-12-10"), NOW)
+    assert (outcome.status, outcome.error) == ("rejected", "pathway ivf has no insemination")
+
+
+async def test_an_event_stored_but_not_acted_on_is_acted_on_at_start(store: PathwayStore) -> None:
+    body = event(type="cycle_started", id="his-9", patient=CHEN, pathway="ivf", day="2026-12-01")
+    assert await store.receive("his", "his-9", "cycle_started", body) is not None  # then the bot stopped
+    assert await store.open_cycle("chen_hong") is None
+    assert [o.status for o in await resume(store, NOW)] == ["applied"]
+    assert await store.open_cycle("chen_hong") is not None
+    assert await resume(store, NOW) == []
+    assert (await take(store, "his", body, NOW)).status == "duplicate"
+
+
+async def test_a_published_version_never_changes(store: PathwayStore) -> None:
+    assert not await store.publish(IVF)  # the same again: nothing to do
+    edited = msgspec.structs.replace(IVF, name="试管婴儿（新版）")
+    with pytest.raises(PathwayError, match="new version"):
+        await store.publish(edited)
+    assert await store.publish(msgspec.structs.replace(edited, version=2))
+    assert (await store.latest("ivf") or IVF).version == 2
+    await take(store, "his", event(type="cycle_started", id="c", patient=CHEN, pathway="ivf", day="2026-12-01"), NOW)
+    assert (await store.open_cycle("chen_hong") or IVF).pathway.name == "试管婴儿（新版）"  # type: ignore[union-attr]
