@@ -185,12 +185,20 @@ class ChatServer:
     async def _read_loop(self, conn: Connection) -> None:
         """Read and handle requests until the peer goes or the connection is told to finish."""
         s = self.settings
-        with trio.move_on_after(s.hello_timeout) as handshake:
+        # The deadline is for the client to send its hello; checking it is the server's time (argon2 under a
+        # reconnect storm can take longer than the deadline, and a refused honest client would only retry).
+        first = None
+        with trio.move_on_after(s.hello_timeout):
             try:
-                await self._dispatch(conn, await conn.ws.receive_message())
+                first = await conn.ws.receive_message()
             except ConnectionClosed:
                 return
-        if handshake.cancelled_caught or conn.session is None:
+        if first is not None:
+            try:
+                await self._dispatch(conn, first)
+            except ConnectionClosed:
+                return
+        if conn.session is None:
             conn.finish(1008, ErrorCode.AUTH_REQUIRED)
             return
         async with trio.open_nursery() as nursery:
