@@ -10,6 +10,7 @@ channels. Pure data and checks: no I/O.
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Annotated, Literal
 
 import msgspec
@@ -44,6 +45,8 @@ class Item(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_default
     """``link``: the article's address."""
     file: Annotated[str, Meta(max_length=200)] = ""
     """``image``, ``video``: a file shipped beside the pathway, uploaded when the bot starts."""
+    seconds: Annotated[int, Meta(ge=0, le=600)] = 0
+    """``video``: its length."""
     fields: list[FieldDef] = []
     """``form``: what the patient fills in (checked as the ``form`` message kind checks it)."""
 
@@ -149,6 +152,8 @@ def check(pathway: Pathway) -> Pathway:
 
 
 def _check_item(item: Item, where: str) -> None:
+    if item.kind == "video" and not item.seconds:
+        raise PathwayError(f"{where}.seconds: a video item needs its length in seconds")
     needs = {"link": item.url, "image": item.file, "video": item.file, "form": item.fields}
     if item.kind in needs and not needs[item.kind]:
         field = {"link": "url", "form": "fields"}.get(item.kind, "file")
@@ -160,6 +165,13 @@ def _check_item(item: Item, where: str) -> None:
             form_text(Form(title=item.title, fields=item.fields))
         except ProtocolError as exc:
             raise PathwayError(f"{where}.{exc.field}: {exc.detail}") from None
+
+
+def shipped() -> list[Pathway]:
+    """The pathways this install ships (``pathways/*.json``): published when the bot starts."""
+    folder = resources.files("bots.pathway.pathways")
+    return [load(entry.read_bytes()) for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+            if entry.name.endswith(".json")]
 
 
 def load(data: bytes) -> Pathway:

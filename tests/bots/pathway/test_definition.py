@@ -12,28 +12,28 @@ import pytest
 from bots.pathway.definition import PathwayError, load
 
 
-def shipped(key: str) -> dict[str, Any]:
+def document(key: str) -> dict[str, Any]:
     return json.loads(resources.files("bots.pathway.pathways").joinpath(f"{key}.json").read_bytes())
 
 
 def test_ivf_has_six_nodes_and_iui_four_in_the_departments_order() -> None:
     """EDU-1."""
-    assert [n.name for n in load(json.dumps(shipped("ivf")).encode()).nodes] == [
+    assert [n.name for n in load(json.dumps(document("ivf")).encode()).nodes] == [
         "建档", "夜针", "取卵", "移植", "妊娠", "B超"]
-    assert [n.name for n in load(json.dumps(shipped("iui")).encode()).nodes] == ["建档", "人授", "妊娠", "B超"]
+    assert [n.name for n in load(json.dumps(document("iui")).encode()).nodes] == ["建档", "人授", "妊娠", "B超"]
 
 
 def test_treatment_items_per_procedure() -> None:
     """TRT-1: trigger shot and retrieval 4 items together, fresh transfer 1, frozen transfer 1, IUI 1."""
     items = {procedure: len(t.items) for key in ("ivf", "iui")
-             for node in load(json.dumps(shipped(key)).encode()).nodes for procedure, t in node.treatment.items()}
+             for node in load(json.dumps(document(key)).encode()).nodes for procedure, t in node.treatment.items()}
     assert items["trigger"] + items["retrieval"] == 4
     assert (items["fresh_transfer"], items["frozen_transfer"], items["insemination"]) == (1, 1, 1)
 
 
 def test_every_content_kind_is_used() -> None:
     """EDU-2: text, link, image, short video, form and e-signature."""
-    ivf = load(json.dumps(shipped("ivf")).encode())
+    ivf = load(json.dumps(document("ivf")).encode())
     assert {item.kind for node in ivf.nodes for item in (*node.welcome, *node.content)} == {
         "text", "link", "image", "video", "form", "signature"}
 
@@ -63,4 +63,4 @@ def change(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 ])
 def test_a_bad_pathway_is_refused_naming_the_part(path: str, value: Any, named: str) -> None:
     with pytest.raises(PathwayError, match=named.replace("[", r"\[").replace("]", r"\]")):
-        load(json.dumps(change(shipped("ivf"), path, value)).encode())
+        load(json.dumps(change(document("ivf"), path, value)).encode())

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
-from importlib import resources
 from typing import Any
 
 import asyncpg
@@ -15,7 +14,7 @@ import msgspec
 import pytest
 
 from bots.framework.state import BotState
-from bots.pathway.definition import PathwayError, load
+from bots.pathway.definition import PathwayError, shipped
 from bots.pathway.intake import resume, take
 from bots.pathway.schedule import ZONE
 from bots.pathway.store import PathwayStore
@@ -23,7 +22,7 @@ from pgtrio.bridge import open_store
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=ZONE)
 CHEN = {"username": "chen_hong", "his_id": "P0012345"}
-IVF = load(resources.files("bots.pathway.pathways").joinpath("ivf.json").read_bytes())
+IVF = next(p for p in shipped() if p.key == "ivf")
 
 
 def event(**fields: Any) -> bytes:

@@ -3,16 +3,14 @@ read. Default: the day before the step at 09:00 Beijing time."""
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime
 
 import pytest
 
-from bots.pathway.definition import Pathway, load
+from bots.pathway.definition import shipped
 from bots.pathway.schedule import ZONE, Cycle, position
-from tests.bots.pathway.test_definition import shipped
 
-IVF: Pathway = load(json.dumps(shipped("ivf")).encode())
+IVF, IUI = (next(p for p in shipped() if p.key == key) for key in ("ivf", "iui"))
 D = date.fromisoformat
 
 
