@@ -15,9 +15,9 @@ A, F = PEOPLE["patient"].username, PEOPLE["family"].username
 
 
 async def test_every_moderation_action_and_profile_read_is_audited(server: Running) -> None:
+    started = int(time.time() * 1000) - 1000  # before the ward: opening it links the family (audited)
     async with open_ward(server, phones={"patient": PHONE}) as w:
         group, owner, admin = w.group, w["owner"], w["admin"]
-        started = int(time.time() * 1000) - 1000
         await owner.request("group_set", conv=group, muted=True)
         await owner.request("isolate", conv=group, member=w.ref("patient"))
         await owner.request("unisolate", conv=group, member=w.ref("patient"))
