@@ -2,7 +2,8 @@
 
 protocol -> stdlib, msgspec; pgtrio (Postgres from trio, shared by server and bots) -> trio, asyncpg;
 clients -> protocol, trio; imserver -> protocol, pgtrio, trio;
-bots -> protocol, clients, pgtrio (their own schema; never imserver); webadmin -> protocol, clients;
+bots -> protocol, clients, pgtrio (their own schema; never imserver), integrations (outside systems);
+integrations -> httpx, starlette, hypercorn, trio only (adapters know nothing of chat); webadmin -> protocol, clients;
 load -> protocol, clients, and imserver for in-process micro-benchmarks of server components (the hot
 path cannot be timed from outside) and for seeding a load database in bulk (accounts, sessions and
 tokens made the way the server makes them).
@@ -20,7 +21,8 @@ FORBIDDEN = {
     "protocol": {"imserver", "clients", "bots", "webadmin", "load", "trio", "trio_websocket", "asyncpg", "socket"},
     "pgtrio": {"protocol", "imserver", "clients", "bots", "webadmin", "load"},
     "clients": {"imserver", "bots", "webadmin", "load", "asyncpg", "pgtrio"},
-    "imserver": {"clients", "bots", "webadmin", "load"},
+    "imserver": {"clients", "bots", "webadmin", "load", "integrations"},
+    "integrations": {"protocol", "pgtrio", "imserver", "clients", "bots", "webadmin", "load", "asyncpg"},
     "bots": {"imserver", "webadmin", "load"},
     "webadmin": {"imserver", "bots", "load"},
     "load": {"bots", "webadmin"},

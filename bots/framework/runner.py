@@ -15,30 +15,18 @@ it (``open_client``), so cancelling ``run_bot`` closes everything.
 from __future__ import annotations
 
 import logging
-import random
-from dataclasses import dataclass
 
 import trio
 
 from bots.framework.bot import CONNECTION_ERRORS, Bot, Context, dispatch
 from bots.framework.state import BotState
 from clients.python import Client, ClientError, open_client
+from integrations.http import Backoff
 
 log = logging.getLogger("bots")
 
-
-@dataclass(frozen=True)
-class Backoff:
-    """Delays between reconnection attempts: growing, capped, jittered (SPEC.md §7.4, close code 1006)."""
-
-    first: float = 0.5
-    factor: float = 2.0
-    cap: float = 30.0
-    jitter: float = 0.2
-
-    def delay(self, attempt: int) -> float:
-        base = min(self.first * self.factor**attempt, self.cap)
-        return base * (1 + self.jitter * (2 * random.random() - 1))
+RECONNECT = Backoff()
+"""Delays between reconnection attempts (SPEC.md §7.4, close code 1006)."""
 
 
 async def current_positions(client: Client) -> dict[str, int]:
@@ -73,7 +61,7 @@ SAVE_TIMEOUT = 5.0
 
 async def run_bot(
     bot: Bot, url: str, *, username: str | None = None, password: str | None = None, token: str | None = None,
-    backoff: Backoff = Backoff(), state: BotState | None = None,
+    backoff: Backoff = RECONNECT, state: BotState | None = None,
     task_status: trio.TaskStatus[Client] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run ``bot`` until cancelled; ``task_status.started`` gets the first logged-in client.
