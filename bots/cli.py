@@ -1,11 +1,13 @@
 """``imbot``: run one bot, or list the bots this install has (issue 5's scripted command line).
 
-    imbot run NAME   logs in as the bot account NAME and runs until stopped (Ctrl-C, SIGTERM)
-    imbot list       one JSON object per line: name, title, description, commands
+    imbot run NAME                 logs in as the bot account NAME and runs until stopped (Ctrl-C, SIGTERM)
+    imbot run-due NAME --now ISO   runs the bot's jobs due by that time (outbox steps included), then exits
+    imbot list                     one JSON object per line: name, title, description, commands
 
 Environment: IMBOT_URL (default ws://127.0.0.1:8080/), IMBOT_PASSWORD or IMBOT_TOKEN;
-IMBOT_DATABASE_URL (else DATABASE_URL) for the bot's own schema ``bot_<name>`` (positions, jobs);
-without either, positions are kept in memory only.
+IMBOT_DATABASE_URL (else DATABASE_URL) for the bot's own schema ``bot_<name>`` (positions, jobs,
+the outbox); without either, positions are kept in memory only and there is no outbox. The
+outbox's outside channels: IMBOT_WECHAT_*, IMBOT_SMS_*, IMBOT_PHONE_* (bots/framework/channels.py).
 """
 
 from __future__ import annotations
@@ -16,13 +18,20 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import trio
 
 from bots import BOTS
 from bots.framework import Bot, run_bot
+from bots.framework.channels import ChannelConfigError, open_channels
+from bots.framework.outbox import Outbox
+from bots.framework.runner import job_handlers
 from bots.framework.state import BotState
-from clients.python import ClientError
+from clients.python import ClientError, open_client
 from pgtrio.bridge import open_store
 
 DEFAULT_URL = "ws://127.0.0.1:8080/"
@@ -34,8 +43,21 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one bot until stopped")
     run.add_argument("name", help="the bot, and the username of its bot account")
     run.add_argument("--url", default=os.environ.get("IMBOT_URL", DEFAULT_URL), help="server URL (IMBOT_URL)")
+    due = sub.add_parser("run-due", help="run the bot's jobs due by a given time, then exit")
+    due.add_argument("name", help="the bot, and the username of its bot account")
+    due.add_argument("--now", required=True, type=_when,
+                     help="ISO 8601 time, e.g. 2026-03-02T09:00 (without an offset: Asia/Shanghai)")
+    due.add_argument("--url", default=os.environ.get("IMBOT_URL", DEFAULT_URL), help="server URL (IMBOT_URL)")
     sub.add_parser("list", help="the bots this install has, one JSON object per line")
     return parser
+
+
+ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def _when(text: str) -> datetime:
+    when = datetime.fromisoformat(text)
+    return when if when.tzinfo else when.replace(tzinfo=ZONE)
 
 
 def describe(bot: Bot) -> dict[str, object]:
@@ -45,6 +67,19 @@ def describe(bot: Bot) -> dict[str, object]:
     }
 
 
+def _dsn() -> str | None:
+    return os.environ.get("IMBOT_DATABASE_URL") or os.environ.get("DATABASE_URL")
+
+
+@asynccontextmanager
+async def _open_outbox(bot: Bot, dsn: str) -> AsyncIterator[Outbox]:
+    """The bot's schema, migrated, and its outbox with the channels the environment configures."""
+    async with open_store(dsn, min_size=1, max_size=4) as store, open_channels(os.environ) as channels:
+        state = BotState(store, bot.name, bot.migrations)
+        await state.migrate()
+        yield Outbox(state, channels)
+
+
 async def _run(bot: Bot, url: str, password: str | None, token: str | None) -> None:
     async with trio.open_nursery() as nursery:
         async def stop_on_signal() -> None:
@@ -52,14 +87,24 @@ async def _run(bot: Bot, url: str, password: str | None, token: str | None) -> N
                 async for _ in signals:
                     nursery.cancel_scope.cancel()
         nursery.start_soon(stop_on_signal)
-        dsn = os.environ.get("IMBOT_DATABASE_URL") or os.environ.get("DATABASE_URL")
-        if not dsn:  # positions in memory only (bots/README.md)
+        dsn = _dsn()
+        if not dsn:  # positions in memory only, no outbox (bots/README.md)
             await run_bot(bot, url, username=bot.name, password=password, token=token)
             return
-        async with open_store(dsn, min_size=1, max_size=4) as store:
-            state = BotState(store, bot.name, bot.migrations)
-            await state.migrate()
-            await run_bot(bot, url, username=bot.name, password=password, token=token, state=state)
+        async with _open_outbox(bot, dsn) as outbox:
+            await run_bot(bot, url, username=bot.name, password=password, token=token, outbox=outbox)
+
+
+async def _run_due(bot: Bot, url: str, password: str | None, token: str | None, now: datetime) -> int:
+    dsn = _dsn()
+    if not dsn:
+        raise SystemExit("imbot: run-due needs the bot's database: set IMBOT_DATABASE_URL")
+    async with (
+        _open_outbox(bot, dsn) as outbox,
+        open_client(url, username=bot.name, password=password, token=token, device=f"imbot-{bot.name}") as client,
+    ):
+        with outbox.connected(client):
+            return await outbox.state.jobs.run_due(job_handlers(bot, outbox), now=now)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,8 +120,16 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("imbot: set IMBOT_PASSWORD or IMBOT_TOKEN")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        trio.run(_run, BOTS[args.name](), args.url, password or None, token or None)
-    except ClientError as exc:
+        if args.command == "run-due":
+            ran = trio.run(_run_due, BOTS[args.name](), args.url, password or None, token or None, args.now)
+            print(json.dumps({"ran": ran, "now": args.now.isoformat()}))
+        else:
+            trio.run(_run, BOTS[args.name](), args.url, password or None, token or None)
+    except* ChannelConfigError as group:  # (nurseries deliver errors in groups)
+        raise SystemExit(f"imbot: {group.exceptions[0]}") from None
+    except* ClientError as group:
+        exc = group.exceptions[0]
+        assert isinstance(exc, ClientError)
         print(json.dumps({"error": exc.code, "message": exc.message}, ensure_ascii=False), file=sys.stderr)
         sys.exit(1)
 

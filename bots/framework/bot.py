@@ -20,7 +20,8 @@ Who may run commands (the dispatch rule, :func:`dispatch`):
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import trio
 
@@ -28,6 +29,10 @@ from bots.framework import texts
 from bots.framework.commands import Args, Command, CommandError, Registry, is_command
 from clients.python import Client, ClientError, ConnectionLost
 from protocol import Message
+
+if TYPE_CHECKING:
+    from bots.framework.jobs import Handler
+    from bots.framework.outbox import Outbox
 
 log = logging.getLogger("bots")
 
@@ -45,11 +50,19 @@ class Context:
     the first reply only (SPEC.md §5.1, idempotency): handling is repeatable, replies are not.
     """
 
-    def __init__(self, client: Client, bot: Bot, message: Message) -> None:
+    def __init__(self, client: Client, bot: Bot, message: Message, outbox: Outbox | None = None) -> None:
         self.client = client
         self.bot = bot
         self.message = message
+        self._outbox = outbox
         self._replies = 0
+
+    @property
+    def outbox(self) -> Outbox:
+        """The bot's notification outbox (bots/README.md); it needs the bot's database."""
+        if self._outbox is None:
+            raise RuntimeError("this bot runs without a database (IMBOT_DATABASE_URL): it has no outbox")
+        return self._outbox
 
     @property
     def conv(self) -> str:
@@ -88,6 +101,10 @@ class Bot:
 
     async def on_message(self, ctx: Context, message: Message) -> None:
         """Called for every message that is not a command for this bot (and not the bot's own)."""
+
+    def jobs(self, outbox: Outbox) -> Mapping[str, Handler]:
+        """Handlers of the bot's own durable job kinds, run by the runner beside the outbox's."""
+        return {}
 
     async def run_help(self, ctx: Context, args: Args) -> None:
         await ctx.reply(self.registry.help_text(args.get("命令名")))

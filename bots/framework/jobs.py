@@ -1,9 +1,9 @@
 """Durable jobs: time-based work kept in Postgres, in the bot's own schema (DESIGN rule 9).
 
 A job is scheduled with a key (scheduling the same key again changes nothing),
-a kind, a payload and a due time. Runners claim due jobs with
-``FOR UPDATE SKIP LOCKED``, so any number of instances share the work and no
-job is claimed twice at once. A claim is a lease: if the runner dies, the job
+a kind, a payload, a due time and a priority. Runners claim due jobs, the most
+urgent first, with ``FOR UPDATE SKIP LOCKED``, so any number of instances share
+the work and no job is claimed twice at once. A claim is a lease: if the runner dies, the job
 becomes claimable again when the lease passes, so a restart loses nothing.
 Completing or failing is fenced by the attempt number, so a runner whose lease
 passed cannot overwrite the newer attempt. A failed attempt is retried with
@@ -13,6 +13,13 @@ What this promises: never two runs at once (a handler is cancelled before its le
 ends), none lost, and a job whose runner dies every time fails after ``max_attempts``. A runner that dies
 after a job's effect but before recording it means a second run, so handlers
 make their effects idempotent (the job's ``key`` is there for that).
+
+Time. What is due is judged by the database's clock, or by the ``now`` a caller
+passes to ``claim``, ``run`` or ``run_due``: tests and ``imbot run-due --now``
+run exactly what is due by a given time, with no sleeping. ``Job.now`` carries
+that time to the handler (its clock for whatever it records or schedules), and
+a retry's backoff counts from it. Leases are always on the database's real
+clock: they keep two runners apart in real time.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ class Job:
     due_at: datetime
     attempt: int
     """1 for the first run; the fence for finishing it."""
+    now: datetime
+    """The time it was claimed at: the database's clock, or the ``now`` the runner was given."""
 
 
 Handler = Callable[[Job], Awaitable[None]]
@@ -65,54 +74,60 @@ class Jobs:
 
     async def schedule(
         self, key: str, kind: str, due_at: datetime, payload: Mapping[str, Any] | None = None, *,
-        max_attempts: int = 5,
+        max_attempts: int = 5, priority: int = 0,
     ) -> bool:
-        """Add a job unless one with ``key`` exists; True if it was added."""
+        """Add a job unless one with ``key`` exists; True if it was added. Higher ``priority`` is claimed first."""
         async def txn(conn: asyncpg.Connection) -> bool:
-            return await self.schedule_txn(conn, key, kind, due_at, payload, max_attempts=max_attempts)
+            return await self.schedule_txn(conn, key, kind, due_at, payload, max_attempts=max_attempts,
+                                           priority=priority)
         return await self._store.run("jobs_schedule", txn)
 
     async def schedule_txn(
         self, conn: asyncpg.Connection, key: str, kind: str, due_at: datetime,
-        payload: Mapping[str, Any] | None = None, *, max_attempts: int = 5,
+        payload: Mapping[str, Any] | None = None, *, max_attempts: int = 5, priority: int = 0,
     ) -> bool:
         """``schedule`` inside the caller's transaction, so a job exists exactly when the change it follows does."""
         added = await conn.fetchval(
-            f"insert into {self._table} (key, kind, payload, due_at, max_attempts) values ($1, $2, $3, $4, $5)"
-            " on conflict (key) do nothing returning true",
-            key, kind, dict(payload or {}), due_at, max_attempts,
+            f"insert into {self._table} (key, kind, payload, due_at, max_attempts, priority)"
+            " values ($1, $2, $3, $4, $5, $6) on conflict (key) do nothing returning true",
+            key, kind, dict(payload or {}), due_at, max_attempts, priority,
         )
         return bool(added)
 
     async def cancel(self, key: str) -> bool:
         """Cancel a job that has not finished; True if it was cancelled."""
         async def txn(conn: asyncpg.Connection) -> bool:
-            status: str = await conn.execute(
-                f"update {self._table} set state = 'cancelled', finished_at = now()"
-                " where key = $1 and state in ('requested', 'in-progress')", key,
-            )
-            return status.endswith(" 1")
+            return await self.cancel_txn(conn, [key]) == 1
         return await self._store.run("jobs_cancel", txn)
 
-    async def claim(self, limit: int) -> list[Job]:
-        """Take up to ``limit`` due jobs (or jobs whose lease passed) for this runner."""
+    async def cancel_txn(self, conn: asyncpg.Connection, keys: list[str]) -> int:
+        """``cancel`` of several jobs inside the caller's transaction; how many were cancelled."""
+        status: str = await conn.execute(
+            f"update {self._table} set state = 'cancelled', finished_at = now()"
+            " where key = any($1::text[]) and state in ('requested', 'in-progress')", keys,
+        )
+        return int(status.rsplit(" ", 1)[1])
+
+    async def claim(self, limit: int, *, now: datetime | None = None) -> list[Job]:
+        """Take up to ``limit`` jobs due by ``now`` (default: the database's clock), or whose lease passed."""
         async def txn(conn: asyncpg.Connection) -> list[Job]:
             rows = await conn.fetch(
                 f"update {self._table} j set state = 'in-progress', attempts = j.attempts + 1,"
                 "   lease_until = now() + make_interval(secs => $2)"
                 f" where j.id in (select id from {self._table}"
-                "   where due_at <= now() and (state = 'requested'"
+                "   where due_at <= coalesce($3::timestamptz, now()) and (state = 'requested'"
                 "     or state = 'in-progress' and lease_until < now() and attempts < max_attempts)"
-                "   order by due_at limit $1 for update skip locked)"
-                " returning j.id, j.key, j.kind, j.payload, j.due_at, j.attempts",
-                limit, self.lease_s,
+                "   order by priority desc, due_at limit $1 for update skip locked)"
+                " returning j.id, j.key, j.kind, j.payload, j.due_at, j.attempts,"
+                "   coalesce($3::timestamptz, now()) as now",
+                limit, self.lease_s, now,
             )
             await conn.execute(  # runners kept dying on it: give up rather than claim it for ever
                 f"update {self._table} set state = 'failed', finished_at = now(), lease_until = null,"
                 "   last_error = coalesce(last_error, 'the runner stopped during every attempt')"
                 " where state = 'in-progress' and lease_until < now() and attempts >= max_attempts",
             )
-            return [Job(r["id"], r["key"], r["kind"], r["payload"], r["due_at"], r["attempts"]) for r in rows]
+            return [Job(r["id"], r["key"], r["kind"], r["payload"], r["due_at"], r["attempts"], r["now"]) for r in rows]
         return await self._store.run("jobs_claim", txn)
 
     async def complete(self, job: Job) -> bool:
@@ -126,16 +141,17 @@ class Jobs:
         return await self._store.run("jobs_complete", txn)
 
     async def fail(self, job: Job, error: str) -> bool:
-        """Record a failed attempt: retry after a backoff (30 s, 60 s, 120 s…) or give up at ``max_attempts``."""
+        """Record a failed attempt: retry after a backoff (30 s, 60 s, 120 s… from ``job.now``) or give up at
+        ``max_attempts``."""
         async def txn(conn: asyncpg.Connection) -> bool:
             status: str = await conn.execute(
                 f"update {self._table} set last_error = $3, lease_until = null,"
                 "   state = case when attempts >= max_attempts then 'failed' else 'requested' end,"
                 "   finished_at = case when attempts >= max_attempts then now() end,"
                 "   due_at = case when attempts >= max_attempts then due_at"
-                "            else now() + make_interval(secs => $4 * 2 ^ (attempts - 1)) end"
+                "            else $5::timestamptz + make_interval(secs => $4 * 2 ^ (attempts - 1)) end"
                 " where id = $1 and attempts = $2 and state = 'in-progress'",
-                job.id, job.attempt, error[:2000], self.backoff_s,
+                job.id, job.attempt, error[:2000], self.backoff_s, job.now,
             )
             return status.endswith(" 1")
         return await self._store.run("jobs_fail", txn)
@@ -149,10 +165,10 @@ class Jobs:
         return await self._store.run("jobs_state", txn, transaction=False)
 
     async def run(
-        self, handlers: Mapping[str, Handler], batch: int = 20, poll_s: float = 1.0, *,
+        self, handlers: Mapping[str, Handler], batch: int = 20, poll_s: float = 1.0, *, now: datetime | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Claim and run due jobs until cancelled, ``batch`` at a time, polling every ``poll_s`` when idle.
+        """Claim and run jobs due by ``now`` until cancelled, ``batch`` at a time, polling every ``poll_s`` when idle.
 
         A handler's exception fails that attempt (retried later); a job of an
         unknown kind fails too, so it is seen rather than left waiting.
@@ -160,17 +176,30 @@ class Jobs:
         task_status.started()
         while True:
             try:
-                jobs = await self.claim(batch)
+                ran = await self._run_batch(handlers, batch, now)
             except (asyncpg.PostgresError, OSError):  # the database is away: the jobs wait for it
                 log.exception("claiming jobs failed; retrying")
+                ran = 0
+            if not ran:
                 await trio.sleep(poll_s)
-                continue
-            if jobs:
-                async with trio.open_nursery() as nursery:
-                    for job in jobs:
-                        nursery.start_soon(self._run_one, handlers, job)
-            else:
-                await trio.sleep(poll_s)
+
+    async def run_due(self, handlers: Mapping[str, Handler], *, now: datetime | None = None, batch: int = 20) -> int:
+        """Run every job due by ``now`` (default: the database's clock), then return how many attempts ran.
+
+        A failed attempt is retried only when its backoff is due, so by a later ``now``. Jobs another
+        runner holds are left to it.
+        """
+        total = 0
+        while ran := await self._run_batch(handlers, batch, now):
+            total += ran
+        return total
+
+    async def _run_batch(self, handlers: Mapping[str, Handler], batch: int, now: datetime | None) -> int:
+        jobs = await self.claim(batch, now=now)
+        async with trio.open_nursery() as nursery:
+            for job in jobs:
+                nursery.start_soon(self._run_one, handlers, job)
+        return len(jobs)
 
     async def _run_one(self, handlers: Mapping[str, Handler], job: Job) -> None:
         """Run one attempt within its lease (after it another runner may take the job), then record it."""

@@ -37,3 +37,8 @@ HELP_COMMAND_PARAM = "要查看用法的命令名"
 
 STAFF_ONLY = "抱歉，机器人命令仅供医护人员使用。如需帮助，请直接留言，工作人员会尽快回复您。"
 FAILED = "抱歉，处理命令 /{name} 时出错了，请稍后再试或联系信息科。"
+
+# The outbox (outbox.py): a notification as each channel says it.
+OUTBOX_LINK = "查看详情"
+OUTBOX_SMS = "{title}：{content}"
+OUTBOX_CALL = "您好，这里是医院的提醒电话。{title}。{content}"

@@ -19,7 +19,7 @@ def soon(seconds: float = 0.0) -> datetime:
 async def test_scheduling_is_idempotent_by_key(db: str) -> None:
     async with open_store(db, min_size=1, max_size=2) as store:
         jobs = Jobs(store, "bot_echo")
-        assert await BotState(store, "echo").migrate() == [1, 2]
+        assert await BotState(store, "echo").migrate() == [1, 2, 3]
         assert await jobs.schedule("remind:42:2026-12-01", "remind", soon(60), {"patient": 42})
         assert not await jobs.schedule("remind:42:2026-12-01", "remind", soon(1), {"patient": 42})
         assert (await jobs.state("remind:42:2026-12-01") or {})["state"] == "requested"
@@ -151,3 +151,38 @@ async def test_a_handler_is_stopped_before_its_lease_ends_and_a_job_that_kills_i
             await trio.sleep(0.35)
         assert await jobs.claim(5) == []
         assert (await jobs.state("crashes") or {})["state"] == "failed"
+
+
+async def test_the_most_urgent_due_job_is_claimed_first(db: str) -> None:
+    async with open_store(db, min_size=1, max_size=2) as store:
+        await BotState(store, "dunning").migrate()
+        jobs = Jobs(store, "bot_dunning")
+        await jobs.schedule("routine", "dun", soon(-60))
+        await jobs.schedule("overdue", "dun", soon(-1), priority=10)
+        await jobs.schedule("later", "dun", soon(3600), priority=99)  # urgent, but not due
+        assert [j.key for j in await jobs.claim(1)] == ["overdue"]
+        assert [j.key for j in await jobs.claim(5)] == ["routine"]
+
+
+async def test_run_due_runs_exactly_what_is_due_by_a_given_time(db: str) -> None:
+    """The next issue's tests drive a whole treatment cycle by date, with no sleeping (TRT-2)."""
+    day0 = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
+    ran: list[tuple[str, datetime]] = []
+
+    async def remind(job: Job) -> None:
+        ran.append((job.key, job.now))
+        if job.key == "flaky" and job.attempt == 1:
+            raise ConnectionError("gateway down")
+
+    async with open_store(db, min_size=1, max_size=2) as store:
+        await BotState(store, "pathway").migrate()
+        jobs = Jobs(store, "bot_pathway", backoff_s=600)
+        for key, day in (("day1", 1), ("day2", 2), ("flaky", 1)):
+            await jobs.schedule(key, "remind", day0 + timedelta(days=day))
+        assert await jobs.run_due({"remind": remind}, now=day0) == 0
+        assert await jobs.run_due({"remind": remind}, now=day0 + timedelta(days=1)) == 2
+        assert (await jobs.state("flaky") or {})["due_at"] == day0 + timedelta(days=1, seconds=600)  # backoff from then
+        assert await jobs.run_due({"remind": remind}, now=day0 + timedelta(days=1, seconds=599)) == 0
+        assert await jobs.run_due({"remind": remind}, now=day0 + timedelta(days=2)) == 2
+    assert sorted(ran) == [("day1", day0 + timedelta(days=1)), ("day2", day0 + timedelta(days=2)),
+                           ("flaky", day0 + timedelta(days=1)), ("flaky", day0 + timedelta(days=2))]
