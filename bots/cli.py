@@ -125,13 +125,18 @@ def main(argv: list[str] | None = None) -> None:
             print(json.dumps({"ran": ran, "now": args.now.isoformat()}))
         else:
             trio.run(_run, BOTS[args.name](), args.url, password or None, token or None)
-    except* ChannelConfigError as group:  # (nurseries deliver errors in groups)
-        raise SystemExit(f"imbot: {group.exceptions[0]}") from None
+    except* ChannelConfigError as group:  # (nurseries deliver errors in groups, maybe nested)
+        raise SystemExit(f"imbot: {_first(group)}") from None
     except* ClientError as group:
-        exc = group.exceptions[0]
+        exc = _first(group)
         assert isinstance(exc, ClientError)
         print(json.dumps({"error": exc.code, "message": exc.message}, ensure_ascii=False), file=sys.stderr)
         sys.exit(1)
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 if __name__ == "__main__":

@@ -360,3 +360,18 @@ async def test_imbot_run_due_runs_what_is_due_by_the_given_time(
     assert (await run_due_at("2030-03-02T16:59"))["ran"] == 0  # 08:59 UTC: not yet
     assert await run_due_at("2030-03-02T17:00+08:00") == {"ran": 1, "now": "2030-03-02T17:00:00+08:00"}
     assert [m["to"] for m in (await received(urls["sms"]))["messages"]] == ["13800138000"]
+
+
+async def test_imbot_run_due_says_clearly_what_is_wrong(server: Running, db: str) -> None:
+    """A refused login is one JSON line (as for ``imbot run``); a channel without its key names the variable."""
+    await server.user("echo", Role.BOT, "回声机器人")
+    env = os.environ | {"IMBOT_URL": server.url, "IMBOT_DATABASE_URL": db}
+    command = [sys.executable, "-m", "bots.cli", "run-due", "echo", "--now", "2030-03-02T09:00"]
+    refused = await trio.run_process(command, env=env | {"IMBOT_PASSWORD": "wrong"}, check=False,
+                                     capture_stdout=True, capture_stderr=True)
+    assert refused.returncode == 1
+    assert json.loads(refused.stderr.decode().strip().splitlines()[-1])["error"] == "auth_failed"
+    half = await trio.run_process(command, env=env | {"IMBOT_PASSWORD": PASSWORD, "IMBOT_SMS_URL": "http://x"},
+                                  check=False, capture_stdout=True, capture_stderr=True)
+    assert half.returncode == 1
+    assert "IMBOT_SMS_KEY is required when IMBOT_SMS_URL is set" in half.stderr.decode()
