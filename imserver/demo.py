@@ -3,6 +3,8 @@
 Without DATABASE_URL it runs a private Postgres cluster under IMSERVER_DATA
 (default ``./.imserver-data``) and stops it on Ctrl-C; the data stays for the
 next run. Demo accounts are created once; every one has the password below.
+The outside systems the bots notify through (WeChat, SMS, robot calls) are
+simulators, each a process of its own (``python -m integrations.simulator``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import asyncpg
@@ -77,9 +81,10 @@ async def _serve_demo(settings: Settings) -> None:
                 nursery.cancel_scope.cancel()  # the server has stopped: stop the bots too
             addresses: Addresses = await nursery.start(serve)
             url = f"{'wss' if settings.tls_cert else 'ws'}://127.0.0.1:{addresses.ws_port}/"
+            outside = {system: await start_simulator(nursery, system) for system in SIMULATORS}
             for name in bots:
-                nursery.start_soon(_run_bot, name, url, settings.database_url)
-            _banner(settings, addresses, group_id, bots)
+                nursery.start_soon(_run_bot, name, url, settings.database_url, outside)
+            _banner(settings, addresses, group_id, bots, outside)
 
 
 async def _bot_names() -> list[str]:
@@ -98,13 +103,45 @@ async def _seed_bots(store: Store, names: list[str], group_id: int) -> None:
         await store.run("seed_bot", conversations.set_members_txn, group_id, [(bot.id, MemberRole.ADMIN)])
 
 
-async def _run_bot(name: str, url: str, dsn: str) -> None:
-    """One bot as its own process (``imbot run``, its state in its own schema), stopped when the demo stops."""
+async def _run_bot(name: str, url: str, dsn: str, outside: dict[str, str]) -> None:
+    """One bot as its own process (``imbot run``, its state in its own schema), stopped when the demo stops;
+    its outbox reaches the simulators (bots/README.md, "Notify someone")."""
     env = os.environ | {"IMBOT_URL": url, "IMBOT_PASSWORD": DEMO_PASSWORD, "IMBOT_DATABASE_URL": dsn}
-    await trio.run_process([*_IMBOT, "run", name], env=env, check=False)
+    await trio.run_process([*_IMBOT, "run", name], env=env | outside_env(outside), check=False)
+
+
+def outside_env(urls: dict[str, str]) -> dict[str, str]:
+    """The IMBOT_* variables that point a bot's outbox at these simulators (``system``: URL)."""
+    return {f"IMBOT_{system.upper()}_URL": url for system, url in urls.items()} | {
+        "IMBOT_WECHAT_APP_ID": DEMO_WECHAT_APP_ID, "IMBOT_WECHAT_SECRET": DEMO_OUTSIDE_KEY,
+        "IMBOT_WECHAT_TEMPLATE": DEMO_WECHAT_TEMPLATE, "IMBOT_SMS_KEY": DEMO_OUTSIDE_KEY,
+        "IMBOT_SMS_SIGN": "生殖中心", "IMBOT_PHONE_KEY": DEMO_OUTSIDE_KEY,
+    }
 
 
 _IMBOT = [sys.executable, "-m", "bots.cli"]
+SIMULATORS = ("wechat", "sms", "phone")
+DEMO_OUTSIDE_KEY = "demo-outside-key"
+"""The simulators' API key (WeChat: its app secret), given to them and to the bots."""
+DEMO_WECHAT_APP_ID = "wx0000demo0000"
+DEMO_WECHAT_TEMPLATE = "demo-template-notice"
+
+
+async def start_simulator(nursery: trio.Nursery, system: str) -> str:
+    """The simulator of an outside system as a process in ``nursery`` (stopped with it); the URL it listens on.
+
+    Error handling: TooSlowError if it does not say where it listens within 30 s.
+    """
+    command = [sys.executable, "-m", "integrations.simulator", system, "--port", "0",
+               "--app-id", DEMO_WECHAT_APP_ID, "--secret", DEMO_OUTSIDE_KEY, "--api-key", DEMO_OUTSIDE_KEY]
+    process: trio.Process = await nursery.start(partial(trio.run_process, command, stdout=subprocess.PIPE,
+                                                        check=False))
+    assert process.stdout is not None
+    line = b""
+    with trio.fail_after(30):
+        while not line.endswith(b"\n"):
+            line += await process.stdout.receive_some(1)
+    return str(json.loads(line)["url"])
 
 
 async def seed(store: Store) -> int:
@@ -136,7 +173,7 @@ async def seed(store: Store) -> int:
     return await store.run("seed", txn)
 
 
-def _banner(settings: Settings, addresses: Addresses, group_id: int, bots: list[str]) -> None:
+def _banner(settings: Settings, addresses: Addresses, group_id: int, bots: list[str], outside: dict[str, str]) -> None:
     host = settings.listen.rpartition(":")[0]
     scheme = "wss" if settings.tls_cert else "ws"
     print(
@@ -145,6 +182,8 @@ def _banner(settings: Settings, addresses: Addresses, group_id: int, bots: list[
         f"\n演示账号（密码均为 {DEMO_PASSWORD}）：" + "、".join(f"{u}（{n}）" for u, n, _, _ in USERS)
         + f"\n演示群：g:{group_id}（{GROUP}）"
         + f"\n机器人（已在演示群中，也可私聊，发送 /help）：{'、'.join(bots)}"
+        + f"\n外部系统模拟器（收到的通知见 /_sim/received）：微信 {outside['wechat']}  短信 {outside['sms']}"
+        f"  电话 {outside['phone']}"
         f"\n试一试：IMCLIENT_PASSWORD={DEMO_PASSWORD} imclient --url {scheme}://{host}:{addresses.ws_port}/"
         f" --user chen_hong history g:{group_id}"
         "\n按 Ctrl-C 停止。\n",

@@ -1,11 +1,8 @@
-"""Outside-system simulators for tests, on real sockets: in the test's nursery (Hypercorn, as in production)
-or as a process of their own (``python -m integrations.simulator``), and their control endpoints."""
+"""Outside-system simulators for tests, on real sockets in the test's nursery (Hypercorn, as in production),
+and their control endpoints."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from functools import partial
 from typing import Any
 
@@ -16,24 +13,12 @@ from integrations.simulation import serve
 from integrations.simulator import create_app
 
 
-async def start_simulator(nursery: trio.Nursery, system: str) -> str:
-    """A fresh simulator served in ``nursery``; its URL."""
-    url: str = await nursery.start(partial(serve, create_app(system)))
+async def start_simulator(nursery: trio.Nursery, system: str, **credentials: str) -> str:
+    """A fresh simulator served in ``nursery`` (accepting ``credentials``, else the demo ones); its URL.
+
+    ``imserver.demo.start_simulator`` starts one as a process of its own."""
+    url: str = await nursery.start(partial(serve, create_app(system, **credentials)))
     return url
-
-
-async def start_simulator_process(nursery: trio.Nursery, system: str) -> tuple[trio.Process, str]:
-    """``python -m integrations.simulator SYSTEM --port 0`` in ``nursery``; the process and the URL it printed."""
-    process: trio.Process = await nursery.start(partial(
-        trio.run_process, [sys.executable, "-m", "integrations.simulator", system, "--port", "0"],
-        stdout=subprocess.PIPE, check=False,
-    ))
-    assert process.stdout is not None
-    line = b""
-    with trio.fail_after(30):
-        while not line.endswith(b"\n"):
-            line += await process.stdout.receive_some(1)
-    return process, str(json.loads(line)["url"])
 
 
 async def faults(url: str, **given: Any) -> None:

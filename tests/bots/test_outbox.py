@@ -22,14 +22,12 @@ from bots.framework.jobs import Jobs
 from bots.framework.outbox import STEP, Outbox
 from bots.framework.state import BotState
 from clients.python import open_client
+from imserver import demo
 from imserver.model import Role
-from integrations.phone.simulator import DEMO_KEY as PHONE_KEY
-from integrations.sms.simulator import DEMO_KEY as SMS_KEY
-from integrations.wechat.simulator import DEMO_APP_ID, DEMO_SECRET
 from pgtrio.bridge import open_store
 from tests.conftest import PASSWORD, Running
 from tests.helpers import take
-from tests.simulators import faults, received, start_simulator, start_simulator_process
+from tests.simulators import faults, received, start_simulator
 
 T0 = datetime(2030, 3, 1, 1, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -39,13 +37,8 @@ ESCALATION = Policy.parse([
 ])
 CHEN = Recipient("chen", phone="13800138000", openid="o-chen")
 FEE = Note("冷冻胚胎保管费到期提醒", "您的冷冻胚胎保管费将于3月31日到期，请及时缴费。", "app://fees/42")
-
-
-def channel_env(urls: dict[str, str]) -> dict[str, str]:
-    """The IMBOT_* variables that point a bot's outbox at these simulators (bots/README.md)."""
-    env = {f"IMBOT_{system.upper()}_URL": url for system, url in urls.items()}
-    return env | {"IMBOT_WECHAT_APP_ID": DEMO_APP_ID, "IMBOT_WECHAT_SECRET": DEMO_SECRET,
-                  "IMBOT_WECHAT_TEMPLATE": "TPL-fee", "IMBOT_SMS_KEY": SMS_KEY, "IMBOT_PHONE_KEY": PHONE_KEY}
+CREDENTIALS = {"app_id": demo.DEMO_WECHAT_APP_ID, "secret": demo.DEMO_OUTSIDE_KEY, "api_key": demo.DEMO_OUTSIDE_KEY}
+"""What the simulators accept, here and in ``imserver demo``."""
 
 
 @asynccontextmanager
@@ -53,7 +46,7 @@ async def bot_outbox(server: Running, db: str, urls: dict[str, str]) -> AsyncIte
     """One bot process's outbox: its own store, channels and connection (as ``imbot run-due`` makes them)."""
     async with (
         open_store(db, min_size=1, max_size=3) as store,
-        open_channels(channel_env(urls)) as channels,
+        open_channels(demo.outside_env(urls)) as channels,
         open_client(server.url, username="clinic", password=PASSWORD) as client,
     ):
         state = BotState(store, "clinic")
@@ -73,7 +66,7 @@ async def accounts(server: Running) -> None:
 
 
 async def simulators(nursery: trio.Nursery, *systems: str) -> dict[str, str]:
-    return {system: await start_simulator(nursery, system) for system in systems}
+    return {system: await start_simulator(nursery, system, **CREDENTIALS) for system in systems}
 
 
 async def test_an_escalation_stops_at_the_step_where_the_patient_reads_the_app_notice(
@@ -82,10 +75,7 @@ async def test_an_escalation_stops_at_the_step_where_the_patient_reads_the_app_n
     """Issue 5 acceptance: app → wechat → sms → phone; she reads after the WeChat step, so no SMS and no call.
     The simulators run as processes of their own, as ``imserver demo`` starts them."""
     await accounts(server)
-    processes, urls = [], {}
-    for system in ("wechat", "sms", "phone"):
-        process, urls[system] = await start_simulator_process(nursery, system)
-        processes.append(process)
+    urls = {system: await demo.start_simulator(nursery, system) for system in ("wechat", "sms", "phone")}
     async with (
         bot_outbox(server, db, urls) as outbox,
         open_client(server.url, username="chen", password=PASSWORD) as chen,
@@ -107,8 +97,6 @@ async def test_an_escalation_stops_at_the_step_where_the_patient_reads_the_app_n
         history = await outbox.history("fee:42:2030-03")
     assert (await received(urls["sms"]))["requests"] == []
     assert (await received(urls["phone"]))["requests"] == []
-    for process in processes:
-        process.terminate()
     assert history is not None
     assert [(a.step, a.channel, a.status) for a in history.attempts] == [
         (0, "app", "sent"), (1, "wechat", "sent"), (0, "app", "read")]
@@ -349,7 +337,7 @@ async def test_imbot_run_due_runs_what_is_due_by_the_given_time(
         await state.migrate()
         await Outbox(state).notify("n1", CHEN, FEE, policy=Policy.parse([{"channel": "sms", "after": "1d"}]),
                                    now=datetime(2030, 3, 1, 9, 0, tzinfo=UTC))
-    env = os.environ | channel_env(urls) | {
+    env = os.environ | demo.outside_env(urls) | {
         "IMBOT_URL": server.url, "IMBOT_PASSWORD": PASSWORD, "IMBOT_DATABASE_URL": db}
 
     async def run_due_at(when: str) -> dict[str, object]:

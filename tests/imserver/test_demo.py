@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -11,6 +12,7 @@ import tempfile
 from functools import partial
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 
@@ -32,12 +34,18 @@ async def test_demo_runs_its_own_postgres_and_stops_on_ctrl_c() -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env |= {"IMSERVER_DATA": str(data), "IMSERVER_LISTEN": f"127.0.0.1:{ws_port}",
             "IMSERVER_HTTP_LISTEN": f"127.0.0.1:{http_port}"}
+    printed = bytearray()
     try:
         async with trio.open_nursery() as nursery:
             process = await nursery.start(partial(
                 trio.run_process, [script("imserver"), "demo"], env=env,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False,
             ))
+
+            async def keep_output() -> None:
+                async for chunk in process.stdout:
+                    printed.extend(chunk)
+            nursery.start_soon(keep_output)
             url = f"ws://127.0.0.1:{ws_port}/"
             with trio.fail_after(60):
                 while True:
@@ -62,6 +70,15 @@ async def test_demo_runs_its_own_postgres_and_stops_on_ctrl_c() -> None:
                             else:
                                 raise AssertionError("messages() ended")
                             break
+            # and the outside systems' simulators, each a process, named in the banner (DESIGN rule 8)
+            with trio.fail_after(30):
+                while "外部系统模拟器" not in printed.decode(errors="replace"):  # noqa: ASYNC110
+                    await trio.sleep(0.1)
+            urls = re.findall(r"(?:微信|短信|电话) (http://\S+)", printed.decode())
+            assert len(urls) == 3
+            async with httpx.AsyncClient() as http:
+                for simulator in urls:
+                    assert (await http.get(f"{simulator}/_sim/received")).status_code == 200
             process.send_signal(signal.SIGINT)
             with trio.fail_after(30):
                 await process.wait()

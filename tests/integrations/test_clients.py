@@ -8,12 +8,13 @@ import httpx
 import pytest
 import trio
 
+from imserver import demo
 from integrations.http import Backoff, Refused, Retry
 from integrations.phone import client as phone
 from integrations.phone.simulator import DEMO_KEY as PHONE_KEY
 from integrations.wechat import client as wechat
 from integrations.wechat.simulator import DEMO_APP_ID, DEMO_SECRET
-from tests.simulators import faults, received, start_simulator, start_simulator_process
+from tests.simulators import faults, received, start_simulator
 
 QUICK = Retry(3, Backoff(first=0.01, cap=0.05))
 DATA = {"first": "取卵术前须知", "keyword1": "术前一晚22点后禁食禁水"}
@@ -76,10 +77,8 @@ async def test_a_robot_call_reports_whether_it_was_answered(nursery: trio.Nurser
 
 
 async def test_the_simulator_runs_as_a_process_and_prints_its_url(nursery: trio.Nursery) -> None:
-    process, url = await start_simulator_process(nursery, "phone")
-    try:
-        async with phone.connect(url, PHONE_KEY, retry=QUICK) as service:
-            call_id = await phone.phone_client(service).send("13800138000", "请按时复诊", key="p1")
-        assert [m["id"] for m in (await received(url))["messages"]] == [call_id]
-    finally:
-        process.terminate()
+    """As ``imserver demo`` starts it, with the credentials it is given."""
+    url = await demo.start_simulator(nursery, "phone")
+    async with phone.connect(url, demo.DEMO_OUTSIDE_KEY, retry=QUICK) as service:
+        call_id = await phone.phone_client(service).send("13800138000", "请按时复诊", key="p1")
+    assert [m["id"] for m in (await received(url))["messages"]] == [call_id]
