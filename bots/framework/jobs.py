@@ -17,8 +17,8 @@ make their effects idempotent (the job's ``key`` is there for that).
 Time. What is due is judged by the database's clock, or by the ``now`` a caller
 passes to ``claim``, ``run`` or ``run_due``: tests and ``imbot run-due --now``
 run exactly what is due by a given time, with no sleeping. ``Job.now`` carries
-that time to the handler (its clock for whatever it records or schedules), and
-a retry's backoff counts from it. Leases are always on the database's real
+that time to the handler (its clock for whatever it records or schedules); a
+retry's backoff counts from the given ``now``, else from the failure. Leases are always on the database's real
 clock: they keep two runners apart in real time.
 """
 
@@ -140,18 +140,18 @@ class Jobs:
             return status.endswith(" 1")
         return await self._store.run("jobs_complete", txn)
 
-    async def fail(self, job: Job, error: str) -> bool:
-        """Record a failed attempt: retry after a backoff (30 s, 60 s, 120 s… from ``job.now``) or give up at
-        ``max_attempts``."""
+    async def fail(self, job: Job, error: str, *, now: datetime | None = None) -> bool:
+        """Record a failed attempt: retry after a backoff (30 s, 60 s, 120 s… from ``now``, default the
+        database's clock) or give up at ``max_attempts``."""
         async def txn(conn: asyncpg.Connection) -> bool:
             status: str = await conn.execute(
                 f"update {self._table} set last_error = $3, lease_until = null,"
                 "   state = case when attempts >= max_attempts then 'failed' else 'requested' end,"
                 "   finished_at = case when attempts >= max_attempts then now() end,"
                 "   due_at = case when attempts >= max_attempts then due_at"
-                "            else $5::timestamptz + make_interval(secs => $4 * 2 ^ (attempts - 1)) end"
+                "            else coalesce($5::timestamptz, now()) + make_interval(secs => $4 * 2 ^ (attempts - 1)) end"
                 " where id = $1 and attempts = $2 and state = 'in-progress'",
-                job.id, job.attempt, error[:2000], self.backoff_s, job.now,
+                job.id, job.attempt, error[:2000], self.backoff_s, now,
             )
             return status.endswith(" 1")
         return await self._store.run("jobs_fail", txn)
@@ -198,10 +198,10 @@ class Jobs:
         jobs = await self.claim(batch, now=now)
         async with trio.open_nursery() as nursery:
             for job in jobs:
-                nursery.start_soon(self._run_one, handlers, job)
+                nursery.start_soon(self._run_one, handlers, job, now)
         return len(jobs)
 
-    async def _run_one(self, handlers: Mapping[str, Handler], job: Job) -> None:
+    async def _run_one(self, handlers: Mapping[str, Handler], job: Job, now: datetime | None) -> None:
         """Run one attempt within its lease (after it another runner may take the job), then record it."""
         handler = handlers.get(job.kind)
         try:
@@ -212,7 +212,7 @@ class Jobs:
                     await handler(job)
             except Exception as exc:
                 log.warning("job failed", extra={"key": job.key, "kind": job.kind, "attempt": job.attempt})
-                await self.fail(job, f"{type(exc).__name__}: {exc}")
+                await self.fail(job, f"{type(exc).__name__}: {exc}", now=now)
                 return
             if not await self.complete(job):
                 log.warning("job finished after its lease passed", extra={"key": job.key, "attempt": job.attempt})
