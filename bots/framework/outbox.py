@@ -184,15 +184,14 @@ class Outbox:
             attempts = await conn.fetch(
                 f"select * from {self._s}.outbox_attempts where outbox_id = $1 order by id", row["id"],
             )
-            policy = Policy.parse(row["policy"])
+            found = _row(row)
+            steps = [_step_key(key, i) for i in range(len(found.policy.steps))]
             jobs = {r["key"]: r["state"] for r in await conn.fetch(
-                f"select key, state from {self._s}.jobs where key = any($1::text[])",
-                [_step_key(key, i) for i in range(len(policy.steps))],
+                f"select key, state from {self._s}.jobs where key = any($1::text[])", steps,
             )}
             return History(
-                key, _recipient(row["recipient"]), Note(row["title"], row["content"], row["link"]), policy,
-                row["priority"], row["created_at"], row["settled_at"], row["settled"],
-                [jobs.get(_step_key(key, i), "") for i in range(len(policy.steps))],
+                key, found.recipient, found.note, found.policy, found.priority, row["created_at"], found.settled_at,
+                row["settled"], [jobs.get(step, "") for step in steps],
                 [Attempt(a["step"], a["channel"], a["status"], a["at"], a["detail"], a["ref"], a["seq"])
                  for a in attempts],
             )
@@ -238,7 +237,7 @@ class Outbox:
             answer = await self._client().send(f"u:{row.recipient.username}", kind="notice", body=body, cid=cid,
                                                retries=0)
         except ClientError as exc:
-            raise (_Transient if exc.code in TRANSIENT_CODES else _Final)(str(exc)) from exc
+            raise _refusal(exc, "the notice") from exc
         return str(answer["conv"]), int(answer["seq"])
 
     async def _read_meanwhile(self, row: _Row, index: int, now: datetime) -> bool:
@@ -251,7 +250,7 @@ class Outbox:
         try:
             receipt = await self._client().request("receipt", conv=conv)
         except ClientError as exc:
-            raise (_Transient if exc.code in TRANSIENT_CODES else _Final)(f"receipt: {exc}") from exc
+            raise _refusal(exc, "receipt") from exc
         if receipt["peer_read_seq"] < seq:
             return False
 
@@ -283,10 +282,7 @@ class Outbox:
     async def _row(self, key: str) -> _Row | None:
         async def txn(conn: asyncpg.Connection) -> _Row | None:
             row = await conn.fetchrow(f"select * from {self._s}.outbox where key = $1", key)
-            if row is None:
-                return None
-            return _Row(row["id"], key, _recipient(row["recipient"]), Note(row["title"], row["content"], row["link"]),
-                        Policy.parse(row["policy"]), row["priority"], row["settled_at"])
+            return _row(row) if row is not None else None
         return await self.state.store.run("outbox_row", txn, transaction=False)
 
     async def _app_notice(self, outbox_id: int, before: int) -> tuple[int, str, int] | None:
@@ -352,6 +348,10 @@ class _Transient(Exception):
     """The server refused for now (SPEC.md §7: unavailable, rate_limited…)."""
 
 
+def _refusal(exc: ClientError, what: str) -> Exception:
+    return (_Transient if exc.code in TRANSIENT_CODES else _Final)(f"{what} refused: {exc}")
+
+
 def delivery_key(schema: str, key: str, step: int) -> str:
     """The idempotency key of one step: the same for every try, different for every bot, notification and step.
 
@@ -368,8 +368,10 @@ def _recipient_data(to: Recipient) -> dict[str, str]:
     return {k: v for k, v in (("username", to.username), ("phone", to.phone), ("openid", to.openid)) if v}
 
 
-def _recipient(data: Mapping[str, str]) -> Recipient:
-    return Recipient(data["username"], data.get("phone"), data.get("openid"))
+def _row(row: asyncpg.Record) -> _Row:
+    recipient = Recipient(row["recipient"]["username"], row["recipient"].get("phone"), row["recipient"].get("openid"))
+    note = Note(row["title"], row["content"], row["link"])
+    return _Row(row["id"], row["key"], recipient, note, Policy.parse(row["policy"]), row["priority"], row["settled_at"])
 
 
 def _check(key: str, to: Recipient, note: Note) -> None:
