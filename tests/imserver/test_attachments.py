@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,11 +16,13 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clients.python import Client
+from clients.python import Client, open_client
 from imserver import filetypes
 from imserver.store.attachments import window
-from tests.conftest import Running
+from pgtrio.bridge import open_store
+from tests.conftest import PASSWORD, Running
 from tests.conftest import test_settings as make_settings
+from tests.imserver.test_crash import make_user, open_server_process
 from tests.imserver.test_rules_support import PEOPLE, Ward, login, open_ward, refused
 from tests.imserver.test_rules_words import set_words
 
@@ -112,15 +115,23 @@ async def test_an_upload_resumes_where_it_stopped_after_the_connection_drops(ser
         done = await a.request("upload_begin", mime="image/png", size=len(data), sha256=digest, name="a.png")
         assert (done["id"], done["received"]) == (file_id, len(data))
         assert await a.download(file_id) == data
-    assert await parts_of(server, file_id) == [0, 60_000, 120_000, 130_000]
+    assert await parts_of(server, file_id) == [(0, 60_000), (60_000, 60_000), (120_000, 10_000), (130_000, 20_000)]
 
 
-async def parts_of(server: Running, file_id: str) -> list[int]:
-    """The offsets of the rows a file is stored in."""
-    async def txn(c: asyncpg.Connection) -> list[int]:
-        rows = await c.fetch('select "offset" from attachment_parts where attachment_id = $1 order by 1', file_id)
-        return [r[0] for r in rows]
+async def parts_of(server: Running, file_id: str) -> list[tuple[int, int]]:
+    """(offset, length) of the rows a file is stored in."""
+    async def txn(c: asyncpg.Connection) -> list[tuple[int, int]]:
+        rows = await c.fetch(
+            'select "offset", length(data) from attachment_parts where attachment_id = $1 order by 1', file_id
+        )
+        return [(r[0], r[1]) for r in rows]
     return await server.store.run("parts_of", txn)
+
+
+def contiguous(parts: list[tuple[int, int]], size: int) -> bool:
+    """The parts hold each byte of the file exactly once."""
+    return [offset for offset, _ in parts] == list(itertools.accumulate((n for _, n in parts[:-1]), initial=0)) \
+        and sum(n for _, n in parts) == size
 
 
 @with_settings()
@@ -146,7 +157,26 @@ async def test_the_sdk_resumes_an_upload_over_a_new_connection(server: Running) 
         assert a.welcome["session"] == first_session  # the same session, over a new connection
         assert await a.download(ref["id"]) == data
         stored = await parts_of(server, ref["id"])
-    assert len(stored) == 5 and stored == sorted(set(stored))
+    assert len(stored) == 5 and contiguous(stored, len(data))
+
+
+@with_settings()
+async def test_two_devices_uploading_the_same_file_at_once_store_it_once(server: Running) -> None:
+    """MSG-4: the same file begun on two devices at the same time is one upload; parts racing each other are
+    stored one at a time, each byte once, and both devices get the same attachment."""
+    await server.user("alice")
+    data = png(600_000)
+    async with login(server, "alice", device="phone") as phone, login(server, "alice", device="pad") as pad:
+        refs: list[dict[str, Any]] = []
+
+        async def upload(client: Client) -> None:
+            refs.append(await client.upload(data, "image/png", "同一张.png"))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(upload, phone)
+            nursery.start_soon(upload, pad)
+        assert refs[0] == refs[1]
+        assert contiguous(await parts_of(server, refs[0]["id"]), len(data))
+        assert await pad.download(refs[0]["id"]) == data
 
 
 @with_settings()
@@ -445,3 +475,23 @@ async def test_staff_reading_a_patients_file_is_audited(server: Running) -> None
             await again.request("fetch", id=image["id"], length=10)
         assert len([e for e in (await w["admin"].request("audit"))["entries"] if e["action"] == "attachment_read"]) \
             == 3
+
+
+async def test_an_upload_survives_a_server_crash_and_resumes_after_the_restart(db: str, tmp_path: Path) -> None:
+    """MSG-4, DESIGN rule 1: the parts a client was told are stored survive a SIGKILL of the server; after the
+    restart the same client resumes the upload where it stopped."""
+    data = png(400_000)
+    async with open_store(db, min_size=1, max_size=1) as store:
+        await make_user(store, "alice")
+    async with open_server_process(db, tmp_path, rate="1000", burst="1000") as server, \
+            open_client(server.url, username="alice", password=PASSWORD) as a:
+        begun = await a.request(
+            "upload_begin", mime="image/png", size=len(data), sha256=hashlib.sha256(data).hexdigest()
+        )
+        for offset in range(0, 200_000, 50_000):
+            await a.request("upload_part", id=begun["id"], offset=offset, data=data[offset:offset + 50_000])
+        await server.kill()
+        await server.start()
+        ref = await a.upload(data, "image/png")
+        assert ref["id"] == begun["id"]
+        assert await a.download(ref["id"]) == data
