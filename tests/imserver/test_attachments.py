@@ -16,7 +16,7 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clients.python import Client, open_client
+from clients.python import Client, ClientError, open_client
 from imserver import filetypes
 from imserver.store.attachments import window
 from pgtrio.bridge import open_store
@@ -50,8 +50,8 @@ async def fetch_or_code(client: Client, file_id: str) -> bytes | str:
     """The whole file as ``client`` may fetch it, or the error code it gets."""
     try:
         return await client.download(file_id)
-    except Exception as exc:
-        return str(getattr(exc, "code", exc))
+    except ClientError as exc:
+        return exc.code
 
 
 @with_settings()
