@@ -46,6 +46,20 @@ class Settings:
     """At start, load the rosters of the conversations among this many most recent messages (0: none)."""
     shutdown_grace: float = 5.0
     """Seconds to wait for outbound frames to drain on shutdown."""
+    upload_types: str = (
+        "image/jpeg,image/png,image/gif,image/webp,audio/amr,audio/mpeg,audio/mp4,audio/aac,audio/ogg,"
+        "video/mp4,video/quicktime,application/pdf"
+    )
+    """Comma-separated file types that may be uploaded (imserver/filetypes.py knows how to check them)."""
+    max_image: int = 10 * 1024 * 1024
+    max_audio: int = 10 * 1024 * 1024
+    max_video: int = 50 * 1024 * 1024
+    max_pdf: int = 20 * 1024 * 1024
+    upload_quota: int = 200 * 1024 * 1024
+    """Bytes a patient or family account may begin uploading per ``upload_window``."""
+    upload_window: float = 86400.0
+    upload_expiry: float = 86400.0
+    """Seconds after its last part that an unfinished upload is dropped."""
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, path: str | Path | None = None) -> Settings:

@@ -16,7 +16,8 @@ from typing import Any
 
 import asyncpg
 
-from imserver import auth, views, visibility
+from imserver import auth, filetypes, views, visibility
+from imserver.attachments import AttachmentRules
 from imserver.bus import MembersChanged, SessionsEnded, notify_txn
 from imserver.config import Settings
 from imserver.connection import Connection, TokenBucket, framed
@@ -77,6 +78,7 @@ class Handlers:
         self.kinds = kinds
         self.words = WordFilter()
         """Replaced whole when the word list changes (the bus tells the server)."""
+        self.attachments = AttachmentRules(store, directory)
         self._direct: dict[tuple[int, int], int] = {}
         self.table: dict[type[Request], Handler] = {
             Hello: self.hello, Ping: self.ping, Logout: self.logout, Send: self.send, Sync: self.sync,
@@ -133,7 +135,8 @@ class Handlers:
             raise ProtocolError(ErrorCode.ACCOUNT_BANNED, rid=req.rid, fatal=True)
         welcome: dict[str, Any] = {
             "version": version, "session": str(session_id), "user": user.public(), "readonly": readonly,
-            "limits": {"max_frame": s.max_frame, "max_text": s.max_text, "rate": rate, "burst": burst},
+            "limits": {"max_frame": s.max_frame, "max_text": s.max_text, "rate": rate, "burst": burst,
+                       "files": filetypes.limits(s)},
             "server_time": now_ms(),
         }
         if token is not None:
@@ -220,7 +223,8 @@ class Handlers:
             only_id = self.member_id(roster, viewer, req.only, req.rid, field="only")
             if only_id == user.id:
                 raise ProtocolError(ErrorCode.BAD_REQUEST, "a message only for yourself", rid=req.rid, field="only")
-        text, body, verdict = self._screen(user, req.kind, text, body)
+        files = None if body is None else await self.attachments.bind(user, self.kinds, req.kind, body, req.rid)
+        text, body, verdict = self._screen(user, req.kind, text, body, files or [])
         audience = Audience.STAFF if verdict.blocked else Audience.ONLY if only_id else Audience.ALL
         if verdict.flagged and not verdict.blocked:
             await self.audit(conn, "message_flagged", conv_id=roster.conv_id,
@@ -229,6 +233,7 @@ class Handlers:
             roster.conv_id, user.id, Sender(user.ref, user.display_name, str(user.role), user.title),
             req.kind, text, body, req.cid, audience=str(audience), only_user_id=only_id,
             flagged=() if verdict.blocked else tuple(verdict.flagged), origin=conn,
+            attachments=tuple(dict.fromkeys(f["id"] for f in files)) if files else (),
         )
         return draft, roster, verdict.blocked
 
@@ -251,15 +256,19 @@ class Handlers:
         return req.text, None
 
     def _screen(
-        self, sender: User, kind: str, text: str, body: dict[str, Any] | None
+        self, sender: User, kind: str, text: str, body: dict[str, Any] | None, files: list[dict[str, Any]]
     ) -> tuple[str, dict[str, Any] | None, Verdict]:
-        """The sensitive-word filter (IM-11), applied to what patients and family send."""
+        """The sensitive-word filter (IM-11), applied to what patients and family send.
+
+        In the attachment maps of the body (``files``) only the file's name is words: its id and type are not.
+        """
         if sender.role not in visibility.MASKED_ROLES or not self.words.size:
             return text, body, Verdict(text)
         if body is None:
             verdict = self.words.check(text)
             return verdict.text, None, verdict
         total = Verdict(text)
+        shielded = {id(f) for f in files}
 
         def screen(value: Any) -> Any:
             if isinstance(value, str):
@@ -268,7 +277,7 @@ class Handlers:
                     getattr(total, name).extend(w for w in getattr(found, name) if w not in getattr(total, name))
                 return found.text
             if isinstance(value, dict):
-                return {k: screen(v) for k, v in value.items()}
+                return {k: screen(v) if id(value) not in shielded or k == "name" else v for k, v in value.items()}
             if isinstance(value, list):
                 return [screen(v) for v in value]
             return value

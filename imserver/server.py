@@ -42,6 +42,7 @@ from imserver.model import Role, Roster, User
 from imserver.moderation import ModerationHandlers
 from imserver.store import accounts, conversations, messages, moderation
 from imserver.store.messages import Draft, Row, Stored
+from imserver.uploads import AttachmentHandlers
 from imserver.websocket import ConnectionClosed, WebSocket
 from imserver.words import WordFilter
 from imserver.writer import MessageWriter
@@ -74,6 +75,7 @@ class ChatServer:
         )
         self.handlers.table |= ModerationHandlers(self.handlers).table
         self.handlers.table |= KindHandlers(self.handlers).table
+        self.handlers.table |= AttachmentHandlers(self.handlers).table
         self._stop = trio.Event()
         self.closing = False
 

@@ -34,6 +34,8 @@ SHOWN_AS_IS = frozenset({Role.STAFF, Role.ADMIN, Role.BOT})
 """Account roles whose identity is never masked."""
 MANAGERS = frozenset({MemberRole.OWNER, MemberRole.ADMIN})
 MASKED_ROLES = frozenset({Role.PATIENT, Role.FAMILY})
+CARE_TEAM = frozenset({Role.STAFF, Role.ADMIN})
+"""Account roles whose reads of patients' data are audited (SEC-1)."""
 
 NICKNAMES = (
     "向日葵", "四叶草", "满天星", "蒲公英", "小雏菊", "茉莉", "海棠", "木棉",

@@ -36,6 +36,8 @@ class ErrorCode(StrEnum):
     READ_ONLY = "read_only"
     #: The message text is longer than ``limits.max_text``.
     TEXT_TOO_LONG = "text_too_long"
+    #: A file is larger than its type allows (``limits.files``, SPEC.md §5.18).
+    FILE_TOO_LARGE = "file_too_large"
     #: Too many requests; retry after ``retry_after_ms``.
     RATE_LIMITED = "rate_limited"
     #: The server is shutting down or its database is unreachable; retry later.
@@ -75,6 +77,7 @@ MESSAGES_ZH: dict[ErrorCode, str] = {
     ErrorCode.FORBIDDEN: "没有权限进行此操作",
     ErrorCode.READ_ONLY: "当前为只读模式，不能发送消息",
     ErrorCode.TEXT_TOO_LONG: "消息内容过长",
+    ErrorCode.FILE_TOO_LARGE: "文件过大，无法发送",
     ErrorCode.RATE_LIMITED: "操作过于频繁，请稍后再试",
     ErrorCode.UNAVAILABLE: "服务暂时不可用，请稍后再试",
     ErrorCode.INTERNAL: "服务器内部错误",

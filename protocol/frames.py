@@ -33,6 +33,9 @@ Kind = Annotated[str, Meta(pattern=KIND_PATTERN)]
 MemberRole = Literal["owner", "admin", "member"]
 MemberId = Annotated[str, Meta(pattern=r"^[ua][1-9][0-9]{0,17}\Z")]
 """A person as a conversation shows them: ``u<n>`` (real identity) or ``a<n>`` (pseudonym)."""
+AttachmentId = Annotated[str, Meta(pattern=r"^att_[A-Za-z0-9_-]{8,64}\Z")]
+"""A file stored by the server (SPEC.md §5.18), as message bodies name it."""
+Mime = Annotated[str, Meta(pattern=r"^(image|audio|video|application)/[a-z0-9.+-]{1,60}\Z")]
 ABSOLUTE_MAX_TEXT = 65536
 """No server limit can exceed this; the configured ``max_text`` is usually far lower."""
 
@@ -276,12 +279,47 @@ class KindDefine(Request, tag="kind_define"):
     """A ``protocol.kinds.KindDefinition``."""
 
 
+class UploadBegin(Request, tag="upload_begin"):
+    """Start (or resume) storing a file of known size and digest (SPEC.md §5.18, MSG-4)."""
+
+    writes: ClassVar[bool] = True
+    mime: Mime
+    size: Annotated[int, Meta(ge=1, le=2**53 - 1)]
+    sha256: Annotated[str, Meta(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}\Z")]
+    name: Annotated[str, Meta(max_length=200, pattern=NO_NUL)] = ""
+
+
+class UploadPart(Request, tag="upload_part"):
+    """The bytes of a file from ``offset``; a part sent again is harmless, so a client resumes by resending."""
+
+    writes: ClassVar[bool] = True
+    id: AttachmentId
+    offset: Annotated[int, Meta(ge=0, le=2**53 - 1)]
+    data: Annotated[bytes, Meta(min_length=1)]
+
+
+class UploadEnd(Request, tag="upload_end"):
+    """Check the stored file against its declared size, digest and type, and make it usable in messages."""
+
+    writes: ClassVar[bool] = True
+    id: AttachmentId
+
+
+class Fetch(Request, tag="fetch"):
+    """A range of a stored file, for whoever may see a message that carries it (SPEC.md §5.18)."""
+
+    id: AttachmentId
+    offset: Annotated[int, Meta(ge=0, le=2**53 - 1)] = 0
+    length: Annotated[int, Meta(ge=1, le=65536)] = 65536
+
+
 AnyRequest = (
     Hello | Ping | Logout | Send | Sync | History | Read | Receipt | Convs
     | GroupCreate | GroupAdd | GroupRemove | Members
     | GroupSet | Isolate | Unisolate | GroupBan | GroupUnban | UserBan | UserUnban
     | FamilyLink | FamilyInvite | FriendRequest | FriendRequests | FriendRespond
     | WordsSet | WordsRemove | WordsList | Audit | Profile | Kinds | KindDefine
+    | UploadBegin | UploadPart | UploadEnd | Fetch
 )
 REQUEST_TYPES: tuple[type[Request], ...] = (
     Hello, Ping, Logout, Send, Sync, History, Read, Receipt, Convs,
@@ -289,6 +327,7 @@ REQUEST_TYPES: tuple[type[Request], ...] = (
     GroupSet, Isolate, Unisolate, GroupBan, GroupUnban, UserBan, UserUnban,
     FamilyLink, FamilyInvite, FriendRequest, FriendRequests, FriendRespond,
     WordsSet, WordsRemove, WordsList, Audit, Profile, Kinds, KindDefine,
+    UploadBegin, UploadPart, UploadEnd, Fetch,
 )
 OPS: frozenset[str] = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)  # type: ignore[misc]
 

@@ -16,7 +16,7 @@ from msgspec import Meta
 
 from protocol.codec import field_path
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.frames import KIND_PATTERN, NO_NUL
+from protocol.frames import KIND_PATTERN, NO_NUL, AttachmentId, Mime
 
 Short = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
 Long = Annotated[str, Meta(max_length=4000, pattern=NO_NUL)]
@@ -55,16 +55,19 @@ class Article(msgspec.Struct, frozen=True, omit_defaults=True):
     summary: Long = ""
 
 
-AttachmentId = Annotated[str, Meta(pattern=r"^att_[A-Za-z0-9_-]{8,64}$")]
 Day = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 Clock = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
 
 class Attachment(msgspec.Struct, frozen=True, omit_defaults=True):
-    """A stored file (image, voice, video, PDF) a message points to; the server checks it exists (MSG-4)."""
+    """A stored file (image, voice, video, PDF) a message points to (MSG-4).
+
+    The server checks that the sender may use it and replaces ``mime``, ``size`` and
+    ``name`` with what it stored (SPEC.md §5.18).
+    """
 
     id: AttachmentId
-    mime: Annotated[str, Meta(pattern=r"^(image|audio|video|application)/[a-z0-9.+-]{1,60}$")]
+    mime: Mime
     size: Annotated[int, Meta(ge=0)]
     name: Annotated[str, Meta(max_length=200, pattern=NO_NUL)] = ""
 
@@ -315,6 +318,30 @@ class KindRegistry:
         except ProtocolError as exc:  # a rule the schema cannot say, checked by the fallback (``form``)
             exc.field = f"body.{exc.field}" if exc.field else "body"
             raise
+
+    def attachments(self, kind: str, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """The attachment maps inside a body ``validate`` returned, each with its path (``body.images[1]``).
+
+        The maps are the body's own, so the server can fill in what it stored (SPEC.md §5.18).
+        """
+        spec = self._kinds.get(kind)
+        found: list[tuple[str, dict[str, Any]]] = []
+        if spec is not None:
+            _find_attachments(msgspec.convert(body, spec.schema), body, "body", found)
+        return found
+
+
+def _find_attachments(value: Any, raw: Any, path: str, found: list[tuple[str, dict[str, Any]]]) -> None:
+    """Walk a validated body and its builtin form side by side; custom kinds with attachments work too."""
+    if isinstance(value, Attachment):
+        found.append((path, raw))
+    elif isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            if name in raw:
+                _find_attachments(getattr(value, name), raw[name], f"{path}.{name}", found)
+    elif isinstance(value, list):
+        for index, (item, raw_item) in enumerate(zip(value, raw, strict=True)):
+            _find_attachments(item, raw_item, f"{path}[{index}]", found)
 
 
 def default_registry() -> KindRegistry:

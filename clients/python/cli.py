@@ -1,4 +1,4 @@
-"""The ``imclient`` command line: send, read history and listen, as one user (protocol v1).
+"""The ``imclient`` command line: send, read history, listen, upload and fetch files, as one user (protocol v1).
 
 The password comes from IMCLIENT_PASSWORD (never from the command line, where
 other users of the machine could read it). Output is JSON, one object per
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import mimetypes
 import os
 import sys
 from typing import Any
@@ -43,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     listen.add_argument("conv")
     listen.add_argument("--count", type=int, help="stop after this many messages")
     listen.add_argument("--timeout", type=float, help="stop after this many seconds")
+    upload = sub.add_parser("upload", help="store a file; print the attachment to put in a message body")
+    upload.add_argument("file")
+    upload.add_argument("--mime", help="the file's type (default: guessed from its name)")
+    upload.add_argument("--name", help="the name people see (default: the file's name)")
+    fetch = sub.add_parser("fetch", help="download a stored file")
+    fetch.add_argument("id", help="the attachment id, att_...")
+    fetch.add_argument("--out", metavar="FILE", help="write it here and print what was written (default: stdout)")
     return parser
 
 
@@ -94,7 +102,26 @@ async def _listen(client: Client, args: argparse.Namespace) -> None:
                 return
 
 
-_COMMANDS: dict[str, Any] = {"send": _send, "history": _history, "listen": _listen, "members": _members}
+async def _upload(client: Client, args: argparse.Namespace) -> None:
+    path = trio.Path(args.file)
+    mime = args.mime or (mimetypes.guess_type(args.file)[0] or "application/octet-stream").lower()
+    ref = await client.upload(await path.read_bytes(), mime, args.name if args.name is not None else path.name)
+    print(json.dumps(ref, ensure_ascii=False))
+
+
+async def _fetch(client: Client, args: argparse.Namespace) -> None:
+    data = await client.download(args.id)
+    if args.out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    await trio.Path(args.out).write_bytes(data)
+    print(json.dumps({"id": args.id, "out": args.out, "size": len(data)}, ensure_ascii=False))
+
+
+_COMMANDS: dict[str, Any] = {
+    "send": _send, "history": _history, "listen": _listen, "members": _members, "upload": _upload, "fetch": _fetch,
+}
 
 
 async def _main(args: argparse.Namespace) -> None:

@@ -10,13 +10,14 @@ reconnect, by tracking the last seq per conversation and filling gaps with
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import ssl
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import trio
@@ -188,21 +189,72 @@ class Client:
             fields["text"] = text
         if body is not None:
             fields["body"] = body
-        for attempt in itertools.count():
+        return await self._retrying(lambda: self.request("send", **fields), retries)
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]], retries: int) -> T:
+        """Run ``attempt``, reconnecting and running it again after a lost connection or ``unavailable``;
+        an attempt must be safe to repeat (a ``send`` with its ``cid``, a resumable upload)."""
+        for tries in itertools.count():
             try:
                 if self._link is None or self._link.lost is not None:
                     await self.connect()
-                return await self.request("send", **fields)
+                return await attempt()
             except (ConnectionLost, OSError, trio.BrokenResourceError, trio.TooSlowError):
-                if attempt >= retries:
+                if tries >= retries:
                     raise
                 self._link = None  # reconnect on the next attempt
             except ClientError as exc:
-                if exc.code != "unavailable" or attempt >= retries:
+                if exc.code != "unavailable" or tries >= retries:
                     raise
                 self._link = None
-            await trio.sleep(min(0.1 * 2**attempt, 2))
+            await trio.sleep(min(0.1 * 2**tries, 2))
         raise AssertionError("unreachable")
+
+    async def upload(self, data: bytes, mime: str, name: str = "", *, retries: int = 5) -> dict[str, Any]:
+        """Store a file on the server in parts (SPEC.md §5.18); returns the attachment to put in a message body.
+
+        After a lost connection it begins the same file again, which tells how much the server already has,
+        and goes on from there.
+
+        Error handling: ClientError, e.g. ``file_too_large``, or ``bad_request`` naming ``mime`` for a type
+        the server does not accept or content that is not of that type.
+        """
+        digest = hashlib.sha256(data).hexdigest()
+
+        async def attempt() -> dict[str, Any]:
+            begun = await self.request("upload_begin", mime=mime, size=len(data), sha256=digest, name=name)
+            part = self.welcome["limits"]["max_frame"] - PART_OVERHEAD
+            received = begun["received"]
+            while received < len(data):
+                answer = await self.request(
+                    "upload_part", id=begun["id"], offset=received, data=data[received:received + part]
+                )
+                received = answer["received"]
+            stored = await self.request("upload_end", id=begun["id"])
+            return {k: v for k, v in stored.items() if k not in ("op", "rid")}
+        return await self._retrying(attempt, retries)
+
+    async def download(self, attachment_id: str, *, retries: int = 5) -> bytes:
+        """A stored file, fetched a range at a time, going on where it stopped after a lost connection.
+
+        Error handling: ClientError ``not_found`` for a file this user may not see (or that does not exist);
+        ValueError if the bytes do not match the file's sha256.
+        """
+        chunks: list[bytes] = []
+        received = 0
+
+        async def attempt() -> bytes:
+            nonlocal received
+            while True:
+                answer = await self.request("fetch", id=attachment_id, offset=received)
+                chunks.append(answer["data"])
+                received += len(answer["data"])
+                if received >= answer["size"]:
+                    data = b"".join(chunks)
+                    if hashlib.sha256(data).hexdigest() != answer["sha256"]:
+                        raise ValueError(f"{attachment_id}: the bytes fetched do not match its sha256")
+                    return data
+        return await self._retrying(attempt, retries)
 
     async def history(
         self, conv: str, *, before: int | None = None, after: int | None = None, limit: int = 50
@@ -302,6 +354,9 @@ class Client:
 
 CONNECT_TIMEOUT = 10.0
 MAX_MESSAGE = 4 << 20
+PART_OVERHEAD = 256
+"""Bytes of an ``upload_part`` frame besides its data: each part fills a frame (``limits.max_frame``) up to this."""
+T = TypeVar("T")
 
 
 def _lost(exc: ConnectionClosed) -> ConnectionLost:

@@ -32,6 +32,8 @@ class Draft:
     """Words the filter flagged, for the push to the group's staff; not stored with the message."""
     origin: object = None
     """The connection it came from, which gets the ack instead of the push; not stored."""
+    attachments: tuple[str, ...] = ()
+    """The files it carries (MSG-4), recorded with it for the access check of ``fetch``."""
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,11 @@ async def write_batch(conn: asyncpg.Connection, drafts: list[Draft]) -> list[Sto
     """
     rows = await conn.fetch(
         "select * from im_write_batch($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[],"
-        " $6::text[], $7::text[], $8::bigint[])",
+        " $6::text[], $7::text[], $8::bigint[], $9::text[])",
         [d.conv_id for d in drafts], [d.sender_id for d in drafts], [d.kind for d in drafts],
         [d.text for d in drafts], [d.body for d in drafts], [d.cid for d in drafts],
         [d.audience for d in drafts], [d.only_user_id for d in drafts],
+        [",".join(d.attachments) if d.attachments else None for d in drafts],
     )
     by_index = {
         r["idx"]: Stored(r["conv_id"], r["seq"], r["id"], millis(r["created_at"]), r["dup"], r["sender_hidden"])
@@ -142,6 +145,17 @@ async def by_client_id(store: Store, sender_id: int, cid: str) -> tuple[str, Sto
         return None
     stored = Stored(row["conv_id"], row["seq"], row["id"], millis(row["created_at"]), True)
     return address(row["kind"], row["conv_id"]), stored, row["audience"]
+
+
+async def carrying(store: Store, attachment_id: str, user_id: int) -> list[Row]:
+    """The messages that carry a file, in the conversations the user is a member of (GIN index, migration 0005)."""
+    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await conn.fetch(
+            f"select {_ROW_COLUMNS} from messages m join members b on b.conv_id = m.conv_id and b.user_id = $2"
+            " where m.attachments @> array[$1::text]",
+            attachment_id, user_id,
+        )
+    return [_row(r) for r in await store.run("carrying", txn, transaction=False)]
 
 
 async def seqs_by_sender(store: Store, conv_id: int, sender_id: int) -> list[int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import trio
 
@@ -76,3 +77,27 @@ async def test_members_and_mention_only(server: Running) -> None:
 
 def bob_id(members: list[dict[str, object]]) -> object:
     return next(m["id"] for m in members if m.get("username") == "bob")
+
+
+async def test_upload_and_fetch_a_file(server: Running, tmp_path: Path) -> None:
+    """MSG-4: ``imclient upload FILE`` prints the attachment to send; ``imclient fetch ID`` writes the file to
+    ``--out`` or to standard output, for those who may see it."""
+    await server.user("dr", Role.STAFF, "王医生")
+    await server.user("alice")
+    await server.user("bob")
+    data = b"%PDF-1.7\n" + os.urandom(150_000)
+    (tmp_path / "移植须知.pdf").write_bytes(data)
+    uploaded = await imclient(server, "dr", "upload", str(tmp_path / "移植须知.pdf"))
+    ref = lines(uploaded)[0]
+    assert ref == {"id": ref["id"], "mime": "application/pdf", "size": len(data), "name": "移植须知.pdf"}
+    async with open_client(server.url, username="dr", password=PASSWORD) as doctor:
+        await doctor.send("u:alice", kind="lab_report_pdf", body={"title": "移植须知", "pdf": ref})
+    out = tmp_path / "fetched.pdf"
+    fetched = lines(await imclient(server, "alice", "fetch", str(ref["id"]), "--out", str(out)))
+    assert fetched == [{"id": ref["id"], "out": str(out), "size": len(data)}] and out.read_bytes() == data
+    assert (await imclient(server, "alice", "fetch", str(ref["id"]))).stdout == data
+    refused = await imclient(server, "bob", "fetch", str(ref["id"]))
+    assert refused.returncode == 1 and json.loads(refused.stderr)["error"] == "not_found"
+    (tmp_path / "a.exe").write_bytes(b"MZ" + os.urandom(100))
+    wrong = await imclient(server, "alice", "upload", str(tmp_path / "a.exe"), "--mime", "application/pdf")
+    assert wrong.returncode == 1 and json.loads(wrong.stderr)["error"] == "bad_request"

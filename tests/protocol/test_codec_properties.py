@@ -59,6 +59,8 @@ def strategy(info: msgspec.inspect.Type) -> st.SearchStrategy[Any]:
         if info.pattern is not None:
             return st.from_regex(info.pattern, fullmatch=True).filter(lambda s: low <= len(s) <= high)
         return st.text(min_size=low, max_size=high)
+    if isinstance(info, msgspec.inspect.BytesType):
+        return st.binary(min_size=info.min_length or 0, max_size=min(info.max_length or 64, 64))
     if isinstance(info, msgspec.inspect.BoolType):
         return st.booleans()
     if isinstance(info, msgspec.inspect.NoneType):

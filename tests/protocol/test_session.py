@@ -48,12 +48,18 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "words_list": {"op": "words_list", "rid": 27},
     "audit": {"op": "audit", "rid": 28, "since": 1795700000000, "actor": "dr_wang", "limit": 50},
     "profile": {"op": "profile", "rid": 29, "conv": "g:12", "member": "a3"},
+    "upload_begin": {
+        "op": "upload_begin", "rid": 30, "mime": "image/png", "size": 204800, "sha256": "0" * 64, "name": "B超.png"
+    },
+    "upload_part": {"op": "upload_part", "rid": 31, "id": "att_Xq3bZr9Kp2Lm", "offset": 0, "data": b"\x89PNG"},
+    "upload_end": {"op": "upload_end", "rid": 32, "id": "att_Xq3bZr9Kp2Lm"},
+    "fetch": {"op": "fetch", "rid": 33, "id": "att_Xq3bZr9Kp2Lm", "offset": 65536, "length": 65536},
 }
 #: SPEC.md §4: the ops a read-only (mini-program) session may not use.
 WRITING_OPS = {
     "send", "group_create", "group_add", "group_remove", "group_set", "isolate", "unisolate", "group_ban",
     "group_unban", "user_ban", "user_unban", "family_link", "family_invite", "friend_request", "friend_respond",
-    "words_set", "words_remove", "kind_define",
+    "words_set", "words_remove", "kind_define", "upload_begin", "upload_part", "upload_end",
 }
 
 
