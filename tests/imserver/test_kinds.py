@@ -10,12 +10,13 @@ from typing import Any
 import pytest
 import trio
 
-from clients.python import open_client
+from clients.python import Client, open_client
 from imserver.config import Settings
 from imserver.model import Role
 from tests.conftest import PASSWORD, Running
 from tests.conftest import test_settings as server_settings
 from tests.helpers import take
+from tests.imserver.test_attachments import SAMPLES
 from tests.imserver.test_rules_support import imserver, imserver_ok, refused
 from tests.protocol.test_custom_kinds import SURVEY
 from tests.protocol.test_kinds import BAD, GOOD
@@ -31,6 +32,31 @@ def without_nil(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
+def swapped(value: Any, files: dict[str, dict[str, Any]]) -> Any:
+    """``value`` with each attachment of the tables replaced by the file really stored for it."""
+    if isinstance(value, dict):
+        if value.get("id") in files:
+            return files[value["id"]]
+        return {k: swapped(v, files) for k, v in value.items()}
+    if isinstance(value, list):
+        return [swapped(v, files) for v in value]
+    return value
+
+
+async def stored_files(client: Client) -> dict[str, dict[str, Any]]:
+    """Upload a file of the right type for every attachment the tables name (the server checks they exist)."""
+    wanted = {a["id"]: a for _, body, _, _ in GOOD for a in attachments_in(body)}
+    return {fake: await client.upload(SAMPLES[a["mime"]] + bytes(100), a["mime"], a.get("name", ""))
+            for fake, a in wanted.items()}
+
+
+def attachments_in(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, dict):
+        return [value] if str(value.get("id", "")).startswith("att_") else [
+            a for v in value.values() for a in attachments_in(v)]
+    return [a for v in value for a in attachments_in(v)] if isinstance(value, list) else []
+
+
 async def test_every_kind_round_trips_and_a_bad_body_is_refused(server: Running) -> None:
     await server.user("dr_li", Role.STAFF, "李医生")
     await server.user("chen")
@@ -39,13 +65,14 @@ async def test_every_kind_round_trips_and_a_bad_body_is_refused(server: Running)
         open_client(server.url, username="chen", password=PASSWORD) as chen,
     ):
         group = (await doctor.request("group_create", name="取卵群", members=["chen"]))["conv"]
+        files = await stored_files(doctor)
         for kind, body, _, _ in GOOD:
-            await doctor.send(group, kind=kind, body=body)
+            await doctor.send(group, kind=kind, body=swapped(body, files))
         got = await take(chen, len(GOOD))
         history, _ = await chen.history(group, limit=len(GOOD))
         for message, kept, (kind, _, normalised, fallback) in zip(got, history, GOOD, strict=True):
             assert (message.kind, message.text, without_nil(message.body or {})) == (
-                kind, fallback, without_nil(normalised))
+                kind, fallback, without_nil(swapped(normalised, files)))
             assert (kept.kind, kept.text, kept.body) == (message.kind, message.text, message.body)
 
         for kind, body, field in BAD:
