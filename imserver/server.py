@@ -39,6 +39,7 @@ from imserver.handlers import Handlers
 from imserver.hub import Hub
 from imserver.model import Role, Roster, User
 from imserver.moderation import ModerationHandlers
+from imserver.quickreplies import QuickReplyHandlers
 from imserver.store import accounts, conversations, messages, moderation
 from imserver.store.messages import Draft, Row, Stored
 from imserver.websocket import ConnectionClosed, WebSocket
@@ -72,6 +73,7 @@ class ChatServer:
             settings, store, self.directory, self.hub, self.writer, keys.signer, keys.cipher, default_registry()
         )
         self.handlers.table |= ModerationHandlers(self.handlers).table
+        self.handlers.table |= QuickReplyHandlers(self.handlers).table
         self._stop = trio.Event()
         self.closing = False
 
