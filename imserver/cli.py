@@ -27,7 +27,7 @@ from imserver.config import Settings
 from imserver.model import MemberRole, Role, Roster
 from imserver.moderation import ban_txn, link_family_txn
 from imserver.server import ChatServer, open_keys, tune_garbage_collector
-from imserver.store import accounts, conversations, moderation
+from imserver.store import accounts, conversations, moderation, quickreplies
 from imserver.store.migrate import available, migrate
 from imserver.words import Policy, normalise
 from pgtrio.bridge import Store, open_store
@@ -98,6 +98,14 @@ def _parser() -> argparse.ArgumentParser:
     wadd.add_argument("--policy", required=True, choices=[str(p) for p in Policy])
     words.add_parser("remove", help="remove a word").add_argument("word")
     words.add_parser("list", help="list the words")
+
+    team = sub.add_parser("team", help="care teams (MSG-3)").add_subparsers(dest="action", required=True)
+    team.add_parser("create", help="create a care team").add_argument("name")
+    for verb in ("add", "remove"):
+        member = team.add_parser(verb, help=f"{verb} a staff account")
+        member.add_argument("name")
+        member.add_argument("username")
+    team.add_parser("list", help="the teams and their members")
 
     audit = sub.add_parser("audit", help="the audit log as JSON lines (SEC-1)")
     audit.add_argument("--since", type=_local_time, help="ISO 8601; without a zone, Beijing time (Asia/Shanghai)")
@@ -319,6 +327,32 @@ async def _words(store: Store, settings: Settings, args: argparse.Namespace) -> 
     return {"word": args.word, "policy": policy}
 
 
+async def _team(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
+    if args.action == "list":
+        found = await quickreplies.teams(store, None)
+        users = {u.id: u.username for u in await accounts.users_by_id(store, [i for _, ids in found for i in ids])}
+        return Lines({"team": name, "members": [users[i] for i in ids]} for name, ids in found)
+    if args.action == "create":
+        async def create(conn: asyncpg.Connection) -> None:
+            if await quickreplies.create_team_txn(conn, args.name) is None:
+                raise CliError(f"team {args.name} exists")
+        await _audited(store, "team_create", create, detail={"team": args.name})
+        return {"team": args.name}
+    user = await accounts.user_by_name(store, args.username)
+    if user is None or user.role not in (Role.STAFF, Role.ADMIN):
+        raise CliError(f"no staff account {args.username}")
+
+    async def change(conn: asyncpg.Connection) -> None:
+        team_id = await quickreplies.team_id_txn(conn, args.name)
+        if team_id is None:
+            raise CliError(f"no team {args.name}")
+        if not await quickreplies.set_team_member_txn(conn, team_id, user.id, args.action == "add") \
+                and args.action == "remove":
+            raise CliError(f"{args.username} is not in team {args.name}")
+    await _audited(store, f"team_{args.action}", change, target_id=user.id, detail={"team": args.name})
+    return {"team": args.name, "user": args.username}
+
+
 async def _audit(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
     return Lines(await moderation.audit_entries(store, since=args.since, actor=args.actor, limit=args.limit))
 
@@ -341,5 +375,9 @@ _COMMANDS: dict[tuple[str, str | None], Callable[..., Awaitable[Any]]] = {
     ("words", "add"): _words,
     ("words", "remove"): _words,
     ("words", "list"): _words,
+    ("team", "create"): _team,
+    ("team", "add"): _team,
+    ("team", "remove"): _team,
+    ("team", "list"): _team,
     ("audit", None): _audit,
 }

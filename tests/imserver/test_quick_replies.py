@@ -8,6 +8,8 @@ husband, a bot and an admin) with a care team of the doctor and the nurse, and a
 
 from __future__ import annotations
 
+import getpass
+import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
@@ -21,9 +23,20 @@ from imserver.quickreplies import SHANGHAI
 from imserver.server import ChatServer, open_keys
 from imserver.store import quickreplies
 from imserver.templating import day_text
+from tests.clients.test_cli import imclient, lines
 from tests.conftest import Running
 from tests.helpers import take
-from tests.imserver.test_rules_support import PEOPLE, Ward, leaks, login, open_ward, recording, refused
+from tests.imserver.test_rules_support import (
+    PEOPLE,
+    Ward,
+    imserver,
+    imserver_ok,
+    leaks,
+    login,
+    open_ward,
+    recording,
+    refused,
+)
 
 TEAM = "胚胎移植组"
 OUTSIDER = "dr_zhou"
@@ -419,3 +432,37 @@ async def test_quick_replies_and_their_ranking_survive_a_restart(server: Running
             (text,) = (await nurse.request("qr_render", conv=f"u:{A.username}", ids=[reply]))["messages"]
             assert text["text"] == "周五复诊"
         restarted.shutdown()
+
+
+async def test_teams_and_quick_replies_from_the_command_line(server: Running, db: str) -> None:
+    """MSG-3, SEC-1: ``imserver team`` makes a team (audited as the operator); ``imclient qr add``, ``qr search`` and
+    ``qr use`` save a team quick reply, find it by ``/`` and send it filled in, to arrive like any message."""
+    async with open_ward(server, online=("patient", "admin")) as w:
+        dr, nurse = PEOPLE["owner"].username, PEOPLE["staff"].username
+        assert await imserver_ok(db, "team", "create", TEAM) == [{"team": TEAM}]
+        for who in (dr, nurse):
+            assert await imserver_ok(db, "team", "add", TEAM, who) == [{"team": TEAM, "user": who}]
+        assert await imserver_ok(db, "team", "list") == [{"team": TEAM, "members": sorted([dr, nurse])}]
+        refusals = [await imserver(db, "team", "add", TEAM, A.username), await imserver(db, "team", "create", TEAM),
+                    await imserver(db, "team", "remove", "无此组", nurse)]
+        assert all(r.returncode == 1 and r.stderr for r in refusals)
+        assert await imserver_ok(db, "team", "remove", TEAM, nurse) == [{"team": TEAM, "user": nurse}]
+
+        added = lines(await imclient(server, dr, "qr", "add", "yzh", "移植后注意事项",
+                                     "{{patient}}您好，移植后请平卧{{?分钟}}分钟。", "--scope", "team", "--team", TEAM))
+        assert added[0]["prompts"] == ["分钟"] and added[0]["team"] == TEAM
+        found = lines(await imclient(server, dr, "qr", "search", "移植"))
+        assert [f["id"] for f in found] == [added[0]["id"]]
+        sent = lines(await imclient(server, dr, "qr", "use", str(added[0]["id"]), w.group, "--member", A.username,
+                                    "--fill", "分钟=30"))
+        assert [s["seq"] for s in sent] == [1]
+        (got,) = await take(w["patient"], 1)
+        assert got.text.endswith("您好，移植后请平卧30分钟。") and A.name not in got.text  # a group: her pseudonym
+        missing = await imclient(server, dr, "qr", "use", str(added[0]["id"]), w.group, "--member", A.username)
+        assert missing.returncode == 1 and json.loads(missing.stderr)["error"] == "bad_request"
+
+        operator = f"cli:{getpass.getuser()}"
+        entries = (await w["admin"].request("audit", limit=1000))["entries"]
+        assert [(e["actor"], e["action"], e["target"]) for e in entries if e["action"].startswith("team")] == [
+            (operator, "team_create", None), (operator, "team_add", dr), (operator, "team_add", nurse),
+            (operator, "team_remove", nurse)]
