@@ -130,7 +130,7 @@ class QuickReplyHandlers:
                                 rid=req.rid, field="team")
         text, body = self.core.content(req)
         try:
-            templating.needs(body if body is not None else text, "text" if body is None else "body")
+            templating.needs(*((text, "text") if body is None else (body, "body")))
         except ProtocolError as exc:
             exc.rid = req.rid
             raise
