@@ -29,7 +29,7 @@ from imserver.custom_kinds import load_registry, parse_definition
 from imserver.model import MemberRole, Role, Roster
 from imserver.moderation import ban_txn, link_family_txn
 from imserver.server import ChatServer, open_keys, tune_garbage_collector
-from imserver.store import accounts, conversations, kinds, moderation
+from imserver.store import accounts, conversations, kinds, moderation, quickreplies
 from imserver.store.migrate import available, migrate
 from imserver.words import Policy, normalise
 from pgtrio.bridge import Store, open_store
@@ -105,6 +105,14 @@ def _parser() -> argparse.ArgumentParser:
     kind = sub.add_parser("kind", help="custom message kinds (MSG-1)").add_subparsers(dest="action", required=True)
     kind.add_parser("define", help="define or replace a kind from a JSON file (- for stdin)").add_argument("file")
     kind.add_parser("list", help="the custom kinds as JSON lines")
+
+    team = sub.add_parser("team", help="care teams (MSG-3)").add_subparsers(dest="action", required=True)
+    team.add_parser("create", help="create a care team").add_argument("name")
+    for verb in ("add", "remove"):
+        member = team.add_parser(verb, help=f"{verb} a staff account")
+        member.add_argument("name")
+        member.add_argument("username")
+    team.add_parser("list", help="the teams and their members")
 
     audit = sub.add_parser("audit", help="the audit log as JSON lines (SEC-1)")
     audit.add_argument("--since", type=_local_time, help="ISO 8601; without a zone, Beijing time (Asia/Shanghai)")
@@ -341,6 +349,32 @@ async def _kind(store: Store, settings: Settings, args: argparse.Namespace) -> A
     return {"kind": definition["name"]}
 
 
+async def _team(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
+    if args.action == "list":
+        found = await quickreplies.teams(store, None)
+        users = {u.id: u.username for u in await accounts.users_by_id(store, [i for _, ids in found for i in ids])}
+        return Lines({"team": name, "members": [users[i] for i in ids]} for name, ids in found)
+    if args.action == "create":
+        async def create(conn: asyncpg.Connection) -> None:
+            if await quickreplies.create_team_txn(conn, args.name) is None:
+                raise CliError(f"team {args.name} exists")
+        await _audited(store, "team_create", create, detail={"team": args.name})
+        return {"team": args.name}
+    user = await accounts.user_by_name(store, args.username)
+    if user is None or user.role not in (Role.STAFF, Role.ADMIN):
+        raise CliError(f"no staff account {args.username}")
+
+    async def change(conn: asyncpg.Connection) -> None:
+        team_id = await quickreplies.team_id_txn(conn, args.name)
+        if team_id is None:
+            raise CliError(f"no team {args.name}")
+        if not await quickreplies.set_team_member_txn(conn, team_id, user.id, args.action == "add") \
+                and args.action == "remove":
+            raise CliError(f"{args.username} is not in team {args.name}")
+    await _audited(store, f"team_{args.action}", change, target_id=user.id, detail={"team": args.name})
+    return {"team": args.name, "user": args.username}
+
+
 async def _audit(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
     return Lines(await moderation.audit_entries(store, since=args.since, actor=args.actor, limit=args.limit))
 
@@ -365,5 +399,9 @@ _COMMANDS: dict[tuple[str, str | None], Callable[..., Awaitable[Any]]] = {
     ("words", "list"): _words,
     ("kind", "define"): _kind,
     ("kind", "list"): _kind,
+    ("team", "create"): _team,
+    ("team", "add"): _team,
+    ("team", "remove"): _team,
+    ("team", "list"): _team,
     ("audit", None): _audit,
 }

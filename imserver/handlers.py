@@ -40,6 +40,7 @@ from protocol.frames import (
     Logout,
     Members,
     Ping,
+    QrSave,
     Read,
     Receipt,
     Request,
@@ -212,7 +213,7 @@ class Handlers:
 
     async def _draft(self, conn: Connection, user: User, req: Send) -> tuple[messages.Draft, Roster, list[str]]:
         """The message to store, after every rule (IM-4, IM-9, IM-10, IM-11, IM-15); the words that refuse it."""
-        text, body = self._content(req)
+        text, body = self.content(req)
         roster = await self.resolve(user, req.conv, req.rid)
         viewer = self.directory.viewer(user.id)
         refusal = visibility.send_refusal(viewer, roster)
@@ -237,7 +238,8 @@ class Handlers:
         )
         return draft, roster, verdict.blocked
 
-    def _content(self, req: Send) -> tuple[str, dict[str, Any] | None]:
+    def content(self, req: Send | QrSave) -> tuple[str, dict[str, Any] | None]:
+        """The text and the validated body of a message (or of a quick reply's template, SPEC.md §5.19)."""
         if req.kind != "text":
             try:
                 body, text = self.kinds.validate(req.kind, req.body)

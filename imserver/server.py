@@ -40,6 +40,7 @@ from imserver.handlers import Handlers
 from imserver.hub import Hub
 from imserver.model import Role, Roster, User
 from imserver.moderation import ModerationHandlers
+from imserver.quickreplies import QuickReplyHandlers
 from imserver.store import accounts, conversations, messages, moderation
 from imserver.store.messages import Draft, Row, Stored
 from imserver.uploads import AttachmentHandlers
@@ -76,6 +77,7 @@ class ChatServer:
         self.handlers.table |= ModerationHandlers(self.handlers).table
         self.handlers.table |= KindHandlers(self.handlers).table
         self.handlers.table |= AttachmentHandlers(self.handlers).table
+        self.handlers.table |= QuickReplyHandlers(self.handlers).table
         self._stop = trio.Event()
         self.closing = False
 

@@ -111,3 +111,19 @@ def conversation_name(viewer: Viewer, roster: Roster, peer: User | None) -> str:
     if roster.kind == "group" or peer is None:
         return roster.name
     return person(viewer, peer, roster).name
+
+
+NEWCOMER = Viewer(0, Role.PATIENT)
+"""Someone who joins a group later and reads back: a patient who is nobody's family."""
+
+
+def name_for_readers(subject: User, roster: Roster, readers: Iterable[Viewer]) -> str:
+    """``subject``'s name in a text every reader of the conversation gets alike (a quick reply, SPEC.md §5.19).
+
+    The real name only if every member may see it, and in a group also whoever
+    joins later and reads back; otherwise the pseudonym of this conversation.
+    """
+    everyone = [*readers, NEWCOMER] if roster.kind == "group" else readers
+    if all(visibility.shows_real(viewer, subject.id, subject.role) for viewer in everyone):
+        return subject.display_name
+    return visibility.pseudonym(roster, subject.id)[1]

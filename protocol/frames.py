@@ -313,6 +313,101 @@ class Fetch(Request, tag="fetch"):
     length: Annotated[int, Meta(ge=1, le=65536)] = 65536
 
 
+TeamName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^\x00\s](?:[^\x00]*[^\x00\s])?\Z")]
+"""A care team's name, e.g. ``移植一组``; no spaces at either end."""
+QuickReplyId = Annotated[int, Meta(ge=1, le=2**63 - 1)]
+Scope = Literal["personal", "team", "shared"]
+FILL_PATTERN = r"^[^{}\s\x00]{1,20}\Z"
+"""The name of a fill-in prompt, as written in ``{{?name}}`` (SPEC.md §5.19)."""
+FACT_PATTERN = r"^[a-z][a-z0-9_]{0,31}\Z"
+"""A fact's key, as written in ``{{fact.key}}`` (SPEC.md §5.20)."""
+
+
+class TeamCreate(Request, tag="team_create"):
+    """Create a care team (SPEC.md §5.19); admin accounts only."""
+
+    writes: ClassVar[bool] = True
+    name: TeamName
+
+
+class _TeamMember(Request):
+    writes: ClassVar[bool] = True
+    team: TeamName
+    user: Username
+
+
+class TeamAdd(_TeamMember, tag="team_add"):
+    """Add a staff account to a care team; admin accounts only."""
+
+
+class TeamRemove(_TeamMember, tag="team_remove"):
+    """Take an account out of a care team; admin accounts only."""
+
+
+class Teams(Request, tag="teams"):
+    """Care teams and their members: every team for admins, their own for staff."""
+
+
+class QrSave(Request, tag="qr_save"):
+    """Create a quick reply, or change the one ``id`` names (SPEC.md §5.19, MSG-3); staff only."""
+
+    writes: ClassVar[bool] = True
+    shortcut: Annotated[str, Meta(min_length=1, max_length=16, pattern=r"^[^\s\x00/]+\Z")]
+    """Typed after ``/``, e.g. ``yz``; kept in lowercase."""
+    title: Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+    id: QuickReplyId | None = None
+    scope: Scope = "personal"
+    team: TeamName | None = None
+    """The team of a ``team`` quick reply."""
+    kind: Kind = "text"
+    text: Annotated[str, Meta(max_length=ABSOLUTE_MAX_TEXT, pattern=NO_NUL)] | None = None
+    """The template of a ``text`` quick reply."""
+    body: dict[str, Any] | None = None
+    """The template body of any other kind."""
+
+
+class QrDelete(Request, tag="qr_delete"):
+    writes: ClassVar[bool] = True
+    id: QuickReplyId
+
+
+class QrList(Request, tag="qr_list"):
+    """The quick replies the caller may use, with their prompts; staff only."""
+
+    scope: Scope | None = None
+
+
+class QrSearch(Request, tag="qr_search"):
+    """Quick replies for what the user typed after ``/``, best first; staff only."""
+
+    q: Annotated[str, Meta(max_length=64, pattern=NO_NUL)] = ""
+    limit: Annotated[int, Meta(ge=1, le=50)] = 10
+
+
+class QrRender(Request, tag="qr_render"):
+    """Quick replies filled in for a conversation, as messages ready to ``send``; staff only."""
+
+    writes: ClassVar[bool] = True
+    conv: ConvAddr
+    ids: Annotated[list[QuickReplyId], Meta(min_length=1, max_length=10)]
+    member: MemberId | None = None
+    """The patient they are for, as the caller was shown her; in a direct chat, the patient in it."""
+    fill: Annotated[
+        dict[Annotated[str, Meta(pattern=FILL_PATTERN)], Annotated[str, Meta(min_length=1, max_length=1000,
+                                                                             pattern=NO_NUL)]],
+        Meta(max_length=20),
+    ] = {}
+
+
+class FactsSet(Request, tag="facts_set"):
+    """Record (or, with ``value`` nil, remove) a fact about a patient (SPEC.md §5.20); bots and staff only."""
+
+    writes: ClassVar[bool] = True
+    user: Username
+    key: Annotated[str, Meta(pattern=FACT_PATTERN)]
+    value: Annotated[str, Meta(min_length=1, max_length=500, pattern=NO_NUL)] | None
+
+
 AnyRequest = (
     Hello | Ping | Logout | Send | Sync | History | Read | Receipt | Convs
     | GroupCreate | GroupAdd | GroupRemove | Members
@@ -320,6 +415,7 @@ AnyRequest = (
     | FamilyLink | FamilyInvite | FriendRequest | FriendRequests | FriendRespond
     | WordsSet | WordsRemove | WordsList | Audit | Profile | Kinds | KindDefine
     | UploadBegin | UploadPart | UploadEnd | Fetch
+    | TeamCreate | TeamAdd | TeamRemove | Teams | QrSave | QrDelete | QrList | QrSearch | QrRender | FactsSet
 )
 REQUEST_TYPES: tuple[type[Request], ...] = (
     Hello, Ping, Logout, Send, Sync, History, Read, Receipt, Convs,
@@ -328,6 +424,7 @@ REQUEST_TYPES: tuple[type[Request], ...] = (
     FamilyLink, FamilyInvite, FriendRequest, FriendRequests, FriendRespond,
     WordsSet, WordsRemove, WordsList, Audit, Profile, Kinds, KindDefine,
     UploadBegin, UploadPart, UploadEnd, Fetch,
+    TeamCreate, TeamAdd, TeamRemove, Teams, QrSave, QrDelete, QrList, QrSearch, QrRender, FactsSet,
 )
 OPS: frozenset[str] = frozenset(t.__struct_config__.tag for t in REQUEST_TYPES)  # type: ignore[misc]
 

@@ -51,7 +51,40 @@ def _parser() -> argparse.ArgumentParser:
     fetch = sub.add_parser("fetch", help="download a stored file")
     fetch.add_argument("id", help="the attachment id, att_...")
     fetch.add_argument("--out", metavar="FILE", help="write it here and print what was written (default: stdout)")
+    qr = sub.add_parser("qr", help="quick replies (staff)").add_subparsers(dest="qr_command", required=True)
+    search = qr.add_parser("search", help="what typing /TEXT offers, best first")
+    search.add_argument("text", nargs="?", default="")
+    search.add_argument("--limit", type=int, default=10)
+    add = qr.add_parser("add", help="save a quick reply: a text template, or --kind and --body")
+    add.add_argument("shortcut")
+    add.add_argument("title")
+    add.add_argument("text", nargs="?", help="e.g. '{{patient}}您好，移植后请平卧半小时'")
+    add.add_argument("--kind", default="text")
+    add.add_argument("--body", type=json.loads, help="the template body of another kind, as JSON")
+    add.add_argument("--scope", choices=["personal", "team", "shared"], default="personal")
+    add.add_argument("--team", help="the care team of a team quick reply")
+    add.add_argument("--id", type=int, help="change this quick reply instead of adding one")
+    use = qr.add_parser("use", help="fill quick replies in for a conversation and send them")
+    use.add_argument("ids", type=_ids, help="ID, or ID,ID,... to send several as one")
+    use.add_argument("conv")
+    use.add_argument("--fill", type=_fill, action="append", default=[], metavar="PROMPT=VALUE")
+    use.add_argument("--member", metavar="USERNAME", help="the patient they are for, where the conversation does "
+                     "not say (a group); a member id as `members` shows it works too")
     return parser
+
+
+def _ids(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("ID or ID,ID,...") from None
+
+
+def _fill(text: str) -> tuple[str, str]:
+    prompt, sep, value = text.partition("=")
+    if not sep or not prompt:
+        raise argparse.ArgumentTypeError("PROMPT=VALUE")
+    return prompt, value
 
 
 def _json(message: Message) -> str:
@@ -119,8 +152,26 @@ async def _fetch(client: Client, args: argparse.Namespace) -> None:
     print(json.dumps({"id": args.id, "out": args.out, "size": len(data)}, ensure_ascii=False))
 
 
+async def _qr(client: Client, args: argparse.Namespace) -> None:
+    if args.qr_command == "search":
+        found = await client.quick_replies(args.text, limit=args.limit)
+    elif args.qr_command == "add":
+        saved = await client.save_quick_reply(
+            args.shortcut, args.title, args.text, kind=args.kind, body=args.body, scope=args.scope, team=args.team,
+            id=args.id,
+        )
+        found = [{k: v for k, v in saved.items() if k not in ("op", "rid")}]
+    else:
+        member = await _member_id(client, args.conv, args.member) if args.member else None
+        found = await client.send_quick_replies(args.conv, args.ids, member=member, fill=dict(args.fill))
+        found = [{k: ack[k] for k in ("conv", "seq", "id", "dup")} for ack in found]
+    for entry in found:
+        print(json.dumps(entry, ensure_ascii=False))
+
+
 _COMMANDS: dict[str, Any] = {
     "send": _send, "history": _history, "listen": _listen, "members": _members, "upload": _upload, "fetch": _fetch,
+    "qr": _qr,
 }
 
 

@@ -290,6 +290,40 @@ class Client:
     async def read(self, conv: str, seq: int) -> dict[str, Any]:
         return await self.request("read", conv=conv, seq=seq)
 
+    # -- quick replies (SPEC.md §5.19) and facts (§5.20) -------------------------------------
+
+    async def quick_replies(self, typed: str = "", *, limit: int = 10) -> list[dict[str, Any]]:
+        """What ``/typed`` offers, best first, each with the ``prompts`` to ask the sender for."""
+        return list((await self.request("qr_search", q=typed, limit=limit))["replies"])
+
+    async def save_quick_reply(
+        self, shortcut: str, title: str, text: str | None = None, *, kind: str = "text",
+        body: dict[str, Any] | None = None, scope: str = "personal", team: str | None = None, id: int | None = None,
+    ) -> dict[str, Any]:
+        """Create a quick reply, or change the one ``id`` names; the saved entry."""
+        fields = {"id": id, "scope": scope, "team": team, "kind": kind, "text": text, "body": body}
+        return await self.request(
+            "qr_save", shortcut=shortcut, title=title, **{k: v for k, v in fields.items() if v is not None}
+        )
+
+    async def send_quick_replies(
+        self, conv: str, ids: list[int], *, member: str | None = None, fill: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Fill quick replies in for ``conv`` and send the messages they make; the acks.
+
+        ``member`` is the patient they are for (needed in a group when they name her or her facts).
+        Error handling: ClientError ``bad_request`` with ``field`` ``fill`` names the prompts still to fill in.
+        """
+        fields: dict[str, Any] = {"conv": conv, "ids": ids, "fill": fill or {}}
+        if member is not None:
+            fields["member"] = member
+        ready = (await self.request("qr_render", **fields))["messages"]
+        return [await self.send(conv, m.get("text"), kind=m["kind"], body=m.get("body")) for m in ready]
+
+    async def set_fact(self, user: str, key: str, value: str | None) -> dict[str, Any]:
+        """Record a fact about a patient for templates (``{{fact.key}}``); None removes it."""
+        return await self.request("facts_set", user=user, key=key, value=value)
+
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """Every push frame as it arrives (``msg``, ``read``, ``conv``, ``bye``; ``_lost`` when the link drops)."""
         async for frame in self._pushes:

@@ -54,12 +54,23 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "upload_part": {"op": "upload_part", "rid": 31, "id": "att_Xq3bZr9Kp2Lm", "offset": 0, "data": b"\x89PNG"},
     "upload_end": {"op": "upload_end", "rid": 32, "id": "att_Xq3bZr9Kp2Lm"},
     "fetch": {"op": "fetch", "rid": 33, "id": "att_Xq3bZr9Kp2Lm", "offset": 65536, "length": 65536},
+    "team_create": {"op": "team_create", "rid": 36, "name": "移植一组"},
+    "team_add": {"op": "team_add", "rid": 37, "team": "移植一组", "user": "nurse_li"},
+    "team_remove": {"op": "team_remove", "rid": 38, "team": "移植一组", "user": "nurse_li"},
+    "teams": {"op": "teams", "rid": 39},
+    "qr_save": {"op": "qr_save", "rid": 40, "shortcut": "yz", "title": "移植", "text": "{{patient}}您好"},
+    "qr_delete": {"op": "qr_delete", "rid": 41, "id": 7},
+    "qr_list": {"op": "qr_list", "rid": 42},
+    "qr_search": {"op": "qr_search", "rid": 43, "q": "yz"},
+    "qr_render": {"op": "qr_render", "rid": 44, "conv": "g:12", "ids": [7]},
+    "facts_set": {"op": "facts_set", "rid": 45, "user": "chen_hong", "key": "next_visit", "value": "12月3日"},
 }
 #: SPEC.md §4: the ops a read-only (mini-program) session may not use.
 WRITING_OPS = {
     "send", "group_create", "group_add", "group_remove", "group_set", "isolate", "unisolate", "group_ban",
     "group_unban", "user_ban", "user_unban", "family_link", "family_invite", "friend_request", "friend_respond",
     "words_set", "words_remove", "kind_define", "upload_begin", "upload_part", "upload_end",
+    "team_create", "team_add", "team_remove", "qr_save", "qr_delete", "qr_render", "facts_set",
 }
 
 
