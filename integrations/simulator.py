@@ -1,4 +1,4 @@
-"""``python -m integrations.simulator wechat|sms|phone --port N``: one outside system's simulator as a process.
+"""``python -m integrations.simulator wechat|sms|phone|his --port N``: one outside system's simulator as a process.
 
 Prints one JSON line when listening, ``{"system": "sms", "url": "http://127.0.0.1:40123"}`` (port 0
 picks a free port), then serves until stopped (Ctrl-C, SIGTERM). Credentials default to the demo
@@ -15,12 +15,13 @@ from functools import partial
 import trio
 from starlette.applications import Starlette
 
+from integrations.his import simulator as his
 from integrations.phone import simulator as phone
 from integrations.simulation import serve
 from integrations.sms import simulator as sms
 from integrations.wechat import simulator as wechat
 
-SYSTEMS = ("wechat", "sms", "phone")
+SYSTEMS = ("wechat", "sms", "phone", "his")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--app-id", default=wechat.DEMO_APP_ID, help="wechat: the app id it accepts")
     parser.add_argument("--secret", default=wechat.DEMO_SECRET, help="wechat: the app secret it accepts")
-    parser.add_argument("--api-key", help="sms, phone: the API key it accepts (default: the demo key)")
+    parser.add_argument("--api-key", help="sms, phone, his: the API key it accepts (default: the demo key)")
     return parser
 
 
@@ -40,7 +41,7 @@ def create_app(
     """The simulator of ``system``; credentials it accepts: WeChat's app id and secret, the others' API key."""
     if system == "wechat":
         return wechat.create_app(app_id, secret)
-    module = sms if system == "sms" else phone
+    module = {"sms": sms, "phone": phone, "his": his}[system]
     return module.create_app(api_key or module.DEMO_KEY)
 
 
