@@ -106,6 +106,21 @@ class PathwayStore:
         row = await self._run("pathway_event", txn, transaction=False)
         return None if row is None else dict(row)
 
+    async def cursor(self, source: str) -> str:
+        """Where the feed of ``source`` was read up to ("" at first)."""
+        async def txn(conn: asyncpg.Connection) -> str | None:
+            found: str | None = await conn.fetchval(
+                f"select cursor from {self.s}.feed_cursors where source = $1", source)
+            return found
+        return await self._run("pathway_cursor", txn, transaction=False) or ""
+
+    async def set_cursor(self, source: str, cursor: str) -> None:
+        async def txn(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                f"insert into {self.s}.feed_cursors (source, cursor) values ($1, $2) on conflict (source)"
+                " do update set cursor = excluded.cursor, updated_at = now()", source, cursor)
+        await self._run("pathway_set_cursor", txn)
+
     # -- cycles ----------------------------------------------------------------------------
 
     async def open_cycle_txn(self, conn: asyncpg.Connection, patient: str) -> CycleRow | None:

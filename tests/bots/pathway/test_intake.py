@@ -5,7 +5,6 @@ and one stored but not acted on when the bot stopped is acted on when it starts.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -13,12 +12,10 @@ import asyncpg
 import msgspec
 import pytest
 
-from bots.framework.state import BotState
 from bots.pathway.definition import PathwayError, shipped
 from bots.pathway.intake import resume, take
 from bots.pathway.schedule import ZONE
 from bots.pathway.store import PathwayStore
-from pgtrio.bridge import open_store
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=ZONE)
 CHEN = {"username": "chen_hong", "his_id": "P0012345"}
@@ -27,16 +24,6 @@ IVF = next(p for p in shipped() if p.key == "ivf")
 
 def event(**fields: Any) -> bytes:
     return json.dumps(fields, ensure_ascii=False).encode()
-
-
-@pytest.fixture
-async def store(db: str) -> AsyncIterator[PathwayStore]:
-    async with open_store(db, min_size=1, max_size=2) as pool:
-        state = BotState(pool, "pathway", "bots.pathway.migrations")
-        await state.migrate()
-        pathways = PathwayStore(state)
-        await pathways.publish(IVF)
-        yield pathways
 
 
 async def jobs(store: PathwayStore) -> dict[str, datetime]:

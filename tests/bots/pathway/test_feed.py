@@ -1,0 +1,58 @@
+"""Following the hospital system's feed (issue 6; EDU-4, DESIGN rule 8): through the real HIS adapter and its
+simulator, every event is stored and acted on once, a malformed one recorded as rejected, a page re-read after a
+crash changes nothing, and an outage loses nothing."""
+
+from __future__ import annotations
+
+import httpx
+import trio
+
+from bots.pathway.feed import poll_once
+from bots.pathway.store import PathwayStore
+from integrations.his.client import HisClient, connect
+from integrations.his.simulator import DEMO_KEY
+from integrations.http import Backoff, Retry, Unavailable
+from tests.bots.pathway.test_intake import CHEN, NOW, jobs
+from tests.simulators import faults, start_simulator
+
+QUICK = Retry(2, Backoff(first=0.01, cap=0.02))
+STARTED = {"type": "cycle_started", "id": "his-1", "patient": CHEN, "pathway": "ivf", "day": "2026-12-01"}
+DATED = {"type": "procedure_dated", "id": "his-2", "patient": CHEN, "procedure": "trigger", "day": "2026-12-14"}
+BAD = {"type": "procedure_dated", "id": "his-3", "patient": CHEN, "procedure": "surgery", "day": "2026-12-14"}
+
+
+async def publish(url: str, *events: object) -> None:
+    async with httpx.AsyncClient() as http:
+        (await http.post(f"{url}/_sim/events", json=list(events))).raise_for_status()
+
+
+async def test_events_are_stored_and_acted_on_once_even_when_a_page_is_read_again(
+    store: PathwayStore, nursery: trio.Nursery,
+) -> None:
+    url = await start_simulator(nursery, "his")
+    await publish(url, STARTED, DATED, BAD, DATED)  # the HIS sent his-2 twice
+    async with connect(url, DEMO_KEY, retry=QUICK) as service:
+        his = HisClient(service)
+        outcomes = await poll_once(store, his, NOW)
+        assert [(o.event, o.status) for o in outcomes] == [
+            ("his-1", "applied"), ("his-2", "applied"), ("his-3", "rejected"), ("his-2", "duplicate")]
+        assert "$.procedure" in (outcomes[2].error or "")
+        assert await poll_once(store, his, NOW) == []  # caught up
+        scheduled = await jobs(store)
+
+        await store.set_cursor("his", "")  # as if the bot died before it moved the cursor
+        assert {o.status for o in await poll_once(store, his, NOW)} == {"duplicate"}
+        assert await jobs(store) == scheduled
+
+        await faults(url, fail=10, status=503)
+        try:
+            await poll_once(store, his, NOW)
+        except Unavailable:
+            pass
+        else:
+            raise AssertionError("the outage was not reported")
+        await faults(url, fail=0)
+        await publish(url, {**DATED, "id": "his-4", "procedure": "retrieval", "day": "2026-12-16"})
+        assert [(o.event, o.status) for o in await poll_once(store, his, NOW)] == [("his-4", "applied")]
+        cycle = await store.open_cycle("chen_hong")
+        assert cycle is not None and set(cycle.dates) == {"trigger", "retrieval"}
