@@ -135,6 +135,61 @@ class PathwayStore:
         return CycleRow(row["id"], row["patient"], row["his_id"], msgspec.convert(row["definition"], Pathway),
                         row["started"], {r["procedure"]: r["day"] for r in dates})
 
+    async def cycle(self, cycle_id: int) -> CycleRow | None:
+        """An open cycle by id (None once it has ended: its jobs then do nothing)."""
+        async def txn(conn: asyncpg.Connection) -> CycleRow | None:
+            patient = await conn.fetchval(
+                f"select patient from {self.s}.cycles where id = $1 and ended_at is null", cycle_id)
+            return None if patient is None else await self.open_cycle_txn(conn, patient)
+        found: CycleRow | None = await self._run("pathway_cycle", txn, transaction=False)
+        return found
+
+    async def node_group(self, pathway: str, node: str) -> str | None:
+        async def txn(conn: asyncpg.Connection) -> str | None:
+            found: str | None = await conn.fetchval(
+                f"select conv from {self.s}.node_groups where pathway = $1 and node = $2", pathway, node)
+            return found
+        return await self._run("pathway_node_group", txn, transaction=False)
+
+    async def keep_node_group(self, pathway: str, node: str, conv: str) -> str:
+        """Record a node's group; if another instance recorded one first, that one (the group to use)."""
+        async def txn(conn: asyncpg.Connection) -> str:
+            await conn.execute(f"insert into {self.s}.node_groups (pathway, node, conv) values ($1, $2, $3)"
+                               " on conflict do nothing", pathway, node, conv)
+            kept: str = await conn.fetchval(
+                f"select conv from {self.s}.node_groups where pathway = $1 and node = $2", pathway, node)
+            return kept
+        return str(await self._run("pathway_keep_node_group", txn))
+
+    async def current_group(self, cycle_id: int) -> str | None:
+        async def txn(conn: asyncpg.Connection) -> str | None:
+            found: str | None = await conn.fetchval(
+                f"select to_conv from {self.s}.moves where cycle_id = $1 order by id desc limit 1", cycle_id)
+            return found
+        return await self._run("pathway_current_group", txn, transaction=False)
+
+    async def moved(self, cycle_id: int, from_conv: str | None, to_conv: str, at: datetime) -> None:
+        async def txn(conn: asyncpg.Connection) -> None:
+            await conn.execute(f"insert into {self.s}.moves (cycle_id, from_conv, to_conv, at) values ($1, $2, $3, $4)",
+                               cycle_id, from_conv, to_conv, at)
+        await self._run("pathway_moved", txn)
+
+    async def delivered(self, cycle_id: int, node: str, item: str, kind: str, conv: str, seq: int,
+                        at: datetime) -> None:
+        """Record a sent item (the same one again changes nothing: its first sending counts)."""
+        async def txn(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                f"insert into {self.s}.deliveries (cycle_id, node, item, kind, conv, seq, sent_at)"
+                " values ($1, $2, $3, $4, $5, $6, $7) on conflict (cycle_id, node, item) do nothing",
+                cycle_id, node, item, kind, conv, seq, at)
+        await self._run("pathway_delivered", txn)
+
+    async def deliveries(self, cycle_id: int) -> list[dict[str, Any]]:
+        async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            return await conn.fetch(f"select node, item, kind, conv, seq, sent_at, read_at, completed_at"
+                                    f" from {self.s}.deliveries where cycle_id = $1 order by id", cycle_id)
+        return [dict(r) for r in await self._run("pathway_deliveries", txn, transaction=False)]
+
     async def open_cycle(self, patient: str) -> CycleRow | None:
         return await self._run("pathway_open_cycle", self.open_cycle_txn, patient, transaction=False)
 

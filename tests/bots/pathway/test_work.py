@@ -1,0 +1,106 @@
+"""The pathway bot's jobs against a real server (issue 6; EDU-3, IM-2, TRT-1, TRT-2, EDU-4), time driven by
+``run_due(now=...)``: each node's content arrives in her service conversation the day before at 09:00, she moves
+from group to group with her husband following, treatment items arrive by their date, doctor's orders bring
+their education at once; running a job again sends nothing twice, and a job for a changed date does nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from bots.framework.outbox import Outbox
+from bots.framework.state import BotState
+from bots.pathway.definition import shipped
+from bots.pathway.intake import take as take_event
+from bots.pathway.schedule import ZONE
+from bots.pathway.store import PathwayStore
+from bots.pathway.work import Work
+from clients.python import Client, open_client
+from imserver.model import Role
+from imserver.moderation import link_family_txn
+from pgtrio.bridge import open_store
+from tests.conftest import PASSWORD, Running
+from tests.helpers import take
+
+CHEN = {"username": "chen", "his_id": "P001"}
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=ZONE)
+
+
+@asynccontextmanager
+async def pathway_bot(server: Running, db: str) -> AsyncIterator[Work]:
+    async with (
+        open_store(db, min_size=1, max_size=3) as store,
+        open_client(server.url, username="pathway", password=PASSWORD) as client,
+    ):
+        state = BotState(store, "pathway", "bots.pathway.migrations")
+        await state.migrate()
+        outbox = Outbox(state)
+        for pathway in shipped():
+            await PathwayStore(state).publish(pathway)
+        with outbox.connected(client):
+            yield Work(outbox)
+
+
+async def event(work: Work, now: datetime, **fields: object) -> None:
+    outcome = await take_event(work.store, "his", json.dumps(fields).encode(), now)
+    assert outcome.status == "applied", outcome
+
+
+async def run_due(work: Work, now: datetime) -> int:
+    return await work.outbox.state.jobs.run_due(work.handlers(), now=now)
+
+
+async def groups(client: Client) -> set[str]:
+    return {c["name"] for c in (await client.request("convs"))["convs"] if c["kind"] == "group"}
+
+
+async def test_nodes_items_and_orders_arrive_on_time_and_once(server: Running, db: str) -> None:
+    await server.user("pathway", Role.BOT, "宣教助手")
+    chen = await server.user("chen", Role.PATIENT, "陈红")
+    husband = await server.user("li", Role.FAMILY, "李强")
+    await server.store.run("link", link_family_txn, chen.id, husband.id, "husband")
+    async with (
+        pathway_bot(server, db) as work,
+        open_client(server.url, username="chen", password=PASSWORD) as patient,
+        open_client(server.url, username="li", password=PASSWORD) as li,
+    ):
+        await event(work, at("2026-12-01 08:00"), type="cycle_started", id="e1", patient=CHEN, pathway="ivf",
+                    day="2026-12-01")
+        assert await run_due(work, at("2026-12-01 08:59")) == 0  # the file-building content waits for 09:00
+        assert await run_due(work, at("2026-12-01 09:00")) == 1
+        filing = await take(patient, 5)  # welcome, then the flow, an article, the consent to sign, a form
+        assert [m.kind for m in filing] == ["text", "text", "article", "signature_request", "form"]
+        assert all(m.conv == filing[0].conv and m.sender.role == "bot" for m in filing)
+        assert await groups(patient) == {"试管婴儿·建档群"} and await groups(li) == {"试管婴儿·建档群"}
+
+        await event(work, at("2026-12-05 10:00"), type="procedure_dated", id="e2", patient=CHEN,
+                    procedure="trigger", day="2026-12-14")
+        await event(work, at("2026-12-05 10:00"), type="procedure_dated", id="e3", patient=CHEN,
+                    procedure="trigger", day="2026-12-15")  # the doctor moved it a day
+        assert await run_due(work, at("2026-12-13 09:00")) == 2  # node + items for the 14th: stale, nothing sent
+        assert await groups(patient) == {"试管婴儿·建档群"}
+        assert await run_due(work, at("2026-12-14 09:00")) == 2
+        assert await groups(patient) == {"试管婴儿·夜针群"} and await groups(li) == {"试管婴儿·夜针群"}
+
+        await event(work, at("2026-12-14 11:00"), type="orders_written", id="e4", patient=CHEN,
+                    orders=[{"category": "medication", "code": "地屈孕酮片"}])
+        assert await run_due(work, at("2026-12-14 11:00")) == 1
+        cycle = await work.store.open_cycle("chen")
+        assert cycle is not None
+        sent = await work.store.deliveries(cycle.id)
+        assert sorted((d["node"], d["item"]) for d in sent) == sorted([
+            ("filing", "welcome"), ("filing", "flow"), ("filing", "intro"), ("filing", "consent"), ("filing", "basic"),
+            ("trigger", "why"), ("trigger", "treatment:trigger"), ("orders", "order:progesterone:luteal")])
+        items = [m for m in await take(patient, 3) if m.kind == "treatment_items"]
+        assert items[0].body is not None and items[0].body["day"] == "2026-12-15"  # the date the doctor gave last
+        # The video item is skipped: no file shipped for it (logged). Everything went to her service conversation.
+        assert {d["conv"] for d in sent} == {filing[0].conv}
+
+        await work.outbox.state.jobs.run_due(work.handlers(), now=at("2026-12-20 09:00"))
+        again = await work.store.deliveries(cycle.id)
+        assert again == sent  # nothing due twice, nothing sent twice
