@@ -7,9 +7,11 @@ from collections.abc import Callable
 
 from bots.echo import EchoBot
 from bots.framework import Bot
+from bots.pathway.bot import PathwayBot
 from bots.ward import WardBot
 
 BOTS: dict[str, Callable[[], Bot]] = {
     EchoBot.name: EchoBot,
     WardBot.name: WardBot,
+    PathwayBot.name: PathwayBot,
 }

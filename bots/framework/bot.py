@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import trio
 
 from bots.framework import texts
-from bots.framework.commands import Args, Command, CommandError, Registry, is_command
+from bots.framework.commands import Args, Call, Command, CommandError, Registry, is_command
 from clients.python import Client, ClientError, ConnectionLost
 from protocol import Message
 
@@ -127,13 +127,16 @@ async def dispatch(bot: Bot, ctx: Context) -> None:
         return
     try:
         if role not in STAFF_ROLES:
-            await ctx.reply(texts.STAFF_ONLY, privately=True)
-            return
-        try:
-            call = bot.registry.resolve(message.text)
-        except CommandError as exc:
-            await ctx.reply(str(exc))
-            return
+            call = _for_patients(bot, message.text)
+            if call is None:
+                await ctx.reply(texts.STAFF_ONLY, privately=True)
+                return
+        else:
+            try:
+                call = bot.registry.resolve(message.text)
+            except CommandError as exc:
+                await ctx.reply(str(exc))
+                return
         run = bot.run_help if call.command is bot.registry.help else call.command.run
         if run is None:
             raise RuntimeError(f"/{call.command.name} has no handler")
@@ -153,3 +156,13 @@ async def dispatch(bot: Bot, ctx: Context) -> None:
             await ctx.reply(texts.FAILED.format(name=name))
         except ClientError:
             log.exception("apology refused", extra={"bot": bot.name, "conv": ctx.conv})
+
+
+def _for_patients(bot: Bot, text: str) -> Call | None:
+    """A command a patient or family member may run, parsed; None for anything else (not even its errors:
+    they would tell her about staff commands)."""
+    try:
+        call = bot.registry.resolve(text)
+    except CommandError:
+        return None
+    return call if call.command.patients else None

@@ -140,6 +140,8 @@ class Command:
     help: str
     params: tuple[Param, ...] = ()
     run: Handler | None = field(default=None, compare=False)
+    patients: bool = False
+    """Patients and family may run it too (e.g. ``/progress``: where am I); others are for staff only."""
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):

@@ -144,6 +144,15 @@ class PathwayStore:
         found: CycleRow | None = await self._run("pathway_cycle", txn, transaction=False)
         return found
 
+    async def patient_in(self, conv: str) -> str | None:
+        """The patient whose service conversation ``conv`` is (where her content was sent), if any."""
+        async def txn(conn: asyncpg.Connection) -> str | None:
+            found: str | None = await conn.fetchval(
+                f"select c.patient from {self.s}.deliveries d join {self.s}.cycles c on c.id = d.cycle_id"
+                " where d.conv = $1 order by d.id desc limit 1", conv)
+            return found
+        return await self._run("pathway_patient_in", txn, transaction=False)
+
     async def node_group(self, pathway: str, node: str) -> str | None:
         async def txn(conn: asyncpg.Connection) -> str | None:
             found: str | None = await conn.fetchval(

@@ -34,3 +34,16 @@ PROCEDURE_NAMES = {
     "trigger": "夜针", "retrieval": "取卵", "fresh_transfer": "鲜胚移植", "frozen_transfer": "冻胚移植",
     "insemination": "人工授精",
 }
+
+TITLE = "宣教助手"
+DESCRIPTION = "治疗路径宣教：按治疗节点提前推送就诊流程与注意事项，按手术日期发送治疗事项"
+PROGRESS_HELP = "查看我目前所处的治疗阶段、下一步及需要准备的事项"
+ENROLL_HELP = "为患者建立治疗周期（如医院系统未同步时使用）"
+DATE_HELP = "记录患者的手术日期"
+STATUS_HELP = "查看某位患者的治疗阶段"
+PATIENT = "患者的用户名"
+PATHWAY = "路径：ivf（试管婴儿）或 iui（人工授精）"
+PROCEDURE = ("手术：trigger 夜针、retrieval 取卵、fresh_transfer 鲜胚移植、frozen_transfer 冻胚移植、"
+             "insemination 人工授精")
+DAY = "日期，如 2026-12-14"
+BAD_DAY = "日期格式应为 YYYY-MM-DD，例如 2026-12-14。"

@@ -1,0 +1,67 @@
+"""The pathway bot as a running protocol client (issue 6; EDU-3): staff enroll a patient and date her procedures
+by command, her content arrives, and she asks ``/progress`` in her service conversation — the one command a patient
+may run; her other commands get the polite staff-only answer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+
+import trio
+
+from bots.framework import Backoff, run_bot
+from bots.framework.outbox import Outbox
+from bots.framework.state import BotState
+from bots.pathway.bot import PathwayBot
+from bots.pathway.schedule import ZONE
+from clients.python import Client, open_client
+from imserver.model import Role
+from pgtrio.bridge import open_store
+from tests.conftest import PASSWORD, Running
+from tests.helpers import take
+
+NOW = datetime(2026, 12, 5, 10, 0, tzinfo=ZONE)
+
+
+async def answer(client: Client, conv: str, text: str) -> str:
+    await client.send(conv, text)
+    async for message in client.messages():
+        if message.sender.role == "bot" and message.kind == "text" and message.conv.startswith("d:"):
+            return message.text
+    raise AssertionError("no answer")
+
+
+async def test_staff_enroll_and_date_and_the_patient_asks_where_she_is(server: Running, db: str) -> None:
+    await server.user("pathway", Role.BOT, "宣教助手")
+    await server.user("dr_li", Role.STAFF, "李医生")
+    await server.user("chen", Role.PATIENT, "陈红")
+    async with open_store(db, min_size=1, max_size=3) as store:
+        state = BotState(store, "pathway", PathwayBot.migrations)
+        await state.migrate()  # the bot publishes the shipped pathways itself
+        outbox = Outbox(state)
+        async with trio.open_nursery() as bot:
+            await bot.start(partial(run_bot, PathwayBot(clock=lambda: NOW), server.url, username="pathway",
+                                    password=PASSWORD, outbox=outbox, backoff=Backoff(first=0.05)))
+            async with (
+                open_client(server.url, username="dr_li", password=PASSWORD) as doctor,
+                open_client(server.url, username="chen", password=PASSWORD) as chen,
+            ):
+                with trio.fail_after(15):
+                    said = await answer(doctor, "u:pathway", "/enroll chen ivf 2026-12-01")
+                    assert said == "已为 chen 建立「ivf」周期（2026-12-01）。"
+                    said = await answer(doctor, "u:pathway", "/date chen trigger 2026-12-14")
+                    assert said == "已记录 chen 的夜针日期：2026-12-14。"
+                    said = await answer(doctor, "u:pathway", "/date chen trigger 14/12")
+                    assert said == "日期格式应为 YYYY-MM-DD，例如 2026-12-14。"
+                    said = await answer(doctor, "u:pathway", "/date zhao retrieval 2026-12-16")
+                    assert said == "未能处理：zhao has no open cycle"
+
+                    await state.jobs.run_due(PathwayBot().jobs(outbox), now=NOW)  # the file-building content
+                    content = await take(chen, 5)
+                    service = content[0].conv
+                    assert await answer(chen, service, "/progress") == (
+                        "您目前处于「试管婴儿」的「建档」阶段。\n下一步：夜针，日期 2026-12-14。\n"
+                        "需要准备：按医嘱准时注射夜针，注射后保留药盒")
+                    assert await answer(chen, service, "/enroll chen iui") == (
+                        "抱歉，机器人命令仅供医护人员使用。如需帮助，请直接留言，工作人员会尽快回复您。")
+            bot.cancel_scope.cancel()
