@@ -154,4 +154,3 @@ def test_command_like_text_resolves_or_raises_command_error(text: str) -> None:
         REGISTRY.resolve("/" + text)
     except CommandError as exc:
         assert str(exc)
-
