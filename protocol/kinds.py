@@ -213,14 +213,21 @@ class Signature(msgspec.Struct, frozen=True, omit_defaults=True):
     image: Attachment
 
 
+def form_schema(form: Form) -> type[msgspec.Struct]:
+    """A form's fields as a schema, built and checked as a custom kind's are.
+
+    Error handling: raises ProtocolError(BAD_REQUEST) naming the bad field definition (``fields[1].name``).
+    """
+    return compile_kind(KindDefinition(name="form", title=form.title, fields=form.fields, fallback=form.title))[0]
+
+
 def check_form_reply(form: Form, values: dict[str, Any]) -> dict[str, Any]:
     """The reply's values checked against the form's fields (a form is checked like a custom kind).
 
     Error handling: raises ProtocolError(BAD_REQUEST) with ``field`` ``values.<field>``.
     """
-    schema, _ = compile_kind(KindDefinition(name="form", title=form.title, fields=form.fields, fallback=form.title))
     try:
-        return msgspec.to_builtins(msgspec.convert(values, schema))
+        return msgspec.to_builtins(msgspec.convert(values, form_schema(form)))
     except msgspec.ValidationError as exc:
         inner = field_path(str(exc))
         raise ProtocolError(ErrorCode.BAD_REQUEST, str(exc), field=f"values.{inner}" if inner else "values") from None
@@ -272,6 +279,8 @@ class KindSpec:
 
     schema: type[msgspec.Struct]
     fallback: Callable[[Any], str]
+    check: Callable[[Any], object] | None = None
+    """Rules the schema cannot say (a form's field definitions); raises ProtocolError naming the field."""
 
 
 class KindRegistry:
@@ -281,8 +290,11 @@ class KindRegistry:
         self._kinds: dict[str, KindSpec] = {}
         self.custom: dict[str, KindDefinition] = {}
 
-    def register(self, name: str, schema: type[msgspec.Struct], fallback: Callable[[Any], str]) -> None:
-        self._kinds[name] = KindSpec(schema, fallback)
+    def register(
+        self, name: str, schema: type[msgspec.Struct], fallback: Callable[[Any], str],
+        check: Callable[[Any], object] | None = None,
+    ) -> None:
+        self._kinds[name] = KindSpec(schema, fallback, check)
 
     def define(self, definition: KindDefinition) -> None:
         """Add or replace an admin-defined kind; a built-in kind cannot be redefined.
@@ -313,11 +325,13 @@ class KindRegistry:
             inner = field_path(str(exc))
             field = f"body.{inner}" if inner else "body"
             raise ProtocolError(ErrorCode.BAD_REQUEST, str(exc), field=field) from None
-        try:
-            return msgspec.to_builtins(value), spec.fallback(value)
-        except ProtocolError as exc:  # a rule the schema cannot say, checked by the fallback (``form``)
-            exc.field = f"body.{exc.field}" if exc.field else "body"
-            raise
+        if spec.check is not None:
+            try:
+                spec.check(value)
+            except ProtocolError as exc:
+                exc.field = f"body.{exc.field}" if exc.field else "body"
+                raise
+        return msgspec.to_builtins(value), spec.fallback(value)
 
     def attachments(self, kind: str, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         """The attachment maps inside a body ``validate`` returned, each with its path (``body.images[1]``).
@@ -359,16 +373,11 @@ def default_registry() -> KindRegistry:
     registry.register("treatment_items", TreatmentItems, _treatment_text)
     registry.register("followup", FollowUp, lambda f: f"【随访】{f.title}：{f.content}")
     registry.register("file", File, lambda f: f"【文件】{f.title}")
-    registry.register("form", Form, form_text)
+    registry.register("form", Form, lambda f: f"【表单】{f.title}（请在App中填写）", check=form_schema)
     registry.register("form_reply", FormReply, lambda r: "【表单】已填写")
     registry.register("signature_request", SignatureRequest, lambda r: f"【电子签名】{r.title}（请在App中签署）")
     registry.register("signature", Signature, lambda s: "【电子签名】已签署")
     return registry
-
-
-def form_text(form: Form) -> str:
-    compile_kind(KindDefinition(name="form", title=form.title, fields=form.fields, fallback=form.title))  # checks
-    return f"【表单】{form.title}（请在App中填写）"
 
 
 def _lab_report_text(report: LabReport) -> str:

@@ -17,7 +17,7 @@ import msgspec
 from msgspec import Meta
 
 from protocol.errors import ProtocolError
-from protocol.kinds import FieldDef, Form, form_text
+from protocol.kinds import FieldDef, Form, form_schema
 
 Key = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}\Z")]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
@@ -162,7 +162,7 @@ def _check_item(item: Item, where: str) -> None:
         raise PathwayError(f"{where}.url: must start with https://, http://, app:// or mp://")
     if item.fields:
         try:
-            form_text(Form(title=item.title, fields=item.fields))
+            form_schema(Form(title=item.title, fields=item.fields))
         except ProtocolError as exc:
             raise PathwayError(f"{where}.{exc.field}: {exc.detail}") from None
 
