@@ -25,7 +25,7 @@ import trio
 
 from imserver import auth, logs, visibility
 from imserver.config import Settings
-from imserver.custom_kinds import load_registry, parse_definition
+from imserver.custom_kinds import parse_definition
 from imserver.model import MemberRole, Role, Roster
 from imserver.moderation import ban_txn, link_family_txn
 from imserver.server import ChatServer, open_keys, tune_garbage_collector
@@ -339,7 +339,7 @@ async def _kind(store: Store, settings: Settings, args: argparse.Namespace) -> A
         return Lines(await kinds.definitions(store))
     try:
         text = sys.stdin.read() if args.file == "-" else await trio.Path(args.file).read_text("utf-8")
-        definition = msgspec.to_builtins(parse_definition(json.loads(text), await load_registry(store)))
+        definition = msgspec.to_builtins(parse_definition(json.loads(text)))
     except (OSError, ValueError, ProtocolError) as exc:
         raise CliError(f"{args.file}: {getattr(exc, 'field', None) or ''} {exc}".strip()) from None
 

@@ -17,7 +17,8 @@ import asyncpg
 from pgtrio.bridge import Store
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+"""A Postgres name we put into SQL ourselves (a schema): checked, never quoted."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,6 @@ async def migrate(
     same files can make the same tables in each bot's schema; ``table`` (the record
     of applied versions) lives there too. Both are code's constants, never user input.
     """
-    if schema is not None and not _IDENTIFIER.match(schema):
+    if schema is not None and not IDENTIFIER.match(schema):
         raise ValueError(f"not a schema name: {schema!r}")
     return await store.run("migrate", _migrate_txn, available(package), table, schema)

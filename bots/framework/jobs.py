@@ -25,7 +25,6 @@ clock: they keep two runners apart in real time.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,11 +34,9 @@ import asyncpg
 import trio
 
 from pgtrio.bridge import Store
+from pgtrio.migrate import IDENTIFIER
 
 log = logging.getLogger(__name__)
-
-_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
 
 @dataclass(frozen=True)
 class Job:
@@ -64,7 +61,7 @@ class Jobs:
     """The jobs table of one bot's schema (made by ``BotState.migrate``)."""
 
     def __init__(self, store: Store, schema: str, *, lease_s: float = 300.0, backoff_s: float = 30.0) -> None:
-        if not _SCHEMA.match(schema):
+        if not IDENTIFIER.match(schema):
             raise ValueError(f"not a schema name: {schema!r}")
         self._store = store
         self._table = f"{schema}.jobs"

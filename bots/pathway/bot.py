@@ -75,25 +75,23 @@ class PathwayBot(Bot):
 
     async def enroll(self, ctx: Context, args: Args) -> None:
         day = _day(str(args["日期"])) if args["日期"] else self.clock().date()
-        await self._event(ctx, texts.ENROLLED, type="cycle_started", pathway=args["路径"], day=day.isoformat(),
-                          patient={"username": str(args["患者"])})
+        await self._event(ctx, str(args["患者"]), texts.ENROLLED, type="cycle_started", pathway=args["路径"],
+                          day=day.isoformat())
 
     async def date(self, ctx: Context, args: Args) -> None:
         day = _day(str(args["日期"]))
-        await self._event(ctx, texts.DATED, type="procedure_dated", procedure=args["手术"], day=day.isoformat(),
-                          patient={"username": str(args["患者"])})
+        await self._event(ctx, str(args["患者"]), texts.DATED, type="procedure_dated", procedure=args["手术"],
+                          day=day.isoformat())
 
-    async def _event(self, ctx: Context, done: str, **event: object) -> None:
+    async def _event(self, ctx: Context, patient: str, done: str, **event: object) -> None:
         """Staff standing in for the hospital system: the same path as its events, recorded as from ``staff``."""
-        event["id"] = f"{ctx.conv}:{ctx.message.seq}"
+        event |= {"id": f"{ctx.conv}:{ctx.message.seq}", "patient": {"username": patient}}
         outcome = await take(await self._store(ctx), "staff", json.dumps(event).encode(), self.clock())
         if outcome.status == "rejected":
             await ctx.reply(texts.REFUSED.format(error=outcome.error))
             return
-        patient = event["patient"]
-        assert isinstance(patient, dict)
         await ctx.reply(done.format(
-            patient=patient["username"], pathway=event.get("pathway", ""), day=event["day"],
+            patient=patient, pathway=event.get("pathway", ""), day=event["day"],
             procedure=texts.PROCEDURE_NAMES.get(str(event.get("procedure")), "")))
 
     async def _progress_of(self, store: PathwayStore, patient: str | None) -> str:

@@ -30,9 +30,6 @@ class Outcome:
     error: str | None = None
     cycle: int | None = None
 
-    def json(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
-
 
 class Refused(Exception):
     """An event that is well formed but cannot apply; recorded as rejected with this reason."""
