@@ -56,7 +56,8 @@ async def test_a_cycle_and_its_dates_schedule_content_and_items_once(store: Path
     moved = event(type="procedure_dated", id="his-3", patient=CHEN, procedure="retrieval", day="2026-12-17")
     assert (await take(store, "his", moved, NOW)).status == "applied"
     assert f"node:{cycle.id}:retrieval:2026-12-17" in await jobs(store)  # the old one will find its date stale
-    assert (await store.open_cycle("chen_hong") or cycle).dates == {"retrieval": at("2026-12-17").date()}
+    now_open = await store.open_cycle("chen_hong")
+    assert now_open is not None and now_open.dates == {"retrieval": at("2026-12-17").date()}
 
 
 async def test_doctors_orders_schedule_matching_education_at_once(store: PathwayStore) -> None:
@@ -112,6 +113,8 @@ async def test_a_published_version_never_changes(store: PathwayStore) -> None:
     with pytest.raises(PathwayError, match="new version"):
         await store.publish(edited)
     assert await store.publish(msgspec.structs.replace(edited, version=2))
-    assert (await store.latest("ivf") or IVF).version == 2
+    latest = await store.latest("ivf")
+    assert latest is not None and latest.version == 2
     await take(store, "his", event(type="cycle_started", id="c", patient=CHEN, pathway="ivf", day="2026-12-01"), NOW)
-    assert (await store.open_cycle("chen_hong") or IVF).pathway.name == "试管婴儿（新版）"  # type: ignore[union-attr]
+    cycle = await store.open_cycle("chen_hong")
+    assert cycle is not None and cycle.pathway.name == "试管婴儿（新版）"
