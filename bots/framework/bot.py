@@ -106,6 +106,12 @@ class Bot:
         """Handlers of the bot's own durable job kinds, run by the runner beside the outbox's."""
         return {}
 
+    async def serve(self, outbox: Outbox) -> None:
+        """Work the bot does beside its messages and jobs for as long as it runs with a database: catching up on
+        what it stored but did not finish, following an outside system's feed, serving an API. The runner starts
+        it once, at the first login, in the nursery its jobs run in; an exception from it stops the bot. The
+        default does nothing."""
+
     async def run_help(self, ctx: Context, args: Args) -> None:
         await ctx.reply(self.registry.help_text(args.get("命令名")))
 

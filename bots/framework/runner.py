@@ -10,7 +10,8 @@ at the end of every conversation. Conversations joined while down start at their
 
 Jobs and the outbox. Given an ``Outbox`` (which needs the bot's database), the runner runs the
 bot's durable jobs beside its messages from the first login on: the outbox's steps and the
-bot's own kinds (``Bot.jobs``). The outbox sends app notices through the current connection.
+bot's own kinds (``Bot.jobs``), and the bot's ``serve`` beside them. The outbox sends app notices
+through the current connection.
 
 Concurrency: ``run_bot`` is one task; the SDK client and its reader live in a nursery inside
 it (``open_client``), and the jobs runner in a nursery of its own, so cancelling ``run_bot``
@@ -94,6 +95,7 @@ async def run_bot(
     async with trio.open_nursery() as jobs:
         async def started(client: Client) -> None:
             if outbox is not None:
+                jobs.start_soon(bot.serve, outbox)
                 jobs.start_soon(partial(outbox.state.jobs.run, job_handlers(bot, outbox)))
             task_status.started(client)
         await _follow(bot, url, username, password, token, backoff, state, outbox, started)

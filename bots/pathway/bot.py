@@ -8,19 +8,28 @@ staff stand in for the hospital system (``/enroll``, ``/date``) or look a patien
 from __future__ import annotations
 
 import json
+import logging
+import os
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 
+import trio
+
 from bots.framework import Args, Bot, Command, CommandError, Context, Kind, Param
+from bots.framework.channels import ChannelConfigError
 from bots.framework.jobs import Handler
 from bots.framework.outbox import Outbox
 from bots.pathway import texts
-from bots.pathway.definition import PROCEDURES, shipped
-from bots.pathway.intake import take
+from bots.pathway.definition import PROCEDURES
+from bots.pathway.feed import follow
+from bots.pathway.intake import resume, take
 from bots.pathway.render import progress_text
 from bots.pathway.schedule import ZONE, position
 from bots.pathway.store import PathwayStore
 from bots.pathway.work import Work
+from integrations.his.client import HisClient, connect
+
+log = logging.getLogger(__name__)
 
 
 def shanghai_now() -> datetime:
@@ -33,19 +42,39 @@ class PathwayBot(Bot):
     description = texts.DESCRIPTION
     migrations = "bots.pathway.migrations"
 
-    def __init__(self, clock: Callable[[], datetime] = shanghai_now) -> None:
+    def __init__(self, clock: Callable[[], datetime] = shanghai_now, env: Mapping[str, str] | None = None) -> None:
+        """``env``: the configuration (``os.environ`` by default): IMBOT_HIS_URL and IMBOT_HIS_KEY to follow the
+        hospital system's feed (docs/integrations/his.md)."""
         super().__init__()
         self.clock = clock
+        self.env = os.environ if env is None else env
         self._published = False
 
     async def _store(self, ctx: Context) -> PathwayStore:
         """The bot's store, with the pathways this install ships published (once per process; a no-op after)."""
         store = PathwayStore(ctx.outbox.state)
         if not self._published:
-            for pathway in shipped():
-                await store.publish(pathway)
+            await store.publish_shipped()
             self._published = True
         return store
+
+    async def serve(self, outbox: Outbox) -> None:
+        """Publish the shipped pathways, act on events stored before a stop, then follow the HIS feed if configured."""
+        store = PathwayStore(outbox.state)
+        await store.publish_shipped()
+        self._published = True
+        for outcome in await resume(store, self.clock()):
+            log.info("stored event acted on at start", extra={"event": outcome.event, "status": outcome.status})
+        async with trio.open_nursery() as nursery:
+            if self.env.get("IMBOT_HIS_URL"):
+                nursery.start_soon(self._follow_his, store)
+
+    async def _follow_his(self, store: PathwayStore) -> None:
+        key = self.env.get("IMBOT_HIS_KEY")
+        if not key:
+            raise ChannelConfigError("IMBOT_HIS_KEY is required when IMBOT_HIS_URL is set")
+        async with connect(self.env["IMBOT_HIS_URL"], key) as service:
+            await follow(store, HisClient(service), self.clock)
 
     def commands(self) -> list[Command]:
         patient = Param("患者", texts.PATIENT)

@@ -29,6 +29,10 @@ class Patient(msgspec.Struct, frozen=True):
     """Her account in the app."""
     his_id: Annotated[str, Meta(max_length=64)] = ""
     """Her record number in the hospital system (an external identifier, kept as such)."""
+    phone: Annotated[str, Meta(max_length=32)] = ""
+    """Her mobile number, for treatment items by SMS (TRT-2); the latest event that gives one counts."""
+    openid: Annotated[str, Meta(max_length=64)] = ""
+    """Her openid with the hospital's WeChat official account, for treatment items by WeChat (TRT-2)."""
 
 
 class _Event(msgspec.Struct, frozen=True, tag_field="type"):

@@ -11,7 +11,7 @@ date changes, the job for the old date finds its date stale and does nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import asyncpg
@@ -89,13 +89,16 @@ async def _apply_txn(store: PathwayStore, conn: asyncpg.Connection, event: Event
         if found is None:
             raise Refused(f"{patient} has no open cycle")
         cycle = found
+    contact = event.patient
+    if contact.phone or contact.openid:
+        await store.contacts_txn(conn, cycle.id, contact.phone, contact.openid)
+        cycle = replace(cycle, phone=contact.phone or cycle.phone, openid=contact.openid or cycle.openid)
     if isinstance(event, ProcedureDated):
         steps = {node.step for node in cycle.pathway.nodes}
         if PROCEDURES[event.procedure] not in steps:
             raise Refused(f"pathway {cycle.pathway.key} has no {event.procedure}")
         await store.set_date_txn(conn, cycle.id, event.procedure, event.day)
-        cycle = CycleRow(cycle.id, cycle.patient, cycle.his_id, cycle.pathway, cycle.started,
-                         cycle.dates | {event.procedure: event.day})
+        cycle = replace(cycle, dates=cycle.dates | {event.procedure: event.day})
     if isinstance(event, OrdersWritten):
         for order in event.orders:
             for rule in cycle.pathway.matching(order.category, order.code):

@@ -10,7 +10,7 @@ import asyncpg
 import msgspec
 
 from bots.framework.state import BotState
-from bots.pathway.definition import Pathway, PathwayError
+from bots.pathway.definition import Pathway, PathwayError, shipped
 from bots.pathway.schedule import Cycle
 
 
@@ -22,6 +22,8 @@ class CycleRow:
     pathway: Pathway
     started: date
     dates: dict[str, date]
+    phone: str = ""
+    openid: str = ""
 
     @property
     def cycle(self) -> Cycle:
@@ -60,6 +62,11 @@ class PathwayStore:
                                    " give the changed pathway a new version")
             return False
         return bool(await self._run("pathway_publish", txn))
+
+    async def publish_shipped(self) -> None:
+        """Publish the pathways this install ships (``pathways/*.json``); those published before change nothing."""
+        for pathway in shipped():
+            await self.publish(pathway)
 
     async def latest_txn(self, conn: asyncpg.Connection, key: str) -> Pathway | None:
         found = await conn.fetchval(f"select definition from {self.s}.pathway_versions where pathway = $1"
@@ -125,7 +132,7 @@ class PathwayStore:
 
     async def open_cycle_txn(self, conn: asyncpg.Connection, patient: str) -> CycleRow | None:
         row = await conn.fetchrow(
-            f"select c.id, c.patient, c.his_id, c.started, v.definition from {self.s}.cycles c"
+            f"select c.id, c.patient, c.his_id, c.started, c.phone, c.openid, v.definition from {self.s}.cycles c"
             f" join {self.s}.pathway_versions v using (pathway, version)"
             " where c.patient = $1 and c.ended_at is null", patient,
         )
@@ -133,7 +140,7 @@ class PathwayStore:
             return None
         dates = await conn.fetch(f"select procedure, day from {self.s}.procedure_dates where cycle_id = $1", row["id"])
         return CycleRow(row["id"], row["patient"], row["his_id"], msgspec.convert(row["definition"], Pathway),
-                        row["started"], {r["procedure"]: r["day"] for r in dates})
+                        row["started"], {r["procedure"]: r["day"] for r in dates}, row["phone"], row["openid"])
 
     async def cycle(self, cycle_id: int) -> CycleRow | None:
         """An open cycle by id (None once it has ended: its jobs then do nothing)."""
@@ -216,6 +223,12 @@ class PathwayStore:
             " returning id", patient, his_id, pathway.key, pathway.version, day,
         )
         return CycleRow(cycle_id, patient, his_id, pathway, day, {})
+
+    async def contacts_txn(self, conn: asyncpg.Connection, cycle_id: int, phone: str, openid: str) -> None:
+        """Keep how to reach her outside the app: what an event gives replaces what was known, blanks change nothing."""
+        await conn.execute(
+            f"update {self.s}.cycles set phone = coalesce(nullif($2, ''), phone),"
+            " openid = coalesce(nullif($3, ''), openid) where id = $1", cycle_id, phone, openid)
 
     async def set_date_txn(self, conn: asyncpg.Connection, cycle_id: int, procedure: str, day: date) -> bool:
         """Record a procedure's date; True if it is new or changed."""
