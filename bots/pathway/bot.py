@@ -11,23 +11,28 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import trio
 
 from bots.framework import Args, Bot, Command, CommandError, Context, Kind, Param
 from bots.framework.channels import ChannelConfigError
+from bots.framework.escalation import parse_duration
 from bots.framework.jobs import Handler
 from bots.framework.outbox import Outbox
 from bots.pathway import texts
-from bots.pathway.definition import PROCEDURES
+from bots.pathway.definition import PROCEDURES, Item
 from bots.pathway.feed import follow
 from bots.pathway.intake import resume, take
 from bots.pathway.render import progress_text
 from bots.pathway.schedule import ZONE, position
 from bots.pathway.store import PathwayStore
-from bots.pathway.work import Work
+from bots.pathway.work import REMIND_AFTER, Work, schedule_summary
+from clients.python import ClientError
 from integrations.his.client import HisClient, connect
+from protocol import Message
+from protocol.errors import ProtocolError
+from protocol.kinds import Form, check_form_reply
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +49,17 @@ class PathwayBot(Bot):
 
     def __init__(self, clock: Callable[[], datetime] = shanghai_now, env: Mapping[str, str] | None = None) -> None:
         """``env``: the configuration (``os.environ`` by default): IMBOT_HIS_URL and IMBOT_HIS_KEY to follow the
-        hospital system's feed (docs/integrations/his.md)."""
+        hospital system's feed (docs/integrations/his.md); IMBOT_PATHWAY_REMIND, the reminder policy as
+        durations (default ``1d,2d``: a day after sending, then two days after that).
+
+        Error handling: ValueError (a PolicyError) naming IMBOT_PATHWAY_REMIND if it is not a list of durations.
+        """
         super().__init__()
         self.clock = clock
         self.env = os.environ if env is None else env
+        self.remind_after = reminder_policy(self.env.get("IMBOT_PATHWAY_REMIND"))
         self._published = False
+        self._work_of: Work | None = None
 
     async def _store(self, ctx: Context) -> PathwayStore:
         """The bot's store, with the pathways this install ships published (once per process; a no-op after)."""
@@ -63,6 +74,8 @@ class PathwayBot(Bot):
         store = PathwayStore(outbox.state)
         await store.publish_shipped()
         self._published = True
+        if await store.summary_targets():
+            await schedule_summary(store, self.clock().astimezone(ZONE).date())
         for outcome in await resume(store, self.clock()):
             log.info("stored event acted on at start", extra={"event": outcome.event, "status": outcome.status})
         async with trio.open_nursery() as nursery:
@@ -78,6 +91,7 @@ class PathwayBot(Bot):
 
     def commands(self) -> list[Command]:
         patient = Param("患者", texts.PATIENT)
+        tag = Param("标签", texts.TAG)
         return [
             Command("progress", texts.PROGRESS_HELP, run=self.progress, patients=True),
             Command("status", texts.STATUS_HELP, (patient,), run=self.status),
@@ -89,10 +103,52 @@ class PathwayBot(Bot):
                 patient, Param("手术", texts.PROCEDURE, Kind.CHOICE, choices=tuple(PROCEDURES)),
                 Param("日期", texts.DAY),
             ), run=self.date),
+            Command("tag", texts.TAG_HELP, (patient, tag), run=self.tag),
+            Command("untag", texts.UNTAG_HELP, (patient, tag), run=self.untag),
+            Command("classroom", texts.CLASSROOM_HELP, (
+                tag, Param("内容", texts.CLASS_CONTENT, required=False, default=""),
+            ), run=self.classroom),
+            Command("daily", texts.DAILY_HELP, (
+                Param("开关", texts.DAILY_SWITCH, Kind.CHOICE, choices=("on", "off"), required=False, default="on"),
+            ), run=self.daily),
         ]
 
+    def _work(self, outbox: Outbox) -> Work:
+        """One Work per bot process: its uploaded files and per-cycle locks are shared by jobs and commands."""
+        if self._work_of is None or self._work_of.outbox is not outbox:
+            self._work_of = Work(outbox, remind_after=self.remind_after)
+        return self._work_of
+
     def jobs(self, outbox: Outbox) -> Mapping[str, Handler]:
-        return Work(outbox).handlers()
+        return self._work(outbox).handlers()
+
+    async def on_message(self, ctx: Context, message: Message) -> None:
+        """A form filled in or a consent signed in her service conversation (EDU-2, EDU-5): checked and recorded."""
+        if message.kind not in ("form_reply", "signature") or message.body is None or message.sender.role == "bot":
+            return
+        store = await self._store(ctx)
+        answering = message.body["form" if message.kind == "form_reply" else "request"]
+        delivery = await store.delivery(conv=ctx.conv, seq=answering)
+        expected = "form" if message.kind == "form_reply" else "signature_request"
+        if delivery is None or delivery.kind != expected:
+            await ctx.reply(texts.FORM_UNKNOWN)
+            return
+        when = datetime.fromtimestamp(message.ts / 1000, ZONE)
+        if message.kind == "signature":
+            await store.complete(delivery.id, {"image": message.body["image"], "signed_at": when.isoformat(),
+                                               "seq": message.seq}, when)
+            await ctx.reply(texts.SIGNED.format(title=delivery.title, time=when.strftime("%Y-%m-%d %H:%M")))
+            return
+        item = delivery.pathway.item(delivery.node, delivery.item)
+        assert item is not None  # the delivery was made from this very pathway version
+        form = Form(title=item.title, fields=item.fields)
+        try:
+            values = check_form_reply(form, message.body["values"])
+        except ProtocolError as exc:
+            await ctx.reply(texts.FORM_FIX.format(title=item.title, problem=_problem(item, exc)))
+            return
+        await store.complete(delivery.id, {"values": values, "seq": message.seq}, when)
+        await ctx.reply(texts.FORM_THANKS.format(title=item.title))
 
     async def progress(self, ctx: Context, args: Args) -> None:
         store = await self._store(ctx)
@@ -112,6 +168,64 @@ class PathwayBot(Bot):
         await self._event(ctx, str(args["患者"]), texts.DATED, type="procedure_dated", procedure=args["手术"],
                           day=day.isoformat())
 
+    async def tag(self, ctx: Context, args: Args) -> None:
+        await self._tag(ctx, args, on=True)
+
+    async def untag(self, ctx: Context, args: Args) -> None:
+        await self._tag(ctx, args, on=False)
+
+    async def _tag(self, ctx: Context, args: Args, *, on: bool) -> None:
+        """Classify a patient (EDU-5, EDU-6): tags pick a classroom's class and split the statistics."""
+        patient, tag = str(args["患者"]), str(args["标签"])
+        changed = await (await self._store(ctx)).tag(patient, tag, on)
+        said = {(True, True): texts.TAGGED, (True, False): texts.TAGGED_BEFORE,
+                (False, True): texts.UNTAGGED, (False, False): texts.NOT_TAGGED}[on, changed]
+        await ctx.reply(said.format(patient=patient, tag=tag))
+
+    async def classroom(self, ctx: Context, args: Args) -> None:
+        """In a group the bot manages: post the content, then pull in every patient with the tag (her husband follows,
+        read-only) (EDU-6). Staff then lecture in the group."""
+        if not ctx.in_group:
+            raise CommandError(texts.CLASS_IN_GROUP)
+        store = await self._store(ctx)
+        tag, content = str(args["标签"]), str(args["内容"])
+        items = await self._class_content(store, content)
+        patients = await store.tagged(tag)
+        if not patients:
+            raise CommandError(texts.CLASS_EMPTY.format(tag=tag))
+        posted = await self._work(ctx.outbox).prepare_classroom(ctx.conv, items)
+        try:
+            for patient in patients:
+                await ctx.client.request("group_add", conv=ctx.conv, user=patient)
+        except ClientError as exc:
+            if exc.code == "forbidden":
+                raise CommandError(texts.CLASS_NOT_ADMIN) from None
+            raise
+        await store.keep_classroom(ctx.conv, tag, content, ctx.message.sender.id)
+        await ctx.reply(texts.CLASS_READY.format(tag=tag, patients=len(patients), items=posted))
+
+    async def _class_content(self, store: PathwayStore, content: str) -> list[Item]:
+        if not content:
+            return []
+        key, _, node_key = content.partition(".")
+        pathway = await store.latest(key)
+        try:
+            node = pathway.node(node_key) if pathway is not None else None
+        except KeyError:
+            node = None
+        if node is None:
+            raise CommandError(texts.CLASS_NO_CONTENT.format(content=content))
+        return [*node.welcome, *node.content]
+
+    async def daily(self, ctx: Context, args: Args) -> None:
+        """Send the daily summary (TRT-3) to this conversation from today on, or stop."""
+        store = await self._store(ctx)
+        on = args["开关"] == "on"
+        await store.set_summary_target(ctx.conv, ctx.message.sender.id, on)
+        if on:
+            await schedule_summary(store, self.clock().astimezone(ZONE).date())
+        await ctx.reply(texts.DAILY_ON if on else texts.DAILY_OFF)
+
     async def _event(self, ctx: Context, patient: str, done: str, **event: object) -> None:
         """Staff standing in for the hospital system: the same path as its events, recorded as from ``staff``."""
         event |= {"id": f"{ctx.conv}:{ctx.message.seq}", "patient": {"username": patient}}
@@ -128,6 +242,20 @@ class PathwayBot(Bot):
         if cycle is None:
             return progress_text(None, None)
         return progress_text(cycle.cycle, position(cycle.cycle, self.clock()))
+
+
+def reminder_policy(text: str | None) -> tuple[timedelta, ...]:
+    """IMBOT_PATHWAY_REMIND: durations separated by commas (``1d,2d``); empty for no reminders."""
+    if text is None:
+        return REMIND_AFTER
+    return tuple(parse_duration(part, "IMBOT_PATHWAY_REMIND") for part in text.split(",") if part.strip())
+
+
+def _problem(item: Item, exc: ProtocolError) -> str:
+    """Which field is wrong, by the label she saw."""
+    name = (exc.field or "").removeprefix("values.")
+    label = next((f.label for f in item.fields if f.name == name), "")
+    return texts.FIELD_WRONG.format(label=label) if label else texts.FORM_WRONG
 
 
 def _day(text: str) -> date:

@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from bots.framework.channels import Note
 from bots.pathway import texts
 from bots.pathway.definition import Item, Treatment
 from bots.pathway.schedule import Cycle, Position
@@ -55,10 +56,11 @@ def treatment_message(treatment: Treatment, day: date) -> Outgoing:
     return Outgoing("treatment_items", body={"title": treatment.title, "day": day.isoformat(), "items": items})
 
 
-def treatment_short(treatment: Treatment, day: date) -> str:
-    """The same items as one short text, for SMS and WeChat."""
+def treatment_note(treatment: Treatment, day: date) -> Note:
+    """The same items as a short note, for WeChat and SMS (TRT-2)."""
     items = "；".join(f"{i.time} {_item_name(i.name, day, i.day_offset)}".strip() for i in treatment.items)
-    return texts.TREATMENT_SHORT.format(center=texts.CENTER, title=treatment.title, day=day.isoformat(), items=items)
+    return Note(texts.TREATMENT_NOTE_TITLE.format(center=texts.CENTER, title=treatment.title),
+                texts.TREATMENT_NOTE.format(day=day.isoformat(), items=items))
 
 
 def progress_text(cycle: Cycle | None, where: Position | None) -> str:
@@ -75,4 +77,16 @@ def progress_text(cycle: Cycle | None, where: Position | None) -> str:
                  else texts.NEXT_UNDATED.format(node=where.next.name))
     if where.next.prepare:
         lines.append(texts.PREPARE.format(prepare=where.next.prepare))
+    return "\n".join(lines)
+
+
+def summary_text(day: date, stats: list[dict[str, Any]], names: Mapping[tuple[str, str], str]) -> str:
+    """The daily summary for staff (TRT-3): for items sent that day, how many were read, completed, reminded."""
+    lines = [texts.SUMMARY_TITLE.format(day=day.isoformat())]
+    for row in stats:
+        name = names.get((row["pathway"], row["node"])) or texts.SUMMARY_ORDERS.format(pathway=row["pathway"])
+        lines.append(texts.SUMMARY_LINE.format(node=name, **{k: row[k] for k in ("sent", "read", "completed",
+                                                                               "reminded")}))
+    if not stats:
+        lines.append(texts.SUMMARY_EMPTY)
     return "\n".join(lines)

@@ -37,12 +37,12 @@ class Cycle:
     def node_due(self, node: Node) -> datetime | None:
         """When the node's content goes out: ``before_days`` before its day, at ``at``."""
         day = self.node_date(node)
-        return None if day is None else _at(day - timedelta(days=node.before_days), node.at)
+        return None if day is None else at_clock(day - timedelta(days=node.before_days), node.at)
 
     def treatment_due(self, node: Node, procedure: str) -> datetime | None:
         """When a procedure's items go out: as the node's content, counted from the procedure's own day."""
         day = self.dates.get(procedure)
-        return None if day is None else _at(day - timedelta(days=node.before_days), node.at)
+        return None if day is None else at_clock(day - timedelta(days=node.before_days), node.at)
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,7 @@ def position(cycle: Cycle, now: datetime) -> Position:
     return Position(nodes[current] if current >= 0 else None, nodes[following], cycle.node_date(nodes[following]))
 
 
-def _at(day: date, clock: str) -> datetime:
+def at_clock(day: date, clock: str) -> datetime:
+    """``clock`` (``HH:MM``) on ``day``, in Asia/Shanghai."""
     hour, minute = map(int, clock.split(":"))
     return datetime.combine(day, time(hour, minute), ZONE)

@@ -30,6 +30,36 @@ class CycleRow:
         return Cycle(self.pathway, self.started, self.dates)
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """A sent item and what became of it (EDU-5, TRT-3)."""
+
+    id: int
+    cycle_id: int
+    patient: str
+    open: bool
+    """Whether its cycle is still open (reminders stop when it ends)."""
+    node: str
+    item: str
+    kind: str
+    title: str
+    conv: str
+    seq: int
+    read_at: datetime | None
+    completed_at: datetime | None
+    reminders: int
+    pathway: Pathway
+
+    @property
+    def needs_completion(self) -> bool:
+        """Forms and consents are done when filled in or signed; other items when read."""
+        return self.kind in ("form", "signature_request")
+
+    @property
+    def done(self) -> bool:
+        return (self.completed_at if self.needs_completion else self.read_at) is not None
+
+
 class PathwayStore:
     def __init__(self, state: BotState) -> None:
         self.state = state
@@ -190,21 +220,153 @@ class PathwayStore:
                                cycle_id, from_conv, to_conv, at)
         await self._run("pathway_moved", txn)
 
-    async def delivered(self, cycle_id: int, node: str, item: str, kind: str, conv: str, seq: int,
-                        at: datetime) -> None:
-        """Record a sent item (the same one again changes nothing: its first sending counts)."""
+    async def delivered(self, cycle_id: int, node: str, item: str, kind: str, title: str, conv: str, seq: int,
+                        at: datetime, remind_at: datetime | None) -> None:
+        """Record a sent item and schedule its first reminder (EDU-5, TRT-3), together; the same item again
+        changes nothing (its first sending counts)."""
         async def txn(conn: asyncpg.Connection) -> None:
-            await conn.execute(
-                f"insert into {self.s}.deliveries (cycle_id, node, item, kind, conv, seq, sent_at)"
-                " values ($1, $2, $3, $4, $5, $6, $7) on conflict (cycle_id, node, item) do nothing",
-                cycle_id, node, item, kind, conv, seq, at)
+            found = await conn.fetchval(
+                f"insert into {self.s}.deliveries (cycle_id, node, item, kind, title, conv, seq, sent_at)"
+                " values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (cycle_id, node, item) do nothing returning id",
+                cycle_id, node, item, kind, title, conv, seq, at)
+            if found is not None and remind_at is not None:
+                await self.remind_txn(conn, found, 1, remind_at)
         await self._run("pathway_delivered", txn)
+
+    async def remind_txn(self, conn: asyncpg.Connection, delivery_id: int, n: int, due: datetime) -> None:
+        await self.state.jobs.schedule_txn(conn, f"remind:{delivery_id}:{n}", "remind", due,
+                                           {"delivery": delivery_id, "n": n})
 
     async def deliveries(self, cycle_id: int) -> list[dict[str, Any]]:
         async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-            return await conn.fetch(f"select node, item, kind, conv, seq, sent_at, read_at, completed_at"
+            return await conn.fetch(f"select node, item, kind, conv, seq, sent_at, read_at, completed_at, reminders"
                                     f" from {self.s}.deliveries where cycle_id = $1 order by id", cycle_id)
         return [dict(r) for r in await self._run("pathway_deliveries", txn, transaction=False)]
+
+    async def delivery(self, delivery_id: int | None = None, *, conv: str = "", seq: int = 0) -> Delivery | None:
+        """A delivery by id, or the one sent as message ``seq`` in ``conv``; with its cycle's patient and pathway."""
+        async def txn(conn: asyncpg.Connection) -> asyncpg.Record | None:
+            return await conn.fetchrow(
+                f"select d.*, c.patient, c.ended_at is null as open, v.definition from {self.s}.deliveries d"
+                f" join {self.s}.cycles c on c.id = d.cycle_id"
+                f" join {self.s}.pathway_versions v using (pathway, version)"
+                " where d.id = $1 or (d.conv = $2 and d.seq = $3)", delivery_id, conv, seq)
+        row = await self._run("pathway_delivery", txn, transaction=False)
+        if row is None:
+            return None
+        return Delivery(row["id"], row["cycle_id"], row["patient"], row["open"], row["node"], row["item"], row["kind"],
+                        row["title"], row["conv"], row["seq"], row["read_at"], row["completed_at"], row["reminders"],
+                        msgspec.convert(row["definition"], Pathway))
+
+    async def mark_read(self, conv: str, upto: int, at: datetime) -> int:
+        """The patient has read her service conversation up to ``upto``: so every item sent there up to it."""
+        async def txn(conn: asyncpg.Connection) -> str:
+            result: str = await conn.execute(
+                f"update {self.s}.deliveries set read_at = $3 where conv = $1 and seq <= $2 and read_at is null",
+                conv, upto, at)
+            return result
+        return int((await self._run("pathway_mark_read", txn)).split()[-1])
+
+    async def reminded(self, delivery_id: int, n: int, at: datetime, next_due: datetime | None) -> None:
+        """Reminder ``n`` was sent; schedule the next one if the policy has one."""
+        async def txn(conn: asyncpg.Connection) -> None:
+            await conn.execute(f"update {self.s}.deliveries set reminders = greatest(reminders, $2),"
+                               " last_reminded_at = $3 where id = $1", delivery_id, n, at)
+            if next_due is not None:
+                await self.remind_txn(conn, delivery_id, n + 1, next_due)
+        await self._run("pathway_reminded", txn)
+
+    async def complete(self, delivery_id: int, result: dict[str, Any], at: datetime) -> bool:
+        """A form filled in or a consent signed (EDU-5); False if it was completed before (the first counts)."""
+        async def txn(conn: asyncpg.Connection) -> bool:
+            done = await conn.fetchval(
+                f"update {self.s}.deliveries set completed_at = $3, result = $2, read_at = coalesce(read_at, $3)"
+                " where id = $1 and completed_at is null returning true", delivery_id, result, at)
+            return bool(done)
+        return bool(await self._run("pathway_complete", txn))
+
+    # -- files, summaries, classrooms -------------------------------------------------------
+
+    async def unread_convs(self, since: date) -> list[str]:
+        """Service conversations with items sent since ``since`` not yet known to be read."""
+        async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            return await conn.fetch(
+                f"select distinct conv from {self.s}.deliveries where read_at is null and conv is not null"
+                " and sent_at >= $1::date::timestamp at time zone 'Asia/Shanghai' order by conv", since)
+        return [r["conv"] for r in await self._run("pathway_unread_convs", txn, transaction=False)]
+
+    async def day_stats(self, day: date) -> list[dict[str, Any]]:
+        """The statistics view of one day (stats_by_day), by pathway and node."""
+        async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            return await conn.fetch(f"select * from {self.s}.stats_by_day where day = $1 order by pathway, node", day)
+        return [dict(r) for r in await self._run("pathway_day_stats", txn, transaction=False)]
+
+    async def node_names(self) -> dict[tuple[str, str], str]:
+        """(pathway, node key) → the node's name in the latest version (``orders`` → the order education)."""
+        async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            return await conn.fetch(f"select distinct on (pathway) definition from {self.s}.pathway_versions"
+                                    " order by pathway, version desc")
+        names: dict[tuple[str, str], str] = {}
+        for row in await self._run("pathway_node_names", txn, transaction=False):
+            pathway = msgspec.convert(row["definition"], Pathway)
+            names |= {(pathway.key, node.key): f"{pathway.name}·{node.name}" for node in pathway.nodes}
+        return names
+
+    async def tag(self, patient: str, tag: str, on: bool) -> bool:
+        """Put ``tag`` on a patient (``on``) or take it off (EDU-5, EDU-6); True if that changed anything."""
+        async def txn(conn: asyncpg.Connection) -> str:
+            if on:
+                result: str = await conn.execute(
+                    f"insert into {self.s}.tags (patient, tag) values ($1, $2) on conflict do nothing", patient, tag)
+            else:
+                result = await conn.execute(f"delete from {self.s}.tags where patient = $1 and tag = $2", patient, tag)
+            return result
+        return (await self._run("pathway_tag", txn)).split()[-1] != "0"
+
+    async def tagged(self, tag: str) -> list[str]:
+        async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            return await conn.fetch(f"select patient from {self.s}.tags where tag = $1 order by patient", tag)
+        return [r["patient"] for r in await self._run("pathway_tagged", txn, transaction=False)]
+
+    async def keep_classroom(self, conv: str, tag: str, content: str, by: str) -> None:
+        async def txn(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                f"insert into {self.s}.classrooms (conv, tag, content, created_by) values ($1, $2, $3, $4)"
+                " on conflict (conv) do update set tag = excluded.tag, content = excluded.content", conv, tag, content,
+                by)
+        await self._run("pathway_keep_classroom", txn)
+
+    async def summary_targets(self) -> list[str]:
+        async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            return await conn.fetch(f"select conv from {self.s}.summary_targets order by conv")
+        return [r["conv"] for r in await self._run("pathway_summary_targets", txn, transaction=False)]
+
+    async def set_summary_target(self, conv: str, by: str, on: bool) -> bool:
+        """Start (``on``) or stop sending the daily summary to ``conv``; True if that changed anything."""
+        async def txn(conn: asyncpg.Connection) -> str:
+            if on:
+                result: str = await conn.execute(
+                    f"insert into {self.s}.summary_targets (conv, added_by) values ($1, $2) on conflict do nothing",
+                    conv, by)
+            else:
+                result = await conn.execute(f"delete from {self.s}.summary_targets where conv = $1", conv)
+            return result
+        return (await self._run("pathway_summary_target", txn)).split()[-1] != "0"
+
+    async def file(self, name: str, sha256: str) -> dict[str, Any] | None:
+        """The attachment a shipped file was uploaded as, if this content was uploaded before."""
+        async def txn(conn: asyncpg.Connection) -> dict[str, Any] | None:
+            found: dict[str, Any] | None = await conn.fetchval(
+                f"select attachment from {self.s}.files where name = $1 and sha256 = $2", name, sha256)
+            return found
+        return await self._run("pathway_file", txn, transaction=False)
+
+    async def keep_file(self, name: str, sha256: str, attachment: dict[str, Any]) -> None:
+        async def txn(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                f"insert into {self.s}.files (name, sha256, attachment) values ($1, $2, $3) on conflict (name)"
+                " do update set sha256 = excluded.sha256, attachment = excluded.attachment", name, sha256, attachment)
+        await self._run("pathway_keep_file", txn)
 
     async def open_cycle(self, patient: str) -> CycleRow | None:
         return await self._run("pathway_open_cycle", self.open_cycle_txn, patient, transaction=False)

@@ -1,34 +1,59 @@
-"""The pathway bot's durable jobs (EDU-3, EDU-4, IM-2, TRT-2): what happens when a node, a procedure's items or a
-doctor's order falls due. Each job is idempotent: messages carry fixed client ids (``pw:...``), so a job run again
-after a crash sends nothing twice; a job whose date has since changed, or whose cycle ended, does nothing.
+"""The pathway bot's durable jobs (EDU-3, EDU-4, EDU-5, IM-2, TRT-2, TRT-3): what happens when a node, a procedure's
+items, a doctor's order, a reminder or the daily summary falls due.
+
+Each job is idempotent: messages carry fixed client ids (``pw:...``), so a job run again after a crash sends nothing
+twice; a job whose date has since changed, whose cycle ended, or whose node a later node has overtaken (the bot was
+down past both) does nothing. Jobs of one cycle that fall due together run one at a time, so a patient is never
+moved into two groups at once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Mapping
-from datetime import date
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from importlib import resources
 from typing import Any
 
+import asyncpg
+import trio
+
+from bots.framework.channels import Recipient
+from bots.framework.escalation import Policy, Step
 from bots.framework.jobs import Handler, Job
 from bots.framework.outbox import Outbox
+from bots.pathway import texts
 from bots.pathway.definition import Item, Node
-from bots.pathway.render import Outgoing, item_message, treatment_message
-from bots.pathway.store import CycleRow, PathwayStore
+from bots.pathway.render import Outgoing, item_message, summary_text, treatment_message, treatment_note
+from bots.pathway.schedule import at_clock, position
+from bots.pathway.store import CycleRow, Delivery, PathwayStore
 from clients.python import Client, ClientError
 
 log = logging.getLogger(__name__)
 
+REMIND_AFTER: tuple[timedelta, ...] = (timedelta(days=1), timedelta(days=2))
+"""The reminder policy (EDU-5, TRT-3): the first reminder a day after an item is sent, the next two days after that;
+no more. Items still unread (forms and consents: not filled in or signed) are reminded; welcome texts are not."""
+TREATMENT_OUTSIDE = Policy((Step("wechat"), Step("sms")))
+"""Treatment items go to the app as a message of their own, and at once by WeChat and SMS (TRT-2) through the outbox."""
+SUMMARY_AT = "18:00"
+"""When the daily summary goes to staff (TRT-3), Asia/Shanghai."""
+MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".mp4": "video/mp4"}
+
 
 class Work:
-    def __init__(self, outbox: Outbox, files: Mapping[str, dict[str, Any]] | None = None) -> None:
+    def __init__(self, outbox: Outbox, *, remind_after: Sequence[timedelta] = REMIND_AFTER) -> None:
         self.outbox = outbox
         self.store = PathwayStore(outbox.state)
-        self.files = dict(files or {})
-        """The stored attachment of each file the pathways ship (uploaded at start)."""
+        self.remind_after = tuple(remind_after)
+        self._files: dict[str, dict[str, Any]] = {}
+        self._cycles: defaultdict[int, trio.Lock] = defaultdict(trio.Lock)
 
     def handlers(self) -> dict[str, Handler]:
-        return {"node": self.node, "treatment": self.treatment, "order": self.order}
+        return {"node": self.node, "treatment": self.treatment, "order": self.order, "remind": self.remind,
+                "summary": self.summary}
 
     @property
     def client(self) -> Client:
@@ -44,19 +69,30 @@ class Work:
         node = cycle.pathway.node(job.payload["node"])
         if cycle.cycle.node_date(node) != date.fromisoformat(job.payload["day"]):
             return  # the date changed since: the job for the new date does it
-        await self._move(cycle, node, job)
-        for item in (*node.welcome, *node.content):
-            await self._send_item(cycle, node.key, item, job)
+        current = position(cycle.cycle, job.now).current
+        if current is not None and current.key != node.key:
+            log.warning("node overtaken by a later one; skipped", extra={"cycle": cycle.id, "node": node.key})
+            return
+        async with self._cycles[cycle.id]:
+            await self._move(cycle, node, job)
+        for item in node.welcome:
+            await self._send_item(cycle, node.key, item, job, remind=False)
+        for item in node.content:
+            await self._send_item(cycle, node.key, item, job, remind=True)
 
     async def treatment(self, job: Job) -> None:
-        """A procedure's items (TRT-1, TRT-2), in her service conversation."""
+        """A procedure's items (TRT-1, TRT-2): in her service conversation, and by WeChat and SMS."""
         cycle = await self.store.cycle(job.payload["cycle"])
         day = date.fromisoformat(job.payload["day"])
         procedure = job.payload["procedure"]
         if cycle is None or cycle.dates.get(procedure) != day:
             return
         treatment = cycle.pathway.node(job.payload["node"]).treatment[procedure]
-        await self._send(cycle, job.payload["node"], f"treatment:{procedure}", treatment_message(treatment, day), job)
+        out = treatment_message(treatment, day)
+        await self._send(cycle, job.payload["node"], f"treatment:{procedure}", treatment.title, out, job, remind=True)
+        to = Recipient(cycle.patient, cycle.phone or None, cycle.openid or None)
+        await self.outbox.notify(f"pw:{cycle.id}:treatment:{procedure}:{day}", to, treatment_note(treatment, day),
+                                 policy=TREATMENT_OUTSIDE, now=job.now)
 
     async def order(self, job: Job) -> None:
         """Education for a doctor's order (EDU-4), as soon as the order arrives."""
@@ -65,18 +101,98 @@ class Work:
             return
         rule = next(r for r in cycle.pathway.orders if r.key == job.payload["rule"])
         for item in rule.items:
-            await self._send(cycle, "orders", f"order:{rule.key}:{item.key}", item_message(item, self.files), job)
+            await self._send_item(cycle, "orders", item, job, remind=True, key=f"order:{rule.key}:{item.key}")
 
-    async def _send_item(self, cycle: CycleRow, node: str, item: Item, job: Job) -> None:
-        if item.file and item.file not in self.files:
-            log.warning("a pathway file is missing; item skipped", extra={"file": item.file, "item": item.key})
+    async def remind(self, job: Job) -> None:
+        """Remind her of an item she has not read (or a form she has not filled in, a consent not signed)."""
+        found = await self.store.delivery(job.payload["delivery"])
+        if found is None or not found.open:
             return
-        await self._send(cycle, node, item.key, item_message(item, self.files), job)
+        delivery = await self._read_so_far(found, job.now)
+        if delivery.done:
+            return
+        n: int = job.payload["n"]
+        text = {"form": texts.REMIND_FORM, "signature_request": texts.REMIND_SIGN}.get(delivery.kind, texts.REMIND_READ)
+        await self.client.send(delivery.conv, text.format(title=delivery.title), cid=f"pw-r:{delivery.id}:{n}")
+        following = job.now + self.remind_after[n] if n < len(self.remind_after) else None
+        await self.store.reminded(delivery.id, n, job.now, following)
 
-    async def _send(self, cycle: CycleRow, node: str, item: str, out: Outgoing, job: Job) -> None:
-        conv = f"u:{cycle.patient}"
-        ack = await self.client.send(conv, out.text, kind=out.kind, body=out.body, cid=f"pw:{cycle.id}:{node}:{item}")
-        await self.store.delivered(cycle.id, node, item, out.kind, ack["conv"], ack["seq"], job.now)
+    async def summary(self, job: Job) -> None:
+        """The day's summary to the staff who asked for it (TRT-3): sent, read, completed, reminded, by node.
+        Then the next day's is scheduled."""
+        day = date.fromisoformat(job.payload["day"])
+        for conv, upto in await self._receipts(await self.store.unread_convs(day - timedelta(days=7))):
+            await self.store.mark_read(conv, upto, job.now)
+        text = summary_text(day, await self.store.day_stats(day), await self.store.node_names())
+        for conv in await self.store.summary_targets():
+            try:
+                await self.client.send(conv, text, cid=f"pw-s:{day}:{hashlib.sha256(conv.encode()).hexdigest()[:16]}")
+            except ClientError as exc:  # the group was closed, the bot removed: the others still get theirs
+                log.warning("daily summary refused", extra={"conv": conv, "error": exc.code})
+        await schedule_summary(self.store, day + timedelta(days=1))
+
+    async def prepare_classroom(self, conv: str, items: Sequence[Item]) -> int:
+        """Post content into a classroom group before the class is pulled in (EDU-6); how many items were posted."""
+        posted = 0
+        for item in items:
+            out = await self._outgoing(item)
+            if out is not None:
+                await self.client.send(conv, out.text, kind=out.kind, body=out.body, cid=f"pw-c:{conv}:{item.key}")
+                posted += 1
+        return posted
+
+    async def _read_so_far(self, delivery: Delivery, now: datetime) -> Delivery:
+        """Ask the server how far she has read her service conversation and record it (SPEC.md §5.4.1)."""
+        if delivery.read_at is not None:
+            return delivery
+        ((_, upto),) = await self._receipts([delivery.conv])
+        await self.store.mark_read(delivery.conv, upto, now)
+        updated = await self.store.delivery(delivery.id)
+        assert updated is not None
+        return updated
+
+    async def _receipts(self, convs: Sequence[str]) -> list[tuple[str, int]]:
+        return [(conv, (await self.client.request("receipt", conv=conv))["peer_read_seq"]) for conv in convs]
+
+    async def _send_item(self, cycle: CycleRow, node: str, item: Item, job: Job, *, remind: bool,
+                         key: str | None = None) -> None:
+        out = await self._outgoing(item)
+        if out is not None:
+            await self._send(cycle, node, key or item.key, item.title, out, job, remind=remind)
+
+    async def _outgoing(self, item: Item) -> Outgoing | None:
+        """The item as a message, its file uploaded if it has one; None (logged) if its file is not shipped."""
+        if not item.file:
+            return item_message(item, {})
+        attachment = await self._file(item.file)
+        if attachment is None:
+            log.warning("a pathway file is missing; item skipped", extra={"file": item.file, "item": item.key})
+            return None
+        return item_message(item, {item.file: attachment})
+
+    async def _send(self, cycle: CycleRow, node: str, item: str, title: str, out: Outgoing, job: Job, *,
+                    remind: bool) -> None:
+        ack = await self.client.send(f"u:{cycle.patient}", out.text, kind=out.kind, body=out.body,
+                                     cid=f"pw:{cycle.id}:{node}:{item}")
+        remind_at = job.now + self.remind_after[0] if remind and self.remind_after else None
+        await self.store.delivered(cycle.id, node, item, out.kind, title, ack["conv"], ack["seq"], job.now, remind_at)
+
+    async def _file(self, name: str) -> dict[str, Any] | None:
+        """The attachment of a file shipped beside the pathways, uploaded once per content; None if not shipped."""
+        if name in self._files:
+            return self._files[name]
+        entry = resources.files("bots.pathway.pathways").joinpath(name)
+        if not entry.is_file():
+            return None
+        data = entry.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        attachment = await self.store.file(name, digest)
+        if attachment is None:
+            mime = MIME.get(name[name.rfind("."):].lower(), "application/octet-stream")
+            attachment = await self.client.upload(data, mime, name)
+            await self.store.keep_file(name, digest, attachment)
+        self._files[name] = attachment
+        return attachment
 
     async def _move(self, cycle: CycleRow, node: Node, job: Job) -> None:
         group = await self._group(cycle, node)
@@ -99,3 +215,12 @@ class Work:
             return found
         made = await self.client.request("group_create", name=node.group)
         return await self.store.keep_node_group(cycle.pathway.key, node.key, made["conv"])
+
+
+async def schedule_summary(store: PathwayStore, day: date) -> None:
+    """The daily summary of ``day``, at SUMMARY_AT; scheduling it again changes nothing."""
+    async def txn(conn: asyncpg.Connection) -> None:
+        await store.state.jobs.schedule_txn(conn, f"summary:{day}", "summary", at_clock(day, SUMMARY_AT),
+                                            {"day": day.isoformat()})
+    await store.state.store.run("pathway_schedule_summary", txn)
+

@@ -9,7 +9,7 @@ from datetime import date, datetime
 import pytest
 
 from bots.pathway.definition import Pathway
-from bots.pathway.render import item_message, progress_text, treatment_message, treatment_short
+from bots.pathway.render import item_message, progress_text, treatment_message, treatment_note
 from bots.pathway.schedule import ZONE, Cycle, position
 from protocol.kinds import default_registry
 from tests.bots.pathway.test_schedule import IUI, IVF
@@ -39,9 +39,9 @@ def test_items_on_another_day_name_it_and_the_short_text_lists_them() -> None:
     retrieval = IVF.node("retrieval").treatment["retrieval"]
     out = treatment_message(retrieval, date(2026, 12, 16))
     assert [i["name"] for i in out.body["items"]] == ["禁食禁水（12月15日）", "到院抽血", "取卵手术"]  # type: ignore[index]
-    assert treatment_short(retrieval, date(2026, 12, 16)) == (
-        "【省妇幼生殖中心】取卵提醒：2026-12-16 22:00 禁食禁水（12月15日）；07:30 到院抽血；08:30 取卵手术。"
-        "详情请查看App消息。")
+    note = treatment_note(retrieval, date(2026, 12, 16))
+    assert note.title == "省妇幼生殖中心取卵提醒"
+    assert note.content == "2026-12-16 22:00 禁食禁水（12月15日）；07:30 到院抽血；08:30 取卵手术。详情请查看App消息。"
 
 
 FRESH = Cycle(IVF, date(2026, 12, 1), {"trigger": date(2026, 12, 14)})

@@ -6,9 +6,9 @@ their education at once; running a job again sends nothing twice, and a job for 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bots.framework.outbox import Outbox
 from bots.framework.state import BotState
@@ -32,7 +32,8 @@ def at(text: str) -> datetime:
 
 
 @asynccontextmanager
-async def pathway_bot(server: Running, db: str) -> AsyncIterator[Work]:
+async def pathway_bot(server: Running, db: str, remind_after: Sequence[timedelta] = ()) -> AsyncIterator[Work]:
+    """The bot's work as a started bot has it (no reminders unless asked: the tests here count jobs)."""
     async with (
         open_store(db, min_size=1, max_size=3) as store,
         open_client(server.url, username="pathway", password=PASSWORD) as client,
@@ -43,7 +44,7 @@ async def pathway_bot(server: Running, db: str) -> AsyncIterator[Work]:
         for pathway in shipped():
             await PathwayStore(state).publish(pathway)
         with outbox.connected(client):
-            yield Work(outbox)
+            yield Work(outbox, remind_after=remind_after)
 
 
 async def event(work: Work, now: datetime, **fields: object) -> None:
@@ -52,7 +53,7 @@ async def event(work: Work, now: datetime, **fields: object) -> None:
 
 
 async def run_due(work: Work, now: datetime) -> int:
-    return await work.outbox.state.jobs.run_due(work.handlers(), now=now)
+    return await work.outbox.state.jobs.run_due(work.outbox.handlers() | work.handlers(), now=now)
 
 
 async def groups(client: Client) -> set[str]:
@@ -84,7 +85,7 @@ async def test_nodes_items_and_orders_arrive_on_time_and_once(server: Running, d
                     procedure="trigger", day="2026-12-15")  # the doctor moved it a day
         assert await run_due(work, at("2026-12-13 09:00")) == 2  # node + items for the 14th: stale, nothing sent
         assert await groups(patient) == {"试管婴儿·建档群"}
-        assert await run_due(work, at("2026-12-14 09:00")) == 2
+        assert await run_due(work, at("2026-12-14 09:00")) == 4  # node, items, items by WeChat and by SMS
         assert await groups(patient) == {"试管婴儿·夜针群"} and await groups(li) == {"试管婴儿·夜针群"}
 
         await event(work, at("2026-12-14 11:00"), type="orders_written", id="e4", patient=CHEN,
@@ -101,6 +102,6 @@ async def test_nodes_items_and_orders_arrive_on_time_and_once(server: Running, d
         # The video item is skipped: no file shipped for it (logged). Everything went to her service conversation.
         assert {d["conv"] for d in sent} == {filing[0].conv}
 
-        await work.outbox.state.jobs.run_due(work.handlers(), now=at("2026-12-20 09:00"))
+        await run_due(work, at("2026-12-20 09:00"))
         again = await work.store.deliveries(cycle.id)
         assert again == sent  # nothing due twice, nothing sent twice
