@@ -87,6 +87,4 @@ def summary_text(day: date, stats: list[dict[str, Any]], names: Mapping[tuple[st
         name = names.get((row["pathway"], row["node"])) or texts.SUMMARY_ORDERS.format(pathway=row["pathway"])
         lines.append(texts.SUMMARY_LINE.format(node=name, **{k: row[k] for k in ("sent", "read", "completed",
                                                                                "reminded")}))
-    if not stats:
-        lines.append(texts.SUMMARY_EMPTY)
     return "\n".join(lines)

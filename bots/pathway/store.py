@@ -31,6 +31,26 @@ class CycleRow:
 
 
 @dataclass(frozen=True)
+class Sent:
+    """What the bot sends a patient, as its delivery is recorded."""
+
+    cycle: int
+    node: str
+    """The node, or ``orders``."""
+    item: str
+    """The content item's key, ``treatment:<procedure>`` or ``order:<rule>:<item>``."""
+    kind: str
+    title: str
+    day: date | None = None
+    """A treatment notice's procedure date: a new date is a new notice."""
+
+    @property
+    def cid(self) -> str:
+        """The message's client id: the same sending again is the same message (SPEC.md §5.1)."""
+        return f"pw:{self.cycle}:{self.node}:{self.item}" + (f":{self.day}" if self.day else "")
+
+
+@dataclass(frozen=True)
 class Delivery:
     """A sent item and what became of it (EDU-5, TRT-3)."""
 
@@ -220,15 +240,15 @@ class PathwayStore:
                                cycle_id, from_conv, to_conv, at)
         await self._run("pathway_moved", txn)
 
-    async def delivered(self, cycle_id: int, node: str, item: str, kind: str, title: str, conv: str, seq: int,
-                        at: datetime, remind_at: datetime | None) -> None:
+    async def delivered(self, sent: Sent, conv: str, seq: int, at: datetime, remind_at: datetime | None) -> None:
         """Record a sent item and schedule its first reminder (EDU-5, TRT-3), together; the same item again
         changes nothing (its first sending counts)."""
         async def txn(conn: asyncpg.Connection) -> None:
             found = await conn.fetchval(
-                f"insert into {self.s}.deliveries (cycle_id, node, item, kind, title, conv, seq, sent_at)"
-                " values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (cycle_id, node, item) do nothing returning id",
-                cycle_id, node, item, kind, title, conv, seq, at)
+                f"insert into {self.s}.deliveries (cycle_id, node, item, day, kind, title, conv, seq, sent_at)"
+                " values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                " on conflict (cycle_id, node, item, (coalesce(day, '-infinity'::date))) do nothing returning id",
+                sent.cycle, sent.node, sent.item, sent.day, sent.kind, sent.title, conv, seq, at)
             if found is not None and remind_at is not None:
                 await self.remind_txn(conn, found, 1, remind_at)
         await self._run("pathway_delivered", txn)
@@ -239,8 +259,8 @@ class PathwayStore:
 
     async def deliveries(self, cycle_id: int) -> list[dict[str, Any]]:
         async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-            return await conn.fetch(f"select node, item, kind, conv, seq, sent_at, read_at, completed_at, reminders"
-                                    f" from {self.s}.deliveries where cycle_id = $1 order by id", cycle_id)
+            return await conn.fetch(f"select node, item, day, kind, conv, seq, sent_at, read_at, completed_at,"
+                                    f" reminders from {self.s}.deliveries where cycle_id = $1 order by id", cycle_id)
         return [dict(r) for r in await self._run("pathway_deliveries", txn, transaction=False)]
 
     async def delivery(self, delivery_id: int | None = None, *, conv: str = "", seq: int = 0) -> Delivery | None:

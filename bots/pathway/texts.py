@@ -29,7 +29,6 @@ SIGNED = "已收到您对「{title}」的签名（{time}），谢谢！"
 SUMMARY_TITLE = "宣教日报 {day}"
 SUMMARY_LINE = "{node}：发送 {sent}，已读 {read}，完成 {completed}，提醒 {reminded}"
 SUMMARY_ORDERS = "{pathway}·医嘱宣教"
-SUMMARY_EMPTY = "今日无宣教发送。"
 
 TAGGED = "已为 {patient} 添加标签「{tag}」。"
 TAGGED_BEFORE = "{patient} 已有标签「{tag}」。"

@@ -28,7 +28,7 @@ from bots.pathway import texts
 from bots.pathway.definition import Item, Node
 from bots.pathway.render import Outgoing, item_message, summary_text, treatment_message, treatment_note
 from bots.pathway.schedule import at_clock, position
-from bots.pathway.store import CycleRow, Delivery, PathwayStore
+from bots.pathway.store import CycleRow, Delivery, PathwayStore, Sent
 from clients.python import Client, ClientError
 
 log = logging.getLogger(__name__)
@@ -88,8 +88,8 @@ class Work:
         if cycle is None or cycle.dates.get(procedure) != day:
             return
         treatment = cycle.pathway.node(job.payload["node"]).treatment[procedure]
-        out = treatment_message(treatment, day)
-        await self._send(cycle, job.payload["node"], f"treatment:{procedure}", treatment.title, out, job, remind=True)
+        sent = Sent(cycle.id, job.payload["node"], f"treatment:{procedure}", "treatment_items", treatment.title, day)
+        await self._send(cycle, sent, treatment_message(treatment, day), job, remind=True)
         to = Recipient(cycle.patient, cycle.phone or None, cycle.openid or None)
         await self.outbox.notify(f"pw:{cycle.id}:treatment:{procedure}:{day}", to, treatment_note(treatment, day),
                                  policy=TREATMENT_OUTSIDE, now=job.now)
@@ -123,8 +123,10 @@ class Work:
         day = date.fromisoformat(job.payload["day"])
         for conv, upto in await self._receipts(await self.store.unread_convs(day - timedelta(days=7))):
             await self.store.mark_read(conv, upto, job.now)
-        text = summary_text(day, await self.store.day_stats(day), await self.store.node_names())
-        for conv in await self.store.summary_targets():
+        stats = await self.store.day_stats(day)
+        targets = await self.store.summary_targets() if stats else []  # a day without sendings has no summary
+        text = summary_text(day, stats, await self.store.node_names())
+        for conv in targets:
             try:
                 await self.client.send(conv, text, cid=f"pw-s:{day}:{hashlib.sha256(conv.encode()).hexdigest()[:16]}")
             except ClientError as exc:  # the group was closed, the bot removed: the others still get theirs
@@ -158,7 +160,8 @@ class Work:
                          key: str | None = None) -> None:
         out = await self._outgoing(item)
         if out is not None:
-            await self._send(cycle, node, key or item.key, item.title, out, job, remind=remind)
+            sent = Sent(cycle.id, node, key or item.key, out.kind, item.title)
+            await self._send(cycle, sent, out, job, remind=remind)
 
     async def _outgoing(self, item: Item) -> Outgoing | None:
         """The item as a message, its file uploaded if it has one; None (logged) if its file is not shipped."""
@@ -170,12 +173,10 @@ class Work:
             return None
         return item_message(item, {item.file: attachment})
 
-    async def _send(self, cycle: CycleRow, node: str, item: str, title: str, out: Outgoing, job: Job, *,
-                    remind: bool) -> None:
-        ack = await self.client.send(f"u:{cycle.patient}", out.text, kind=out.kind, body=out.body,
-                                     cid=f"pw:{cycle.id}:{node}:{item}")
+    async def _send(self, cycle: CycleRow, sent: Sent, out: Outgoing, job: Job, *, remind: bool) -> None:
+        ack = await self.client.send(f"u:{cycle.patient}", out.text, kind=out.kind, body=out.body, cid=sent.cid)
         remind_at = job.now + self.remind_after[0] if remind and self.remind_after else None
-        await self.store.delivered(cycle.id, node, item, out.kind, title, ack["conv"], ack["seq"], job.now, remind_at)
+        await self.store.delivered(sent, ack["conv"], ack["seq"], job.now, remind_at)
 
     async def _file(self, name: str) -> dict[str, Any] | None:
         """The attachment of a file shipped beside the pathways, uploaded once per content; None if not shipped."""

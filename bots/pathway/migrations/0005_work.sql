@@ -4,6 +4,12 @@
 -- The item's title as sent, for reminders and statistics without reading the pathway version again.
 alter table deliveries add column title text not null default '';
 
+-- A treatment notice is for a procedure date: when the hospital moves the date, the patient gets a new
+-- notice for the new date (a delivery of its own); content items have no date and are sent once.
+alter table deliveries add column day date;
+alter table deliveries drop constraint deliveries_cycle_id_node_item_key;
+create unique index deliveries_once on deliveries (cycle_id, node, item, coalesce(day, '-infinity'::date));
+
 -- Each shipped file, uploaded once per content (its sha256): the attachment messages carry.
 create table files (
     name        text primary key,
