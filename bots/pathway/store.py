@@ -420,3 +420,66 @@ class PathwayStore:
             "   where d.day <> excluded.day returning true", cycle_id, procedure, day,
         )
         return bool(changed)
+
+    # -- the mini-program feed (TRT-4) -------------------------------------------------------
+
+    async def treatment_notices(self, *, username: str | None = None, his_id: str | None = None,
+                                limit: int = 50) -> PatientNotices | None:
+        """A patient's treatment-item notices over all her cycles, newest first (TRT-4): the patient named by her
+        username or by her record number in the hospital system; None if no cycle of hers is known.
+
+        Read only, on one connection outside a transaction. A notice's ``day`` is its procedure's date as now
+        recorded; its pathway is her cycle's version, so it renders as what was sent (bots.pathway.api).
+        """
+        async def txn(conn: asyncpg.Connection) -> PatientNotices | None:
+            patient = username
+            if his_id is not None:
+                patient = await conn.fetchval(
+                    f"select patient from {self.s}.cycles where his_id = $1 order by id desc limit 1", his_id)
+            if patient is None:
+                return None
+            known = await conn.fetchrow(  # her latest record number, if any of her cycles has one
+                f"select his_id from {self.s}.cycles where patient = $1 order by his_id = '', id desc limit 1", patient)
+            if known is None:
+                return None
+            rows = await conn.fetch(
+                f"select d.id, d.cycle_id, c.pathway, c.version, d.node, p.procedure, p.day, d.sent_at,"
+                "        d.read_at is not null as read"
+                f" from {self.s}.deliveries d join {self.s}.cycles c on c.id = d.cycle_id"
+                f" join {self.s}.procedure_dates p on p.cycle_id = d.cycle_id"
+                "   and p.procedure = substr(d.item, length('treatment:') + 1)"
+                " where c.patient = $1 and starts_with(d.item, 'treatment:') and d.sent_at is not null"
+                " order by d.sent_at desc, d.id desc limit $2", patient, limit)
+            versions = {(r["pathway"], r["version"]) for r in rows}
+            definitions = await conn.fetch(
+                f"select pathway, version, definition from {self.s}.pathway_versions"
+                " where (pathway, version) in (select * from unnest($1::text[], $2::int[]))",
+                [p for p, _ in versions], [v for _, v in versions]) if versions else []
+            pathways = {(d["pathway"], d["version"]): msgspec.convert(d["definition"], Pathway) for d in definitions}
+            return PatientNotices(patient, known["his_id"], [
+                NoticeRow(r["id"], r["cycle_id"], pathways[r["pathway"], r["version"]], r["node"], r["procedure"],
+                          r["day"], r["sent_at"], r["read"]) for r in rows])
+        found: PatientNotices | None = await self._run("pathway_treatment_notices", txn, transaction=False)
+        return found
+
+
+@dataclass(frozen=True)
+class NoticeRow:
+    """A treatment-item notice sent to a patient (TRT-4): a ``treatment:<procedure>`` delivery."""
+
+    id: int
+    cycle: int
+    pathway: Pathway
+    """Her cycle's version of the pathway: what the notice was rendered from."""
+    node: str
+    procedure: str
+    day: date
+    sent_at: datetime
+    read: bool
+
+
+@dataclass(frozen=True)
+class PatientNotices:
+    patient: str
+    his_id: str
+    notices: list[NoticeRow]
