@@ -21,6 +21,7 @@ from bots.framework.escalation import parse_duration
 from bots.framework.jobs import Handler
 from bots.framework.outbox import Outbox
 from bots.pathway import texts
+from bots.pathway.api import serve_api
 from bots.pathway.definition import PROCEDURES, Item
 from bots.pathway.feed import follow
 from bots.pathway.intake import resume, take
@@ -49,7 +50,8 @@ class PathwayBot(Bot):
 
     def __init__(self, clock: Callable[[], datetime] = shanghai_now, env: Mapping[str, str] | None = None) -> None:
         """``env``: the configuration (``os.environ`` by default): IMBOT_HIS_URL and IMBOT_HIS_KEY to follow the
-        hospital system's feed (docs/integrations/his.md); IMBOT_PATHWAY_REMIND, the reminder policy as
+        hospital system's feed (docs/integrations/his.md); IMBOT_PATHWAY_API_* for the mini-program's notices
+        (docs/pathway-api.md); IMBOT_PATHWAY_REMIND, the reminder policy as
         durations (default ``1d,2d``: a day after sending, then two days after that).
 
         Error handling: ValueError (a PolicyError) naming IMBOT_PATHWAY_REMIND if it is not a list of durations.
@@ -70,7 +72,8 @@ class PathwayBot(Bot):
         return store
 
     async def serve(self, outbox: Outbox) -> None:
-        """Publish the shipped pathways, act on events stored before a stop, then follow the HIS feed if configured."""
+        """Publish the shipped pathways, act on events stored before a stop, then serve the mini-program's notices
+        API (TRT-4) and follow the HIS feed, each if configured."""
         store = PathwayStore(outbox.state)
         await store.publish_shipped()
         self._published = True
@@ -79,6 +82,7 @@ class PathwayBot(Bot):
         for outcome in await resume(store, self.clock()):
             log.info("stored event acted on at start", extra={"event": outcome.event, "status": outcome.status})
         async with trio.open_nursery() as nursery:
+            await nursery.start(serve_api, store, self.env)  # bound before the bot goes on; a bad setting stops it
             if self.env.get("IMBOT_HIS_URL"):
                 nursery.start_soon(self._follow_his, store)
 

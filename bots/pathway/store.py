@@ -428,8 +428,9 @@ class PathwayStore:
         """A patient's treatment-item notices over all her cycles, newest first (TRT-4): the patient named by her
         username or by her record number in the hospital system; None if no cycle of hers is known.
 
-        Read only, on one connection outside a transaction. A notice's ``day`` is its procedure's date as now
-        recorded; its pathway is her cycle's version, so it renders as what was sent (bots.pathway.api).
+        Read only, on one connection outside a transaction. A notice's ``day`` is the procedure date it was sent
+        for (a moved date is a notice of its own); its pathway is her cycle's version, so it renders as what was
+        sent (bots.pathway.api).
         """
         async def txn(conn: asyncpg.Connection) -> PatientNotices | None:
             patient = username
@@ -443,11 +444,9 @@ class PathwayStore:
             if known is None:
                 return None
             rows = await conn.fetch(
-                f"select d.id, d.cycle_id, c.pathway, c.version, d.node, p.procedure, p.day, d.sent_at,"
-                "        d.read_at is not null as read"
+                f"select d.id, d.cycle_id, c.pathway, c.version, d.node, substr(d.item, length('treatment:') + 1)"
+                "        as procedure, d.day, d.sent_at, d.read_at is not null as read"
                 f" from {self.s}.deliveries d join {self.s}.cycles c on c.id = d.cycle_id"
-                f" join {self.s}.procedure_dates p on p.cycle_id = d.cycle_id"
-                "   and p.procedure = substr(d.item, length('treatment:') + 1)"
                 " where c.patient = $1 and starts_with(d.item, 'treatment:') and d.sent_at is not null"
                 " order by d.sent_at desc, d.id desc limit $2", patient, limit)
             versions = {(r["pathway"], r["version"]) for r in rows}

@@ -18,7 +18,7 @@ from bots.pathway.api import PATH, ApiConfig, api_config, serve_api
 from bots.pathway.intake import take
 from bots.pathway.render import treatment_message
 from bots.pathway.schedule import ZONE
-from bots.pathway.store import PathwayStore
+from bots.pathway.store import PathwayStore, Sent
 from tests.bots.pathway.test_intake import CHEN, IVF, event
 
 KEY, OTHER_KEY = "mini-program-key-0001", "mini-program-key-0002"
@@ -58,8 +58,11 @@ async def enrol(store: PathwayStore, patient: dict[str, str], day: str, **dates:
 
 
 async def sent(store: PathwayStore, cycle: int, node: str, procedure: str, when: str, seq: int) -> None:
-    """A treatment notice the bot sent at ``when`` (as work.Work.treatment records it)."""
-    await store.delivered(cycle, node, f"treatment:{procedure}", "treatment_items", "conv", seq, at(when))
+    """A treatment notice the bot sent at ``when`` for her procedure's date (as work.Work.treatment records it)."""
+    found = await store.cycle(cycle)
+    assert found is not None
+    notice = Sent(cycle, node, f"treatment:{procedure}", "treatment_items", "取卵", found.dates[procedure])
+    await store.delivered(notice, "conv", seq, at(when), None)
 
 
 def items(procedure: str, node: str, day: date) -> list[dict[str, str]]:
@@ -75,7 +78,8 @@ async def test_her_notices_newest_first_rendered_from_her_dates_and_read_as_she_
     wang = await enrol(store, WANG, "2026-12-02", trigger="2026-12-13")
     await sent(store, chen, "trigger", "trigger", "2026-12-13 09:00", 1)
     await sent(store, chen, "retrieval", "retrieval", "2026-12-15 09:00", 3)
-    await store.delivered(chen, "trigger", "trigger_video", "video", "conv", 2, at("2026-12-13 09:00"))  # content
+    await store.delivered(Sent(chen, "trigger", "video", "video", "夜针注射示范"), "conv", 2, at("2026-12-13 09:00"),
+                          None)  # content, not a notice
     await sent(store, wang, "trigger", "trigger", "2026-12-12 09:00", 1)
     await sql(store, "update bot_pathway.deliveries set read_at = $2"
                      " where cycle_id = $1 and item = 'treatment:trigger'", chen, at("2026-12-13 10:00"))

@@ -105,3 +105,12 @@ async def test_nodes_items_and_orders_arrive_on_time_and_once(server: Running, d
         await run_due(work, at("2026-12-20 09:00"))
         again = await work.store.deliveries(cycle.id)
         assert again == sent  # nothing due twice, nothing sent twice
+
+        # The trigger shot moved after her notice was sent: a notice for the new date (TRT-2), not silence.
+        await event(work, at("2026-12-20 10:00"), type="procedure_dated", id="e5", patient=CHEN,
+                    procedure="trigger", day="2026-12-22")
+        await run_due(work, at("2026-12-21 09:00"))
+        (moved,) = [m for m in await take(patient, 1) if m.kind == "treatment_items"]
+        assert moved.body is not None and moved.body["day"] == "2026-12-22"
+        days = [d["day"] for d in await work.store.deliveries(cycle.id) if d["item"] == "treatment:trigger"]
+        assert [str(day) for day in days] == ["2026-12-15", "2026-12-22"]
