@@ -29,7 +29,6 @@ from bots.pathway.render import progress_text
 from bots.pathway.schedule import ZONE, position
 from bots.pathway.store import PathwayStore
 from bots.pathway.work import REMIND_AFTER, Work, schedule_summary
-from clients.python import ClientError
 from integrations.his.client import HisClient, connect
 from protocol import Message
 from protocol.errors import ProtocolError
@@ -197,14 +196,13 @@ class PathwayBot(Bot):
         patients = await store.tagged(tag)
         if not patients:
             raise CommandError(texts.CLASS_EMPTY.format(tag=tag))
+        me = ctx.client.welcome["user"]["id"]
+        members = (await ctx.client.request("members", conv=ctx.conv))["members"]
+        if not any(m["id"] == me and m["member_role"] in ("owner", "admin") for m in members):
+            raise CommandError(texts.CLASS_NOT_ADMIN)
         posted = await self._work(ctx.outbox).prepare_classroom(ctx.conv, items)
-        try:
-            for patient in patients:
-                await ctx.client.request("group_add", conv=ctx.conv, user=patient)
-        except ClientError as exc:
-            if exc.code == "forbidden":
-                raise CommandError(texts.CLASS_NOT_ADMIN) from None
-            raise
+        for patient in patients:
+            await ctx.client.request("group_add", conv=ctx.conv, user=patient)
         await store.keep_classroom(ctx.conv, tag, content, ctx.message.sender.id)
         await ctx.reply(texts.CLASS_READY.format(tag=tag, patients=len(patients), items=posted))
 

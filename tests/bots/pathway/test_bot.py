@@ -14,6 +14,7 @@ from bots.framework.outbox import Outbox
 from bots.framework.state import BotState
 from bots.pathway.bot import PathwayBot
 from bots.pathway.schedule import ZONE
+from bots.pathway.store import PathwayStore
 from clients.python import Client, open_client
 from imserver.model import Role
 from pgtrio.bridge import open_store
@@ -65,3 +66,59 @@ async def test_staff_enroll_and_date_and_the_patient_asks_where_she_is(server: R
                     assert await answer(chen, service, "/enroll chen iui") == (
                         "抱歉，机器人命令仅供医护人员使用。如需帮助，请直接留言，工作人员会尽快回复您。")
             bot.cancel_scope.cancel()
+
+
+async def test_staff_tag_patients_and_pull_a_class_into_a_prepared_classroom(server: Running, db: str) -> None:
+    """EDU-6: content first, then the tagged patients (husbands follow, read-only); the class is picked by tag
+    (EDU-5); /daily asks for the summary here (TRT-3). Refusals say what to do."""
+    await server.user("pathway", Role.BOT, "宣教助手")
+    await server.user("nurse_wu", Role.STAFF, "吴护士")
+    for name in ("chen", "wang", "zhao"):
+        await server.user(name, Role.PATIENT)
+    await server.user("li", Role.FAMILY, "李强")
+    async with open_store(db, min_size=1, max_size=3) as store:
+        state = BotState(store, "pathway", PathwayBot.migrations)
+        await state.migrate()
+        async with trio.open_nursery() as bot:
+            await bot.start(partial(run_bot, PathwayBot(clock=lambda: NOW), server.url, username="pathway",
+                                    password=PASSWORD, outbox=Outbox(state), backoff=Backoff(first=0.05)))
+            async with open_client(server.url, username="nurse_wu", password=PASSWORD) as nurse:
+                await nurse.request("family_link", patient="chen", family="li", relation="husband")
+                with trio.fail_after(20):
+                    assert await answer(nurse, "u:pathway", "/tag chen 移植课堂") == "已为 chen 添加标签「移植课堂」。"
+                    assert await answer(nurse, "u:pathway", "/tag chen 移植课堂") == "chen 已有标签「移植课堂」。"
+                    await answer(nurse, "u:pathway", "/tag wang 移植课堂")
+                    assert await answer(nurse, "u:pathway", "/untag zhao 移植课堂") == "zhao 没有标签「移植课堂」。"
+                    assert (await answer(nurse, "u:pathway", "/classroom 移植课堂")).startswith("请在课堂群里发送")
+
+                    room = (await nurse.request("group_create", name="移植课堂", members=["pathway"]))["conv"]
+                    assert (await said_in(nurse, room, "/classroom 移植课堂 ivf.transfer")).startswith(
+                        "宣教助手不是本群管理员")
+                    await nurse.request("group_add", conv=room, user="pathway", role="admin")
+                    assert await said_in(nurse, room, "/classroom 无此标签") == "没有带标签「无此标签」的患者。"
+                    nowhere = await said_in(nurse, room, "/classroom 移植课堂 ivf.nowhere")
+                    assert nowhere.startswith("没有找到课堂内容")
+                    assert await said_in(nurse, room, "/classroom 移植课堂 ivf.transfer") == (
+                        "课堂已准备好：发布内容 2 条，已拉入标签「移植课堂」的患者 2 位（家属只读随入）。")
+                    members = {m.get("username"): m for m in (await nurse.request("members", conv=room))["members"]}
+                    assert {"chen", "wang", "li"} <= set(members) and "zhao" not in members
+                    history = (await nurse.request("history", conv=room, limit=50))["messages"]
+                    posted = [m for m in history if m["sender"]["role"] == "bot"
+                              and (m["kind"] == "article" or m["text"].startswith("【胚胎移植须知】"))]
+                    assert len(posted) == 2
+
+                    assert await said_in(nurse, room, "/daily") == "好的，每天 18:00 会在这里发送宣教日报。"
+                    assert await PathwayStore(state).summary_targets() == [room]
+                    assert await said_in(nurse, room, "/daily off") == "已停止在这里发送宣教日报。"
+                    assert await PathwayStore(state).summary_targets() == []
+            bot.cancel_scope.cancel()
+
+
+async def said_in(client: Client, conv: str, text: str) -> str:
+    """The bot's answer in a group."""
+    await client.send(conv, text)
+    async for message in client.messages():
+        if message.sender.role == "bot" and message.kind == "text" and message.conv == conv \
+                and not message.text.startswith("【"):
+            return message.text
+    raise AssertionError("no answer")
