@@ -3,6 +3,7 @@
     imbot run NAME                 logs in as the bot account NAME and runs until stopped (Ctrl-C, SIGTERM)
     imbot run-due NAME --now ISO   runs the bot's jobs due by that time (outbox steps included), then exits
     imbot list                     one JSON object per line: name, title, description, commands
+    imbot pathway ...              the pathway bot's enroll, date, status and run-due (bots/pathway/cli.py)
 
 Environment: IMBOT_URL (default ws://127.0.0.1:8080/), IMBOT_PASSWORD or IMBOT_TOKEN;
 IMBOT_DATABASE_URL (else DATABASE_URL) for the bot's own schema ``bot_<name>`` (positions, jobs,
@@ -28,9 +29,12 @@ import trio
 from bots import BOTS
 from bots.framework import Bot, run_bot
 from bots.framework.channels import ChannelConfigError, open_channels
+from bots.framework.jobs import Attempt
 from bots.framework.outbox import Outbox
 from bots.framework.runner import job_handlers
 from bots.framework.state import BotState
+from bots.pathway import cli as pathway_cli
+from bots.pathway.bot import PathwayBot
 from clients.python import ClientError, open_client
 from pgtrio.bridge import open_store
 
@@ -43,20 +47,33 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one bot until stopped")
     run.add_argument("name", help="the bot, and the username of its bot account")
     run.add_argument("--url", default=os.environ.get("IMBOT_URL", DEFAULT_URL), help="server URL (IMBOT_URL)")
+    _add_run_due(sub)
+    sub.add_parser("list", help="the bots this install has, one JSON object per line")
+    pathway = sub.add_parser("pathway", help="the pathway bot: enroll, date, status, run-due (JSON output)")
+    _add_run_due(pathway_cli.add_commands(pathway, _when), bot=PathwayBot.name)
+    return parser
+
+
+def _add_run_due(sub: argparse._SubParsersAction, bot: str | None = None) -> None:
+    """``run-due NAME``, or for ``bot`` (``imbot pathway run-due``) the same without NAME."""
     due = sub.add_parser("run-due", help="run the bot's jobs due by a given time, then exit")
-    due.add_argument("name", help="the bot, and the username of its bot account")
+    if bot is None:
+        due.add_argument("name", help="the bot, and the username of its bot account")
+    else:
+        due.set_defaults(name=bot)
     due.add_argument("--now", required=True, type=_when,
                      help="ISO 8601 time, e.g. 2026-03-02T09:00 (without an offset: Asia/Shanghai)")
     due.add_argument("--url", default=os.environ.get("IMBOT_URL", DEFAULT_URL), help="server URL (IMBOT_URL)")
-    sub.add_parser("list", help="the bots this install has, one JSON object per line")
-    return parser
 
 
 ZONE = ZoneInfo("Asia/Shanghai")
 
 
 def _when(text: str) -> datetime:
-    when = datetime.fromisoformat(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
     return when if when.tzinfo else when.replace(tzinfo=ZONE)
 
 
@@ -95,7 +112,7 @@ async def _run(bot: Bot, url: str, password: str | None, token: str | None) -> N
             await run_bot(bot, url, username=bot.name, password=password, token=token, outbox=outbox)
 
 
-async def _run_due(bot: Bot, url: str, password: str | None, token: str | None, now: datetime) -> int:
+async def _run_due(bot: Bot, url: str, password: str | None, token: str | None, now: datetime) -> list[Attempt]:
     dsn = _dsn()
     if not dsn:
         raise SystemExit("imbot: run-due needs the bot's database: set IMBOT_DATABASE_URL")
@@ -104,7 +121,7 @@ async def _run_due(bot: Bot, url: str, password: str | None, token: str | None, 
         open_client(url, username=bot.name, password=password, token=token, device=f"imbot-{bot.name}") as client,
     ):
         with outbox.connected(client):
-            return await outbox.state.jobs.run_due(job_handlers(bot, outbox), now=now)
+            return await outbox.state.jobs.run_due_attempts(job_handlers(bot, outbox), now=now)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         for name in sorted(BOTS):
             print(json.dumps(describe(BOTS[name]()), ensure_ascii=False))
         return
+    if args.command == "pathway" and args.action != "run-due":  # the bot's database only, no login
+        sys.exit(pathway_cli.main(args, _dsn()))
     if args.name not in BOTS:
         raise SystemExit(f"imbot: no bot named {args.name!r}; `imbot list` shows them")
     password, token = os.environ.get("IMBOT_PASSWORD"), os.environ.get("IMBOT_TOKEN")
@@ -120,9 +139,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("imbot: set IMBOT_PASSWORD or IMBOT_TOKEN")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        if args.command == "run-due":
-            ran = trio.run(_run_due, BOTS[args.name](), args.url, password or None, token or None, args.now)
-            print(json.dumps({"ran": ran, "now": args.now.isoformat()}))
+        if args.command in ("run-due", "pathway"):
+            attempts = trio.run(_run_due, BOTS[args.name](), args.url, password or None, token or None, args.now)
+            summary = (pathway_cli.due_summary(args.now, attempts) if args.command == "pathway"
+                       else {"ran": len(attempts), "now": args.now.isoformat()})
+            print(json.dumps(summary, ensure_ascii=False))
         else:
             trio.run(_run, BOTS[args.name](), args.url, password or None, token or None)
     except* ChannelConfigError as group:  # (nurseries deliver errors in groups, maybe nested)

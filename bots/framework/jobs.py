@@ -53,6 +53,17 @@ class Job:
 
 Handler = Callable[[Job], Awaitable[None]]
 
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt ``run_due_attempts`` made: the job, and how it ended."""
+
+    job: Job
+    error: str | None = None
+    """None if it was recorded completed; else why not (a failed attempt is retried after its backoff, or
+    failed for good at ``max_attempts``; one whose outcome could not be recorded is retried when its lease passes)."""
+
+
 LEASE_USE = 0.8
 """Share of the lease a handler may run before it is cancelled, so no two runs of a job overlap."""
 
@@ -173,7 +184,7 @@ class Jobs:
         task_status.started()
         while True:
             try:
-                ran = await self._run_batch(handlers, batch, now)
+                ran = len(await self._run_batch(handlers, batch, now))
             except (asyncpg.PostgresError, OSError):  # the database is away: the jobs wait for it
                 log.exception("claiming jobs failed; retrying")
                 ran = 0
@@ -186,19 +197,29 @@ class Jobs:
         A failed attempt is retried only when its backoff is due, so by a later ``now``. Jobs another
         runner holds are left to it.
         """
-        total = 0
-        while ran := await self._run_batch(handlers, batch, now):
-            total += ran
-        return total
+        return len(await self.run_due_attempts(handlers, now=now, batch=batch))
 
-    async def _run_batch(self, handlers: Mapping[str, Handler], batch: int, now: datetime | None) -> int:
+    async def run_due_attempts(
+        self, handlers: Mapping[str, Handler], *, now: datetime | None = None, batch: int = 20,
+    ) -> list[Attempt]:
+        """``run_due``, returning each attempt it made (what ran, what failed and why), in no set order."""
+        attempts: list[Attempt] = []
+        while ran := await self._run_batch(handlers, batch, now):
+            attempts += ran
+        return attempts
+
+    async def _run_batch(self, handlers: Mapping[str, Handler], batch: int, now: datetime | None) -> list[Attempt]:
         jobs = await self.claim(batch, now=now)
+        attempts: list[Attempt] = []
+
+        async def run_one(job: Job) -> None:
+            attempts.append(await self._run_one(handlers, job, now))
         async with trio.open_nursery() as nursery:
             for job in jobs:
-                nursery.start_soon(self._run_one, handlers, job, now)
-        return len(jobs)
+                nursery.start_soon(run_one, job)
+        return attempts
 
-    async def _run_one(self, handlers: Mapping[str, Handler], job: Job, now: datetime | None) -> None:
+    async def _run_one(self, handlers: Mapping[str, Handler], job: Job, now: datetime | None) -> Attempt:
         """Run one attempt within its lease (after it another runner may take the job), then record it."""
         handler = handlers.get(job.kind)
         try:
@@ -209,9 +230,13 @@ class Jobs:
                     await handler(job)
             except Exception as exc:
                 log.warning("job failed", extra={"key": job.key, "kind": job.kind, "attempt": job.attempt})
-                await self.fail(job, f"{type(exc).__name__}: {exc}", now=now)
-                return
+                error = f"{type(exc).__name__}: {exc}"
+                await self.fail(job, error, now=now)
+                return Attempt(job, error)
             if not await self.complete(job):
                 log.warning("job finished after its lease passed", extra={"key": job.key, "attempt": job.attempt})
-        except (asyncpg.PostgresError, OSError):  # recording failed: the lease runs out and the job is retried
+                return Attempt(job, "finished after its lease passed; another runner holds the job")
+            return Attempt(job)
+        except (asyncpg.PostgresError, OSError) as exc:  # recording failed: the lease runs out and the job is retried
             log.exception("recording a job's outcome failed", extra={"key": job.key})
+            return Attempt(job, f"recording the outcome failed: {type(exc).__name__}: {exc}")
