@@ -7,11 +7,11 @@ staff stand in for the hospital system (``/enroll``, ``/date``) or look a patien
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
+from typing import cast
 
 import trio
 
@@ -23,8 +23,9 @@ from bots.framework.outbox import Outbox
 from bots.pathway import texts
 from bots.pathway.api import serve_api
 from bots.pathway.definition import PROCEDURES, Item
+from bots.pathway.events import PathwayKey, Patient, Procedure
 from bots.pathway.feed import follow
-from bots.pathway.intake import resume, take
+from bots.pathway.intake import Outcome, enroll, resume, set_date
 from bots.pathway.render import progress_text
 from bots.pathway.schedule import ZONE, position
 from bots.pathway.store import PathwayStore
@@ -162,14 +163,18 @@ class PathwayBot(Bot):
         await ctx.reply(await self._progress_of(await self._store(ctx), str(args["患者"])))
 
     async def enroll(self, ctx: Context, args: Args) -> None:
-        day = _day(str(args["日期"])) if args["日期"] else self.clock().date()
-        await self._event(ctx, str(args["患者"]), texts.ENROLLED, type="cycle_started", pathway=args["路径"],
-                          day=day.isoformat())
+        patient, pathway = str(args["患者"]), cast(PathwayKey, args["路径"])
+        day = _day(str(args["日期"])) if args["日期"] else self.clock().astimezone(ZONE).date()
+        outcome = await enroll(await self._store(ctx), "staff", _event_id(ctx), Patient(username=patient), pathway,
+                               day, self.clock())
+        await _answer(ctx, outcome, texts.ENROLLED.format(patient=patient, pathway=pathway, day=day))
 
     async def date(self, ctx: Context, args: Args) -> None:
-        day = _day(str(args["日期"]))
-        await self._event(ctx, str(args["患者"]), texts.DATED, type="procedure_dated", procedure=args["手术"],
-                          day=day.isoformat())
+        patient, procedure, day = str(args["患者"]), cast(Procedure, args["手术"]), _day(str(args["日期"]))
+        outcome = await set_date(await self._store(ctx), "staff", _event_id(ctx), Patient(username=patient),
+                                 procedure, day, self.clock())
+        name = texts.PROCEDURE_NAMES[procedure]
+        await _answer(ctx, outcome, texts.DATED.format(patient=patient, procedure=name, day=day))
 
     async def tag(self, ctx: Context, args: Args) -> None:
         await self._tag(ctx, args, on=True)
@@ -228,22 +233,20 @@ class PathwayBot(Bot):
             await schedule_summary(store, self.clock().astimezone(ZONE).date())
         await ctx.reply(texts.DAILY_ON if on else texts.DAILY_OFF)
 
-    async def _event(self, ctx: Context, patient: str, done: str, **event: object) -> None:
-        """Staff standing in for the hospital system: the same path as its events, recorded as from ``staff``."""
-        event |= {"id": f"{ctx.conv}:{ctx.message.seq}", "patient": {"username": patient}}
-        outcome = await take(await self._store(ctx), "staff", json.dumps(event).encode(), self.clock())
-        if outcome.status == "rejected":
-            await ctx.reply(texts.REFUSED.format(error=outcome.error))
-            return
-        await ctx.reply(done.format(
-            patient=patient, pathway=event.get("pathway", ""), day=event["day"],
-            procedure=texts.PROCEDURE_NAMES.get(str(event.get("procedure")), "")))
-
     async def _progress_of(self, store: PathwayStore, patient: str | None) -> str:
         cycle = None if patient is None else await store.open_cycle(patient)
         if cycle is None:
             return progress_text(None, None)
         return progress_text(cycle.cycle, position(cycle.cycle, self.clock()))
+
+
+def _event_id(ctx: Context) -> str:
+    """Staff standing in for the hospital system: the command's message is the event (handled again: a duplicate)."""
+    return f"{ctx.conv}:{ctx.message.seq}"
+
+
+async def _answer(ctx: Context, outcome: Outcome, done: str) -> None:
+    await ctx.reply(texts.REFUSED.format(error=outcome.error) if outcome.status == "rejected" else done)
 
 
 def reminder_policy(text: str | None) -> tuple[timedelta, ...]:

@@ -32,15 +32,14 @@ from contextlib import asynccontextmanager
 from datetime import date, datetime
 from typing import Any
 
-import msgspec
 import trio
 
 from bots.framework.jobs import Attempt
 from bots.framework.state import BotState
 from bots.pathway.bot import PathwayBot, shanghai_now
 from bots.pathway.definition import PROCEDURES
-from bots.pathway.events import CycleStarted, Event, PathwayKey, Patient, Procedure, ProcedureDated
-from bots.pathway.intake import Outcome, take
+from bots.pathway.events import Patient
+from bots.pathway.intake import Outcome, enroll, set_date
 from bots.pathway.schedule import ZONE, position
 from bots.pathway.store import CycleRow, PathwayStore
 from pgtrio.bridge import open_store
@@ -103,8 +102,9 @@ async def _main(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
         if args.action == "enroll":
             patient = Patient(username=args.patient, his_id=args.his_id, phone=args.phone, openid=args.openid)
             day = args.day or now.astimezone(ZONE).date()
-            return outcome_json(await enroll(store, patient, args.pathway, day, now))
-        return outcome_json(await set_date(store, args.patient, args.procedure, args.day, now))
+            return outcome_json(await enroll(store, SOURCE, _event_id(), patient, args.pathway, day, now))
+        return outcome_json(await set_date(store, SOURCE, _event_id(), Patient(username=args.patient),
+                                           args.procedure, args.day, now))
 
 
 @asynccontextmanager
@@ -118,24 +118,8 @@ async def open_pathways(dsn: str) -> AsyncIterator[PathwayStore]:
         yield store
 
 
-async def enroll(store: PathwayStore, patient: Patient, pathway: PathwayKey, day: date, now: datetime) -> Outcome:
-    """A cycle starts (EDU-3): her file-building content is scheduled; a cycle she had open ends."""
-    return await _take(store, CycleStarted(id=_event_id(), patient=patient, pathway=pathway, day=day), now)
-
-
-async def set_date(store: PathwayStore, patient: str, procedure: Procedure, day: date, now: datetime) -> Outcome:
-    """A procedure is dated (EDU-3, TRT-2): its node's content and its treatment items are scheduled."""
-    event = ProcedureDated(id=_event_id(), patient=Patient(username=patient), procedure=procedure, day=day)
-    return await _take(store, event, now)
-
-
 def _event_id() -> str:
     return f"{SOURCE}-{uuid.uuid4()}"
-
-
-async def _take(store: PathwayStore, event: Event, now: datetime) -> Outcome:
-    """Through ``take`` as bytes, like every hospital-system event: parsed, stored, then acted on."""
-    return await take(store, SOURCE, msgspec.json.encode(event), now)
 
 
 def outcome_json(outcome: Outcome) -> dict[str, Any]:

@@ -12,12 +12,24 @@ date changes, the job for the old date finds its date stale and does nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 
 import asyncpg
+import msgspec
 
 from bots.pathway.definition import PROCEDURES
-from bots.pathway.events import CycleStarted, Event, EventError, OrdersWritten, ProcedureDated, parse, sender_id
+from bots.pathway.events import (
+    CycleStarted,
+    Event,
+    EventError,
+    OrdersWritten,
+    PathwayKey,
+    Patient,
+    Procedure,
+    ProcedureDated,
+    parse,
+    sender_id,
+)
 from bots.pathway.store import CycleRow, PathwayStore
 
 
@@ -51,6 +63,20 @@ async def take(store: PathwayStore, source: str, body: bytes, now: datetime) -> 
         await store.reject(event_id, f"malformed event: {error}")
         return Outcome("rejected", external, f"malformed event: {error}")
     return await act(store, event_id, event, now)
+
+
+async def enroll(store: PathwayStore, source: str, event_id: str, patient: Patient, pathway: PathwayKey, day: date,
+                 now: datetime) -> Outcome:
+    """Staff or an operator standing in for the hospital system: a cycle starts, through ``take`` like its events."""
+    event = CycleStarted(id=event_id, patient=patient, pathway=pathway, day=day)
+    return await take(store, source, msgspec.json.encode(event), now)
+
+
+async def set_date(store: PathwayStore, source: str, event_id: str, patient: Patient, procedure: Procedure, day: date,
+                   now: datetime) -> Outcome:
+    """The same for a procedure's date."""
+    event = ProcedureDated(id=event_id, patient=patient, procedure=procedure, day=day)
+    return await take(store, source, msgspec.json.encode(event), now)
 
 
 async def act(store: PathwayStore, event_id: int, event: Event, now: datetime) -> Outcome:
