@@ -14,10 +14,13 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import asyncpg
+import httpx
 import trio
 
 from imserver import auth
@@ -82,6 +85,7 @@ async def _serve_demo(settings: Settings) -> None:
             addresses: Addresses = await nursery.start(serve)
             url = f"{'wss' if settings.tls_cert else 'ws'}://127.0.0.1:{addresses.ws_port}/"
             outside = {system: await start_simulator(nursery, system) for system in SIMULATORS}
+            await _publish_demo_cycle(outside["his"])
             for name in bots:
                 nursery.start_soon(_run_bot, name, url, settings.database_url, outside)
             _banner(settings, addresses, group_id, bots, outside)
@@ -111,16 +115,28 @@ async def _run_bot(name: str, url: str, dsn: str, outside: dict[str, str]) -> No
 
 
 def outside_env(urls: dict[str, str]) -> dict[str, str]:
-    """The IMBOT_* variables that point a bot's outbox at these simulators (``system``: URL)."""
+    """The IMBOT_* variables that point a bot's outbox (and the pathway bot's HIS feed) at these simulators
+    (``system``: URL)."""
     return {f"IMBOT_{system.upper()}_URL": url for system, url in urls.items()} | {
         "IMBOT_WECHAT_APP_ID": DEMO_WECHAT_APP_ID, "IMBOT_WECHAT_SECRET": DEMO_OUTSIDE_KEY,
         "IMBOT_WECHAT_TEMPLATE": DEMO_WECHAT_TEMPLATE, "IMBOT_SMS_KEY": DEMO_OUTSIDE_KEY,
-        "IMBOT_SMS_SIGN": "生殖中心", "IMBOT_PHONE_KEY": DEMO_OUTSIDE_KEY,
+        "IMBOT_SMS_SIGN": "生殖中心", "IMBOT_PHONE_KEY": DEMO_OUTSIDE_KEY, "IMBOT_HIS_KEY": DEMO_OUTSIDE_KEY,
     }
 
 
+async def _publish_demo_cycle(his_url: str) -> None:
+    """The simulated hospital system says the demo patient started an IVF cycle yesterday, with her contacts: the
+    pathway bot picks it up from the feed and sends her file-building content (docs/pathway.md). The event id
+    is fixed, so a demo started again on another day changes nothing."""
+    yesterday = (datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(days=1)).date().isoformat()  # content is due
+    event = {"type": "cycle_started", "id": "demo-cycle-chen_hong", "pathway": "ivf", "day": yesterday,
+             "patient": {"username": "chen_hong", "his_id": "D0001", "phone": "13800138000", "openid": "o-demo"}}
+    async with httpx.AsyncClient() as http:
+        (await http.post(f"{his_url}/_sim/events", json=[event])).raise_for_status()
+
+
 _IMBOT = [sys.executable, "-m", "bots.cli"]
-SIMULATORS = ("wechat", "sms", "phone")
+SIMULATORS = ("wechat", "sms", "phone", "his")
 DEMO_OUTSIDE_KEY = "demo-outside-key"
 """The simulators' API key (WeChat: its app secret), given to them and to the bots."""
 DEMO_WECHAT_APP_ID = "wx0000demo0000"
@@ -183,7 +199,8 @@ def _banner(settings: Settings, addresses: Addresses, group_id: int, bots: list[
         + f"\n演示群：g:{group_id}（{GROUP}）"
         + f"\n机器人（已在演示群中，也可私聊，发送 /help）：{'、'.join(bots)}"
         + f"\n外部系统模拟器（收到的通知见 /_sim/received）：微信 {outside['wechat']}  短信 {outside['sms']}"
-        f"  电话 {outside['phone']}"
+        f"  电话 {outside['phone']}  医院系统 {outside['his']}"
+        "\n宣教助手：模拟医院系统已为 chen_hong 建立试管婴儿周期，她会在与 pathway 的私聊中收到建档宣教"
         f"\n试一试：IMCLIENT_PASSWORD={DEMO_PASSWORD} imclient --url {scheme}://{host}:{addresses.ws_port}/"
         f" --user chen_hong history g:{group_id}"
         "\n按 Ctrl-C 停止。\n",

@@ -70,12 +70,18 @@ async def test_demo_runs_its_own_postgres_and_stops_on_ctrl_c() -> None:
                             else:
                                 raise AssertionError("messages() ended")
                             break
+            # and the pathway bot took the demo patient's cycle from the simulated hospital system (issue 6)
+            async with open_client(url, username="chen_hong", password=DEMO_PASSWORD) as patient:
+                with trio.fail_after(60):
+                    async for message in patient.messages():
+                        if message.sender.role == "bot" and message.text.startswith("【欢迎入群】"):
+                            break
             # and the outside systems' simulators, each a process, named in the banner (DESIGN rule 8)
             with trio.fail_after(30):
                 while "外部系统模拟器" not in printed.decode(errors="replace"):  # noqa: ASYNC110
                     await trio.sleep(0.1)
-            urls = re.findall(r"(?:微信|短信|电话) (http://\S+)", printed.decode())
-            assert len(urls) == 3
+            urls = re.findall(r"(?:微信|短信|电话|医院系统) (http://\S+)", printed.decode())
+            assert len(urls) == 4
             async with httpx.AsyncClient() as http:
                 for simulator in urls:
                     assert (await http.get(f"{simulator}/_sim/received")).status_code == 200
