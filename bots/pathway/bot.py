@@ -2,7 +2,10 @@
 
 Its work is durable jobs (``work.py``) scheduled from what the hospital system says (``intake.py``);
 its commands let a patient ask where she stands (``/progress``, in her service conversation) and let
-staff stand in for the hospital system (``/enroll``, ``/date``) or look a patient up (``/status``).
+staff stand in for the hospital system (``/enroll``, ``/date``), look a patient up (``/status``),
+classify patients and pull a class into a classroom (``/tag``, ``/untag``, ``/classroom``) and ask for
+the daily summary (``/daily``). Forms and signatures she sends back are checked and kept
+(``on_message``). Staff and operators read docs/pathway.md.
 """
 
 from __future__ import annotations
@@ -135,7 +138,8 @@ class PathwayBot(Bot):
         delivery = await store.delivery(conv=ctx.conv, seq=answering)
         expected = "form" if message.kind == "form_reply" else "signature_request"
         if delivery is None or delivery.kind != expected:
-            await ctx.reply(texts.FORM_UNKNOWN)
+            if not ctx.in_group:  # in a group it may well be another bot's form
+                await ctx.reply(texts.FORM_UNKNOWN)
             return
         when = datetime.fromtimestamp(message.ts / 1000, ZONE)
         if message.kind == "signature":
@@ -167,14 +171,14 @@ class PathwayBot(Bot):
         day = _day(str(args["日期"])) if args["日期"] else self.clock().astimezone(ZONE).date()
         outcome = await enroll(await self._store(ctx), "staff", _event_id(ctx), Patient(username=patient), pathway,
                                day, self.clock())
-        await _answer(ctx, outcome, texts.ENROLLED.format(patient=patient, pathway=pathway, day=day))
+        await _answer(ctx, outcome, patient, texts.ENROLLED.format(patient=patient, pathway=pathway, day=day))
 
     async def date(self, ctx: Context, args: Args) -> None:
         patient, procedure, day = str(args["患者"]), cast(Procedure, args["手术"]), _day(str(args["日期"]))
         outcome = await set_date(await self._store(ctx), "staff", _event_id(ctx), Patient(username=patient),
                                  procedure, day, self.clock())
         name = texts.PROCEDURE_NAMES[procedure]
-        await _answer(ctx, outcome, texts.DATED.format(patient=patient, procedure=name, day=day))
+        await _answer(ctx, outcome, patient, texts.DATED.format(patient=patient, procedure=name, day=day))
 
     async def tag(self, ctx: Context, args: Args) -> None:
         await self._tag(ctx, args, on=True)
@@ -245,8 +249,10 @@ def _event_id(ctx: Context) -> str:
     return f"{ctx.conv}:{ctx.message.seq}"
 
 
-async def _answer(ctx: Context, outcome: Outcome, done: str) -> None:
-    await ctx.reply(texts.REFUSED.format(error=outcome.error) if outcome.status == "rejected" else done)
+async def _answer(ctx: Context, outcome: Outcome, patient: str, done: str) -> None:
+    if outcome.status == "rejected":
+        done = texts.REFUSED[outcome.reason or "malformed"].format(patient=patient)
+    await ctx.reply(done)
 
 
 def reminder_policy(text: str | None) -> tuple[timedelta, ...]:

@@ -40,11 +40,19 @@ class Outcome:
     event: str
     """The sender's id of the event."""
     error: str | None = None
+    """Why it was rejected, for the record and the sender's IT staff (English)."""
     cycle: int | None = None
+    reason: str | None = None
+    """Why it was rejected, as a code for people-facing wording: ``malformed``, ``no_pathway``, ``no_cycle``,
+    ``no_procedure``."""
 
 
 class Refused(Exception):
     """An event that is well formed but cannot apply; recorded as rejected with this reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 async def take(store: PathwayStore, source: str, body: bytes, now: datetime) -> Outcome:
@@ -61,7 +69,7 @@ async def take(store: PathwayStore, source: str, body: bytes, now: datetime) -> 
         return Outcome("duplicate", external)
     if event is None:
         await store.reject(event_id, f"malformed event: {error}")
-        return Outcome("rejected", external, f"malformed event: {error}")
+        return Outcome("rejected", external, f"malformed event: {error}", reason="malformed")
     return await act(store, event_id, event, now)
 
 
@@ -85,7 +93,7 @@ async def act(store: PathwayStore, event_id: int, event: Event, now: datetime) -
             cycle = await _apply_txn(store, conn, event, now)
         except Refused as exc:
             await store.settle_txn(conn, event_id, str(exc))
-            return Outcome("rejected", event.id, str(exc))
+            return Outcome("rejected", event.id, str(exc), reason=exc.reason)
         await store.settle_txn(conn, event_id)
         return Outcome("applied", event.id, cycle=cycle.id)
     outcome: Outcome = await store.state.store.run("pathway_act", txn)
@@ -108,12 +116,12 @@ async def _apply_txn(store: PathwayStore, conn: asyncpg.Connection, event: Event
     if isinstance(event, CycleStarted):
         pathway = await store.latest_txn(conn, event.pathway)
         if pathway is None:
-            raise Refused(f"no pathway {event.pathway!r} is published")
+            raise Refused("no_pathway", f"no pathway {event.pathway!r} is published")
         cycle = await store.start_cycle_txn(conn, patient, event.patient.his_id, pathway, event.day, now)
     else:
         found = await store.open_cycle_txn(conn, patient)
         if found is None:
-            raise Refused(f"{patient} has no open cycle")
+            raise Refused("no_cycle", f"{patient} has no open cycle")
         cycle = found
     contact = event.patient
     if contact.phone or contact.openid:
@@ -122,7 +130,7 @@ async def _apply_txn(store: PathwayStore, conn: asyncpg.Connection, event: Event
     if isinstance(event, ProcedureDated):
         steps = {node.step for node in cycle.pathway.nodes}
         if PROCEDURES[event.procedure] not in steps:
-            raise Refused(f"pathway {cycle.pathway.key} has no {event.procedure}")
+            raise Refused("no_procedure", f"pathway {cycle.pathway.key} has no {event.procedure}")
         await store.set_date_txn(conn, cycle.id, event.procedure, event.day)
         cycle = replace(cycle, dates=cycle.dates | {event.procedure: event.day})
     if isinstance(event, OrdersWritten):

@@ -69,6 +69,8 @@ class Delivery:
     completed_at: datetime | None
     reminders: int
     pathway: Pathway
+    day: date | None = None
+    """A treatment notice's procedure date."""
 
     @property
     def needs_completion(self) -> bool:
@@ -276,7 +278,7 @@ class PathwayStore:
             return None
         return Delivery(row["id"], row["cycle_id"], row["patient"], row["open"], row["node"], row["item"], row["kind"],
                         row["title"], row["conv"], row["seq"], row["read_at"], row["completed_at"], row["reminders"],
-                        msgspec.convert(row["definition"], Pathway))
+                        msgspec.convert(row["definition"], Pathway), row["day"])
 
     async def mark_read(self, conv: str, upto: int, at: datetime) -> int:
         """The patient has read her service conversation up to ``upto``: so every item sent there up to it."""

@@ -44,7 +44,12 @@ DAILY_OFF = "已停止在这里发送宣教日报。"
 
 ENROLLED = "已为 {patient} 建立「{pathway}」周期（{day}）。"
 DATED = "已记录 {patient} 的{procedure}日期：{day}。"
-REFUSED = "未能处理：{error}"
+REFUSED = {
+    "malformed": "未能处理：患者用户名或日期不正确，请检查后重试。",
+    "no_pathway": "未能处理：该治疗路径尚未发布，请联系信息科。",
+    "no_cycle": "未能处理：{patient} 没有进行中的治疗周期，请先用 /enroll 建立周期。",
+    "no_procedure": "未能处理：{patient} 当前的治疗路径没有这项手术。",
+}
 PROCEDURE_NAMES = {
     "trigger": "夜针", "retrieval": "取卵", "fresh_transfer": "鲜胚移植", "frozen_transfer": "冻胚移植",
     "insemination": "人工授精",

@@ -27,7 +27,7 @@ from bots.framework.outbox import Outbox
 from bots.pathway import texts
 from bots.pathway.definition import Item, Node
 from bots.pathway.render import Outgoing, item_message, summary_text, treatment_message, treatment_note
-from bots.pathway.schedule import at_clock, position
+from bots.pathway.schedule import ZONE, at_clock, position
 from bots.pathway.store import CycleRow, Delivery, PathwayStore, Sent
 from clients.python import Client, ClientError
 
@@ -87,6 +87,9 @@ class Work:
         procedure = job.payload["procedure"]
         if cycle is None or cycle.dates.get(procedure) != day:
             return
+        if job.now.astimezone(ZONE).date() > day:
+            log.warning("treatment items past their day; not sent", extra={"cycle": cycle.id, "procedure": procedure})
+            return
         treatment = cycle.pathway.node(job.payload["node"]).treatment[procedure]
         sent = Sent(cycle.id, job.payload["node"], f"treatment:{procedure}", "treatment_items", treatment.title, day)
         await self._send(cycle, sent, treatment_message(treatment, day), job, remind=True)
@@ -106,7 +109,7 @@ class Work:
     async def remind(self, job: Job) -> None:
         """Remind her of an item she has not read (or a form she has not filled in, a consent not signed)."""
         found = await self.store.delivery(job.payload["delivery"])
-        if found is None or not found.open:
+        if found is None or not found.open or not await self._still_current(found):
             return
         delivery = await self._read_so_far(found, job.now)
         if delivery.done:
@@ -142,6 +145,13 @@ class Work:
                 await self.client.send(conv, out.text, kind=out.kind, body=out.body, cid=f"pw-c:{conv}:{item.key}")
                 posted += 1
         return posted
+
+    async def _still_current(self, delivery: Delivery) -> bool:
+        """A treatment notice for a date the hospital has since moved is not reminded (the new one is)."""
+        if delivery.day is None:
+            return True
+        cycle = await self.store.cycle(delivery.cycle_id)
+        return cycle is not None and cycle.dates.get(delivery.item.removeprefix("treatment:")) == delivery.day
 
     async def _read_so_far(self, delivery: Delivery, now: datetime) -> Delivery:
         """Ask the server how far she has read her service conversation and record it (SPEC.md §5.4.1)."""

@@ -55,7 +55,9 @@ async def test_staff_enroll_and_date_and_the_patient_asks_where_she_is(server: R
                     said = await answer(doctor, "u:pathway", "/date chen trigger 14/12")
                     assert said == "日期格式应为 YYYY-MM-DD，例如 2026-12-14。"
                     said = await answer(doctor, "u:pathway", "/date zhao retrieval 2026-12-16")
-                    assert said == "未能处理：zhao has no open cycle"
+                    assert said == "未能处理：zhao 没有进行中的治疗周期，请先用 /enroll 建立周期。"
+                    said = await answer(doctor, "u:pathway", "/enroll 陈红 ivf")  # a name, not a username
+                    assert said == "未能处理：患者用户名或日期不正确，请检查后重试。"
 
                     await state.jobs.run_due(PathwayBot().jobs(outbox), now=NOW)  # the file-building content
                     content = await take(chen, 5)

@@ -96,10 +96,15 @@ async def test_nodes_items_and_orders_arrive_on_time_and_once(server: Running, d
         sent = await work.store.deliveries(cycle.id)
         assert sorted((d["node"], d["item"]) for d in sent) == sorted([
             ("filing", "welcome"), ("filing", "flow"), ("filing", "intro"), ("filing", "consent"), ("filing", "basic"),
-            ("trigger", "why"), ("trigger", "treatment:trigger"), ("orders", "order:progesterone:luteal")])
-        items = [m for m in await take(patient, 3) if m.kind == "treatment_items"]
+            ("trigger", "why"), ("trigger", "video"), ("trigger", "treatment:trigger"),
+            ("orders", "order:progesterone:luteal")])
+        trigger = await take(patient, 4)
+        items = [m for m in trigger if m.kind == "treatment_items"]
         assert items[0].body is not None and items[0].body["day"] == "2026-12-15"  # the date the doctor gave last
-        # The video item is skipped: no file shipped for it (logged). Everything went to her service conversation.
+        # The video shipped beside the pathway was uploaded and sent; everything went to her service conversation.
+        (video,) = [m for m in trigger if m.kind == "video"]
+        assert video.body is not None and video.body["seconds"] == 45
+        assert len(await patient.download(video.body["video"]["id"])) == video.body["video"]["size"]
         assert {d["conv"] for d in sent} == {filing[0].conv}
 
         await run_due(work, at("2026-12-20 09:00"))
@@ -114,3 +119,32 @@ async def test_nodes_items_and_orders_arrive_on_time_and_once(server: Running, d
         assert moved.body is not None and moved.body["day"] == "2026-12-22"
         days = [d["day"] for d in await work.store.deliveries(cycle.id) if d["item"] == "treatment:trigger"]
         assert [str(day) for day in days] == ["2026-12-15", "2026-12-22"]
+
+
+async def test_a_moved_date_is_not_reminded_and_a_past_date_is_not_announced(server: Running, db: str) -> None:
+    """TRT-2, TRT-3: the notice for the old date of a moved trigger shot gets no reminder (the new one does), and a
+    date the hospital sends after the procedure day (a late entry) brings no notice for a day that has passed."""
+    await server.user("pathway", Role.BOT, "宣教助手")
+    await server.user("chen", Role.PATIENT, "陈红")
+    async with pathway_bot(server, db, remind_after=[timedelta(days=1)]) as work:
+        await event(work, at("2026-12-01 08:00"), type="cycle_started", id="e1", patient=CHEN, pathway="ivf",
+                    day="2026-12-01")
+        await event(work, at("2026-12-01 08:00"), type="procedure_dated", id="e2", patient=CHEN,
+                    procedure="trigger", day="2026-12-15")
+        await run_due(work, at("2026-12-14 09:00"))
+        await event(work, at("2026-12-14 10:00"), type="procedure_dated", id="e3", patient=CHEN,
+                    procedure="trigger", day="2026-12-20")
+        await run_due(work, at("2026-12-15 09:30"))  # the old notice's reminder was due at 09:00
+        cycle = await work.store.open_cycle("chen")
+        assert cycle is not None
+        notices = [d for d in await work.store.deliveries(cycle.id) if d["item"] == "treatment:trigger"]
+        assert [(str(d["day"]), d["reminders"]) for d in notices] == [("2026-12-15", 0)]
+        await run_due(work, at("2026-12-19 09:00"))
+        await run_due(work, at("2026-12-20 09:30"))  # the new one is reminded
+        notices = [d for d in await work.store.deliveries(cycle.id) if d["item"] == "treatment:trigger"]
+        assert [(str(d["day"]), d["reminders"]) for d in notices] == [("2026-12-15", 0), ("2026-12-20", 1)]
+
+        await event(work, at("2026-12-22 10:00"), type="procedure_dated", id="e4", patient=CHEN,
+                    procedure="retrieval", day="2026-12-21")  # entered a day late
+        await run_due(work, at("2026-12-22 10:00"))
+        assert not [d for d in await work.store.deliveries(cycle.id) if d["item"] == "treatment:retrieval"]
