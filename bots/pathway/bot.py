@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import cast
@@ -23,9 +24,9 @@ from bots.framework.channels import ChannelConfigError
 from bots.framework.escalation import parse_duration
 from bots.framework.jobs import Handler
 from bots.framework.outbox import Outbox
-from bots.pathway import texts
+from bots.pathway import manage, texts
 from bots.pathway.api import serve_api
-from bots.pathway.definition import PROCEDURES, Item
+from bots.pathway.definition import PROCEDURES, Item, Pathway, PathwayError
 from bots.pathway.events import PathwayKey, Patient, Procedure
 from bots.pathway.feed import follow
 from bots.pathway.intake import Outcome, enroll, resume, set_date
@@ -110,6 +111,22 @@ class PathwayBot(Bot):
                 patient, Param("手术", texts.PROCEDURE, Kind.CHOICE, choices=tuple(PROCEDURES)),
                 Param("日期", texts.DAY),
             ), run=self.date),
+            Command("pathways", texts.PATHWAYS_HELP, run=self.pathways),
+            Command("pathway", texts.PATHWAY_HELP, (
+                Param("路径", texts.PATHWAY_KEY), Param("节点", texts.NODE_KEY, required=False, default=""),
+            ), run=self.pathway),
+            Command("edit", texts.EDIT_HELP, (
+                Param("位置", texts.WHERE_ITEM_HELP), Param("内容", texts.NEW_TEXT, rest=True),
+            ), run=self.edit),
+            Command("timing", texts.TIMING_HELP, (
+                Param("位置", texts.WHERE_NODE_HELP), Param("天数", texts.BEFORE_DAYS, Kind.INT, minimum=0, maximum=30),
+                Param("时间", texts.AT_TIME),
+            ), run=self.timing),
+            Command("additem", texts.ADDITEM_HELP, (
+                Param("位置", texts.WHERE_NODE_HELP), Param("标题", texts.ITEM_TITLE),
+                Param("内容", texts.NEW_TEXT, rest=True),
+            ), run=self.additem),
+            Command("delitem", texts.DELITEM_HELP, (Param("位置", texts.WHERE_ITEM_HELP),), run=self.delitem),
             Command("tag", texts.TAG_HELP, (patient, tag), run=self.tag),
             Command("untag", texts.UNTAG_HELP, (patient, tag), run=self.untag),
             Command("classroom", texts.CLASSROOM_HELP, (
@@ -180,6 +197,78 @@ class PathwayBot(Bot):
         name = texts.PROCEDURE_NAMES[procedure]
         await _answer(ctx, outcome, patient, texts.DATED.format(patient=patient, procedure=name, day=day))
 
+    async def pathways(self, ctx: Context, args: Args) -> None:
+        lines = [texts.PATHWAY_LINE.format(name=p.name, key=p.key, version=p.version,
+                                           by=texts.BY_STAFF if by else texts.BY_RELEASE,
+                                           nodes="、".join(n.name for n in p.nodes))
+                 for p, by in await (await self._store(ctx)).versions()]
+        await ctx.reply("\n".join(lines))
+
+    async def pathway(self, ctx: Context, args: Args) -> None:
+        """A pathway's nodes, or one node's timing and items: what staff need to name them in an edit."""
+        key = str(args["路径"])
+        found = await (await self._store(ctx)).latest(key)
+        if found is None:
+            raise CommandError(texts.NO_PATHWAY.format(pathway=key))
+        if not args["节点"]:
+            await ctx.reply(texts.NODE_LIST.format(pathway=found.name, key=key, version=found.version,
+                                                   nodes="、".join(f"{n.name} {n.key}" for n in found.nodes)))
+            return
+        try:
+            node = found.node(str(args["节点"]))
+        except KeyError:
+            raise CommandError(texts.NO_NODE.format(pathway=found.name, node=args["节点"])) from None
+        head = texts.NODE_HEAD.format(
+            pathway=found.name, node=node.name, key=f"{key}.{node.key}", step=texts.NODE_STEP[node.step],
+            after=texts.NODE_AFTER.format(days=node.days_after) if node.days_after else "",
+            before=node.before_days, at=node.at, group=node.group)
+        items = [texts.ITEM_LINE.format(key=i.key, kind=texts.KIND_NAMES[i.kind], title=i.title)
+                 for i in (*node.welcome, *node.content)]
+        await ctx.reply("\n".join([head, *items]))
+
+    async def edit(self, ctx: Context, args: Args) -> None:
+        where = _where(str(args["位置"]), item=True)
+        await self._publish_edit(ctx, where, lambda p: manage.set_text(p, where, str(args["内容"])))
+
+    async def timing(self, ctx: Context, args: Args) -> None:
+        where, at = _where(str(args["位置"]), item=False), str(args["时间"])
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", at):
+            raise CommandError(texts.BAD_TIME)
+        await self._publish_edit(ctx, where, lambda p: manage.set_timing(p, where, int(str(args["天数"])), at))
+
+    async def additem(self, ctx: Context, args: Args) -> None:
+        where, title, text = _where(str(args["位置"]), item=False), str(args["标题"]), str(args["内容"])
+        published = await self._publish_edit(ctx, where, lambda p: manage.add_text(p, where, title, text), answer=False)
+        node = published.node(where.node)
+        await ctx.reply(texts.ADDED.format(node=node.name, item=node.content[-1].key, pathway=published.name,
+                                           version=published.version))
+
+    async def delitem(self, ctx: Context, args: Args) -> None:
+        where = _where(str(args["位置"]), item=True)
+        await self._publish_edit(ctx, where, lambda p: manage.remove_item(p, where))
+
+    async def _publish_edit(self, ctx: Context, where: manage.Where, change: Callable[[Pathway], Pathway], *,
+                            answer: bool = True) -> Pathway:
+        """The next version of the pathway, made by ``change`` from the latest and published in the staff member's
+        name (EDU-1): new cycles use it, cycles under way keep theirs."""
+        store = await self._store(ctx)
+        latest = await store.latest(where.pathway)
+        if latest is None:
+            raise CommandError(texts.NO_PATHWAY.format(pathway=where.pathway))
+        try:
+            edited = change(latest)
+        except manage.EditError as exc:
+            raise CommandError(str(exc)) from None
+        try:
+            await store.publish(edited, by=ctx.message.sender.id)
+        except PathwayError:  # another edit took this version number first
+            raise CommandError(texts.EDIT_RACE) from None
+        log.info("pathway edited", extra={"pathway": edited.key, "version": edited.version,
+                                          "by": ctx.message.sender.id})
+        if answer:
+            await ctx.reply(texts.EDITED.format(pathway=edited.name, version=edited.version))
+        return edited
+
     async def tag(self, ctx: Context, args: Args) -> None:
         await self._tag(ctx, args, on=True)
 
@@ -242,6 +331,13 @@ class PathwayBot(Bot):
         if cycle is None:
             return progress_text(None, None)
         return progress_text(cycle.cycle, position(cycle.cycle, self.clock()))
+
+
+def _where(text: str, *, item: bool) -> manage.Where:
+    try:
+        return manage.Where.parse(text, item=item)
+    except manage.EditError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _event_id(ctx: Context) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -12,6 +14,8 @@ import msgspec
 from bots.framework.state import BotState
 from bots.pathway.definition import Pathway, PathwayError, shipped
 from bots.pathway.schedule import Cycle
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,8 @@ class PathwayStore:
 
     # -- pathways ------------------------------------------------------------------------
 
-    async def publish(self, pathway: Pathway) -> bool:
-        """Keep a pathway version; True if it is new.
+    async def publish(self, pathway: Pathway, by: str = "") -> bool:
+        """Keep a pathway version (``by``: the staff member who made it, "" for a shipped one); True if it is new.
 
         Error handling: PathwayError if this version exists with other content: a pathway patients
         may already have received is never changed in place (raise its version).
@@ -106,8 +110,8 @@ class PathwayStore:
                 pathway.key, pathway.version,
             )
             if stored is None:
-                await conn.execute(f"insert into {self.s}.pathway_versions (pathway, version, definition)"
-                                   " values ($1, $2, $3)", pathway.key, pathway.version, definition)
+                await conn.execute(f"insert into {self.s}.pathway_versions (pathway, version, definition, created_by)"
+                                   " values ($1, $2, $3, $4)", pathway.key, pathway.version, definition, by)
                 return True
             if stored != definition:
                 raise PathwayError(f"{pathway.key} version {pathway.version} exists with other content:"
@@ -115,10 +119,36 @@ class PathwayStore:
             return False
         return bool(await self._run("pathway_publish", txn))
 
-    async def publish_shipped(self) -> None:
-        """Publish the pathways this install ships (``pathways/*.json``); those published before change nothing."""
-        for pathway in shipped():
-            await self.publish(pathway)
+    async def publish_shipped(self, pathways: Sequence[Pathway] | None = None) -> None:
+        """Publish the pathways this install ships (``pathways/*.json``, or ``pathways``); those published before
+        change nothing.
+
+        A shipped version whose number staff have already used for an edit of their own is left out (logged):
+        the department's edits take precedence. A shipped version changed in place is refused (PathwayError).
+        """
+        for pathway in shipped() if pathways is None else pathways:
+            try:
+                await self.publish(pathway)
+            except PathwayError:
+                if not await self._edited_by_staff(pathway.key, pathway.version):
+                    raise
+                log.warning("a shipped pathway version is taken by a staff edit; not published",
+                            extra={"pathway": pathway.key, "version": pathway.version})
+
+    async def _edited_by_staff(self, key: str, version: int) -> bool:
+        async def txn(conn: asyncpg.Connection) -> bool:
+            by = await conn.fetchval(f"select created_by from {self.s}.pathway_versions"
+                                     " where pathway = $1 and version = $2", key, version)
+            return bool(by)
+        return bool(await self._run("pathway_edited_by_staff", txn, transaction=False))
+
+    async def versions(self) -> list[tuple[Pathway, str]]:
+        """The latest version of each pathway, and who made it ("" for a shipped one)."""
+        async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            return await conn.fetch(f"select distinct on (pathway) definition, created_by"
+                                    f" from {self.s}.pathway_versions order by pathway, version desc")
+        rows = await self._run("pathway_versions", txn, transaction=False)
+        return [(msgspec.convert(r["definition"], Pathway), r["created_by"]) for r in rows]
 
     async def latest_txn(self, conn: asyncpg.Connection, key: str) -> Pathway | None:
         found = await conn.fetchval(f"select definition from {self.s}.pathway_versions where pathway = $1"
@@ -325,14 +355,8 @@ class PathwayStore:
 
     async def node_names(self) -> dict[tuple[str, str], str]:
         """(pathway, node key) → the node's name in the latest version (``orders`` → the order education)."""
-        async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-            return await conn.fetch(f"select distinct on (pathway) definition from {self.s}.pathway_versions"
-                                    " order by pathway, version desc")
-        names: dict[tuple[str, str], str] = {}
-        for row in await self._run("pathway_node_names", txn, transaction=False):
-            pathway = msgspec.convert(row["definition"], Pathway)
-            names |= {(pathway.key, node.key): f"{pathway.name}·{node.name}" for node in pathway.nodes}
-        return names
+        return {(pathway.key, node.key): f"{pathway.name}·{node.name}"
+                for pathway, _ in await self.versions() for node in pathway.nodes}
 
     async def tag(self, patient: str, tag: str, on: bool) -> bool:
         """Put ``tag`` on a patient (``on``) or take it off (EDU-5, EDU-6); True if that changed anything."""

@@ -12,6 +12,7 @@ import trio
 from bots.framework import Backoff, run_bot
 from bots.framework.outbox import Outbox
 from bots.framework.state import BotState
+from bots.pathway import texts
 from bots.pathway.bot import PathwayBot
 from bots.pathway.schedule import ZONE
 from bots.pathway.store import PathwayStore
@@ -124,3 +125,51 @@ async def said_in(client: Client, conv: str, text: str) -> str:
                 and not message.text.startswith("【"):
             return message.text
     raise AssertionError("no answer")
+
+
+async def test_staff_edit_a_pathway_and_only_new_cycles_get_the_new_version(server: Running, db: str) -> None:
+    """EDU-1: staff look a pathway up and edit it by command; each edit is a new version; a cycle under way keeps
+    the version it started with, so what she receives does not change under her."""
+    await server.user("pathway", Role.BOT, "宣教助手")
+    await server.user("nurse_wu", Role.STAFF, "吴护士")
+    await server.user("chen", Role.PATIENT)
+    await server.user("wang", Role.PATIENT)
+    async with open_store(db, min_size=1, max_size=3) as store:
+        state = BotState(store, "pathway", PathwayBot.migrations)
+        await state.migrate()
+        outbox = Outbox(state)
+        async with trio.open_nursery() as bot:
+            await bot.start(partial(run_bot, PathwayBot(clock=lambda: NOW), server.url, username="pathway",
+                                    password=PASSWORD, outbox=outbox, backoff=Backoff(first=0.05)))
+            async with (
+                open_client(server.url, username="nurse_wu", password=PASSWORD) as nurse,
+                open_client(server.url, username="chen", password=PASSWORD) as chen,
+                open_client(server.url, username="wang", password=PASSWORD) as wang,
+            ):
+                with trio.fail_after(20):
+                    await answer(nurse, "u:pathway", "/enroll chen ivf 2026-12-10")  # before the edit: version 1
+                    listed = await answer(nurse, "u:pathway", "/pathways")
+                    assert "试管婴儿（ivf）第1版（系统发布）：建档、夜针、取卵、移植、妊娠、B超" in listed
+                    node = await answer(nurse, "u:pathway", "/pathway ivf filing")
+                    assert node.splitlines()[:3] == [
+                        "试管婴儿·建档（ivf.filing）：建档当天，提前0天 09:00 推送；群：试管婴儿·建档群",
+                        "· welcome  文本「欢迎入群」", "· flow  文本「建档就诊流程」"]
+                    said = await answer(nurse, "u:pathway", "/edit ivf.filing.flow 请夫妻双方带身份证到一楼服务台。")
+                    assert said == texts.EDITED.format(pathway="试管婴儿", version=2)
+                    said = await answer(nurse, "u:pathway", "/additem ivf.filing 停车 医院地下停车场入口在东门。")
+                    assert said == "已在「建档」末尾添加条目 t1，并发布「试管婴儿」第3版。"
+                    said = await answer(nurse, "u:pathway", "/timing ivf.filing 0 25:00")
+                    assert said == "时间格式应为 HH:MM，例如 09:00。"
+                    said = await answer(nurse, "u:pathway", "/edit ivf.filing.nothing x")
+                    assert said == "节点「建档」没有条目「nothing」。"
+                    assert await answer(nurse, "u:pathway", "/delitem ivf.filing") == texts.WHERE_ITEM
+                    assert "第3版（医护修改）" in await answer(nurse, "u:pathway", "/pathways")
+                    await answer(nurse, "u:pathway", "/enroll wang ivf 2026-12-10")  # after: version 3
+
+                    await state.jobs.run_due(PathwayBot().jobs(outbox), now=datetime(2026, 12, 10, 9, 0, tzinfo=ZONE))
+                    hers = [m.text for m in await take(chen, 5) if m.kind == "text"]
+                    theirs = [m.text for m in await take(wang, 6) if m.kind == "text"]
+                    assert hers[1].startswith("【建档就诊流程】\n建档流程：")
+                    assert theirs[1] == "【建档就诊流程】\n请夫妻双方带身份证到一楼服务台。"
+                    assert theirs[-1] == "【停车】\n医院地下停车场入口在东门。"
+            bot.cancel_scope.cancel()
