@@ -4,6 +4,8 @@ may run; her other commands get the polite staff-only answer."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from functools import partial
 
@@ -25,6 +27,20 @@ from tests.helpers import take
 NOW = datetime(2026, 12, 5, 10, 0, tzinfo=ZONE)
 
 
+@asynccontextmanager
+async def running_bot(server: Running, db: str) -> AsyncIterator[Outbox]:
+    """The pathway bot as ``imbot run pathway`` runs it (its schema, its outbox, its jobs beside its messages)."""
+    await server.user("pathway", Role.BOT, "宣教助手")
+    async with open_store(db, min_size=1, max_size=3) as store, trio.open_nursery() as bot:
+        state = BotState(store, "pathway", PathwayBot.migrations)
+        await state.migrate()  # the bot publishes the shipped pathways itself
+        outbox = Outbox(state)
+        await bot.start(partial(run_bot, PathwayBot(clock=lambda: NOW), server.url, username="pathway",
+                                password=PASSWORD, outbox=outbox, backoff=Backoff(first=0.05)))
+        yield outbox
+        bot.cancel_scope.cancel()
+
+
 async def answer(client: Client, conv: str, text: str) -> str:
     await client.send(conv, text)
     async for message in client.messages():
@@ -34,87 +50,73 @@ async def answer(client: Client, conv: str, text: str) -> str:
 
 
 async def test_staff_enroll_and_date_and_the_patient_asks_where_she_is(server: Running, db: str) -> None:
-    await server.user("pathway", Role.BOT, "宣教助手")
     await server.user("dr_li", Role.STAFF, "李医生")
     await server.user("chen", Role.PATIENT, "陈红")
-    async with open_store(db, min_size=1, max_size=3) as store:
-        state = BotState(store, "pathway", PathwayBot.migrations)
-        await state.migrate()  # the bot publishes the shipped pathways itself
-        outbox = Outbox(state)
-        async with trio.open_nursery() as bot:
-            await bot.start(partial(run_bot, PathwayBot(clock=lambda: NOW), server.url, username="pathway",
-                                    password=PASSWORD, outbox=outbox, backoff=Backoff(first=0.05)))
-            async with (
-                open_client(server.url, username="dr_li", password=PASSWORD) as doctor,
-                open_client(server.url, username="chen", password=PASSWORD) as chen,
-            ):
-                with trio.fail_after(15):
-                    said = await answer(doctor, "u:pathway", "/enroll chen ivf 2026-12-01")
-                    assert said == "已为 chen 建立「ivf」周期（2026-12-01）。"
-                    said = await answer(doctor, "u:pathway", "/date chen trigger 2026-12-14")
-                    assert said == "已记录 chen 的夜针日期：2026-12-14。"
-                    said = await answer(doctor, "u:pathway", "/date chen trigger 14/12")
-                    assert said == "日期格式应为 YYYY-MM-DD，例如 2026-12-14。"
-                    said = await answer(doctor, "u:pathway", "/date zhao retrieval 2026-12-16")
-                    assert said == "未能处理：zhao 没有进行中的治疗周期，请先用 /enroll 建立周期。"
-                    said = await answer(doctor, "u:pathway", "/enroll 陈红 ivf")  # a name, not a username
-                    assert said == "未能处理：患者用户名或日期不正确，请检查后重试。"
+    async with running_bot(server, db) as outbox:
+        state = outbox.state
+        async with (
+            open_client(server.url, username="dr_li", password=PASSWORD) as doctor,
+            open_client(server.url, username="chen", password=PASSWORD) as chen,
+        ):
+            with trio.fail_after(15):
+                for command, expected in [
+                    ("/enroll chen ivf 2026-12-01", "已为 chen 建立「ivf」周期（2026-12-01）。"),
+                    ("/date chen trigger 2026-12-14", "已记录 chen 的夜针日期：2026-12-14。"),
+                    ("/date chen trigger 14/12", "日期格式应为 YYYY-MM-DD，例如 2026-12-14。"),
+                    ("/date zhao retrieval 2026-12-16",
+                     "未能处理：zhao 没有进行中的治疗周期，请先用 /enroll 建立周期。"),
+                    ("/enroll 陈红 ivf", "未能处理：患者用户名或日期不正确，请检查后重试。"),  # a name, not a username
+                ]:
+                    assert await answer(doctor, "u:pathway", command) == expected
 
-                    await state.jobs.run_due(PathwayBot().jobs(outbox), now=NOW)  # the file-building content
-                    content = await take(chen, 5)
-                    service = content[0].conv
-                    assert await answer(chen, service, "/progress") == (
-                        "您目前处于「试管婴儿」的「建档」阶段。\n下一步：夜针，日期 2026-12-14。\n"
-                        "需要准备：按医嘱准时注射夜针，注射后保留药盒")
-                    assert await answer(chen, service, "/enroll chen iui") == (
-                        "抱歉，机器人命令仅供医护人员使用。如需帮助，请直接留言，工作人员会尽快回复您。")
-            bot.cancel_scope.cancel()
+                await state.jobs.run_due(PathwayBot().jobs(outbox), now=NOW)  # the file-building content
+                content = await take(chen, 5)
+                service = content[0].conv
+                assert await answer(chen, service, "/progress") == (
+                    "您目前处于「试管婴儿」的「建档」阶段。\n下一步：夜针，日期 2026-12-14。\n"
+                    "需要准备：按医嘱准时注射夜针，注射后保留药盒")
+                assert await answer(chen, service, "/enroll chen iui") == (
+                    "抱歉，机器人命令仅供医护人员使用。如需帮助，请直接留言，工作人员会尽快回复您。")
 
 
 async def test_staff_tag_patients_and_pull_a_class_into_a_prepared_classroom(server: Running, db: str) -> None:
     """EDU-6: content first, then the tagged patients (husbands follow, read-only); the class is picked by tag
     (EDU-5); /daily asks for the summary here (TRT-3). Refusals say what to do."""
-    await server.user("pathway", Role.BOT, "宣教助手")
     await server.user("nurse_wu", Role.STAFF, "吴护士")
     for name in ("chen", "wang", "zhao"):
         await server.user(name, Role.PATIENT)
     await server.user("li", Role.FAMILY, "李强")
-    async with open_store(db, min_size=1, max_size=3) as store:
-        state = BotState(store, "pathway", PathwayBot.migrations)
-        await state.migrate()
-        async with trio.open_nursery() as bot:
-            await bot.start(partial(run_bot, PathwayBot(clock=lambda: NOW), server.url, username="pathway",
-                                    password=PASSWORD, outbox=Outbox(state), backoff=Backoff(first=0.05)))
-            async with open_client(server.url, username="nurse_wu", password=PASSWORD) as nurse:
-                await nurse.request("family_link", patient="chen", family="li", relation="husband")
-                with trio.fail_after(20):
-                    assert await answer(nurse, "u:pathway", "/tag chen 移植课堂") == "已为 chen 添加标签「移植课堂」。"
-                    assert await answer(nurse, "u:pathway", "/tag chen 移植课堂") == "chen 已有标签「移植课堂」。"
-                    await answer(nurse, "u:pathway", "/tag wang 移植课堂")
-                    assert await answer(nurse, "u:pathway", "/untag zhao 移植课堂") == "zhao 没有标签「移植课堂」。"
-                    assert (await answer(nurse, "u:pathway", "/classroom 移植课堂")).startswith("请在课堂群里发送")
+    async with running_bot(server, db) as outbox:
+        state = outbox.state
+        async with open_client(server.url, username="nurse_wu", password=PASSWORD) as nurse:
+            await nurse.request("family_link", patient="chen", family="li", relation="husband")
+            with trio.fail_after(20):
+                assert await answer(nurse, "u:pathway", "/tag chen 移植课堂") == "已为 chen 添加标签「移植课堂」。"
+                assert await answer(nurse, "u:pathway", "/tag chen 移植课堂") == "chen 已有标签「移植课堂」。"
+                await answer(nurse, "u:pathway", "/tag wang 移植课堂")
+                assert await answer(nurse, "u:pathway", "/untag zhao 移植课堂") == "zhao 没有标签「移植课堂」。"
+                assert (await answer(nurse, "u:pathway", "/classroom 移植课堂")).startswith("请在课堂群里发送")
 
-                    room = (await nurse.request("group_create", name="移植课堂", members=["pathway"]))["conv"]
-                    assert (await said_in(nurse, room, "/classroom 移植课堂 ivf.transfer")).startswith(
-                        "宣教助手不是本群管理员")
-                    await nurse.request("group_add", conv=room, user="pathway", role="admin")
-                    assert await said_in(nurse, room, "/classroom 无此标签") == "没有带标签「无此标签」的患者。"
-                    nowhere = await said_in(nurse, room, "/classroom 移植课堂 ivf.nowhere")
-                    assert nowhere.startswith("没有找到课堂内容")
-                    assert await said_in(nurse, room, "/classroom 移植课堂 ivf.transfer") == (
-                        "课堂已准备好：发布内容 2 条，已拉入标签「移植课堂」的患者 2 位（家属只读随入）。")
-                    members = {m.get("username"): m for m in (await nurse.request("members", conv=room))["members"]}
-                    assert {"chen", "wang", "li"} <= set(members) and "zhao" not in members
-                    history = (await nurse.request("history", conv=room, limit=50))["messages"]
-                    posted = [m for m in history if m["sender"]["role"] == "bot"
-                              and (m["kind"] == "article" or m["text"].startswith("【胚胎移植须知】"))]
-                    assert len(posted) == 2
+                room = (await nurse.request("group_create", name="移植课堂", members=["pathway"]))["conv"]
+                assert (await said_in(nurse, room, "/classroom 移植课堂 ivf.transfer")).startswith(
+                    "宣教助手不是本群管理员")
+                await nurse.request("group_add", conv=room, user="pathway", role="admin")
+                assert await said_in(nurse, room, "/classroom 无此标签") == "没有带标签「无此标签」的患者。"
+                nowhere = await said_in(nurse, room, "/classroom 移植课堂 ivf.nowhere")
+                assert nowhere.startswith("没有找到课堂内容")
+                assert await said_in(nurse, room, "/classroom 移植课堂 ivf.transfer") == (
+                    "课堂已准备好：发布内容 2 条，已拉入标签「移植课堂」的患者 2 位（家属只读随入）。")
+                members = {m.get("username"): m for m in (await nurse.request("members", conv=room))["members"]}
+                assert {"chen", "wang", "li"} <= set(members) and "zhao" not in members
+                history = (await nurse.request("history", conv=room, limit=50))["messages"]
+                posted = [m for m in history if m["sender"]["role"] == "bot"
+                          and (m["kind"] == "article" or m["text"].startswith("【胚胎移植须知】"))]
+                assert len(posted) == 2
 
-                    assert await said_in(nurse, room, "/daily") == "好的，每天 18:00 会在这里发送宣教日报。"
-                    assert await PathwayStore(state).summary_targets() == [room]
-                    assert await said_in(nurse, room, "/daily off") == "已停止在这里发送宣教日报。"
-                    assert await PathwayStore(state).summary_targets() == []
-            bot.cancel_scope.cancel()
+                assert await said_in(nurse, room, "/daily") == "好的，每天 18:00 会在这里发送宣教日报。"
+                assert await PathwayStore(state).summary_targets() == [room]
+                assert await said_in(nurse, room, "/daily off") == "已停止在这里发送宣教日报。"
+                assert await PathwayStore(state).summary_targets() == []
 
 
 async def said_in(client: Client, conv: str, text: str) -> str:
@@ -130,46 +132,40 @@ async def said_in(client: Client, conv: str, text: str) -> str:
 async def test_staff_edit_a_pathway_and_only_new_cycles_get_the_new_version(server: Running, db: str) -> None:
     """EDU-1: staff look a pathway up and edit it by command; each edit is a new version; a cycle under way keeps
     the version it started with, so what she receives does not change under her."""
-    await server.user("pathway", Role.BOT, "宣教助手")
     await server.user("nurse_wu", Role.STAFF, "吴护士")
     await server.user("chen", Role.PATIENT)
     await server.user("wang", Role.PATIENT)
-    async with open_store(db, min_size=1, max_size=3) as store:
-        state = BotState(store, "pathway", PathwayBot.migrations)
-        await state.migrate()
-        outbox = Outbox(state)
-        async with trio.open_nursery() as bot:
-            await bot.start(partial(run_bot, PathwayBot(clock=lambda: NOW), server.url, username="pathway",
-                                    password=PASSWORD, outbox=outbox, backoff=Backoff(first=0.05)))
-            async with (
-                open_client(server.url, username="nurse_wu", password=PASSWORD) as nurse,
-                open_client(server.url, username="chen", password=PASSWORD) as chen,
-                open_client(server.url, username="wang", password=PASSWORD) as wang,
-            ):
-                with trio.fail_after(20):
-                    await answer(nurse, "u:pathway", "/enroll chen ivf 2026-12-10")  # before the edit: version 1
-                    listed = await answer(nurse, "u:pathway", "/pathways")
-                    assert "试管婴儿（ivf）第1版（系统发布）：建档、夜针、取卵、移植、妊娠、B超" in listed
-                    node = await answer(nurse, "u:pathway", "/pathway ivf filing")
-                    assert node.splitlines()[:3] == [
-                        "试管婴儿·建档（ivf.filing）：建档当天，提前0天 09:00 推送；群：试管婴儿·建档群",
-                        "· welcome  文本「欢迎入群」", "· flow  文本「建档就诊流程」"]
-                    said = await answer(nurse, "u:pathway", "/edit ivf.filing.flow 请夫妻双方带身份证到一楼服务台。")
-                    assert said == texts.EDITED.format(pathway="试管婴儿", version=2)
-                    said = await answer(nurse, "u:pathway", "/additem ivf.filing 停车 医院地下停车场入口在东门。")
-                    assert said == "已在「建档」末尾添加条目 t1，并发布「试管婴儿」第3版。"
-                    said = await answer(nurse, "u:pathway", "/timing ivf.filing 0 25:00")
-                    assert said == "时间格式应为 HH:MM，例如 09:00。"
-                    said = await answer(nurse, "u:pathway", "/edit ivf.filing.nothing x")
-                    assert said == "节点「建档」没有条目「nothing」。"
-                    assert await answer(nurse, "u:pathway", "/delitem ivf.filing") == texts.WHERE_ITEM
-                    assert "第3版（医护修改）" in await answer(nurse, "u:pathway", "/pathways")
-                    await answer(nurse, "u:pathway", "/enroll wang ivf 2026-12-10")  # after: version 3
+    async with running_bot(server, db) as outbox:
+        state = outbox.state
+        async with (
+            open_client(server.url, username="nurse_wu", password=PASSWORD) as nurse,
+            open_client(server.url, username="chen", password=PASSWORD) as chen,
+            open_client(server.url, username="wang", password=PASSWORD) as wang,
+        ):
+            with trio.fail_after(20):
+                await answer(nurse, "u:pathway", "/enroll chen ivf 2026-12-10")  # before the edit: version 1
+                listed = await answer(nurse, "u:pathway", "/pathways")
+                assert "试管婴儿（ivf）第1版（系统发布）：建档、夜针、取卵、移植、妊娠、B超" in listed
+                node = await answer(nurse, "u:pathway", "/pathway ivf filing")
+                assert node.splitlines()[:3] == [
+                    "试管婴儿·建档（ivf.filing）：建档当天，提前0天 09:00 推送；群：试管婴儿·建档群",
+                    "· welcome  文本「欢迎入群」", "· flow  文本「建档就诊流程」"]
+                for command, expected in [
+                    ("/edit ivf.filing.flow 请夫妻双方带身份证到一楼服务台。",
+                     texts.EDITED.format(pathway="试管婴儿", version=2)),
+                    ("/additem ivf.filing 停车 医院地下停车场入口在东门。",
+                     "已在「建档」末尾添加条目 t1，并发布「试管婴儿」第3版。"),
+                    ("/timing ivf.filing 0 25:00", "时间格式应为 HH:MM，例如 09:00。"),
+                    ("/edit ivf.filing.nothing x", "节点「建档」没有条目「nothing」。"),
+                    ("/delitem ivf.filing", texts.WHERE_ITEM),
+                ]:
+                    assert await answer(nurse, "u:pathway", command) == expected
+                assert "第3版（医护修改）" in await answer(nurse, "u:pathway", "/pathways")
+                await answer(nurse, "u:pathway", "/enroll wang ivf 2026-12-10")  # after: version 3
 
-                    await state.jobs.run_due(PathwayBot().jobs(outbox), now=datetime(2026, 12, 10, 9, 0, tzinfo=ZONE))
-                    hers = [m.text for m in await take(chen, 5) if m.kind == "text"]
-                    theirs = [m.text for m in await take(wang, 6) if m.kind == "text"]
-                    assert hers[1].startswith("【建档就诊流程】\n建档流程：")
-                    assert theirs[1] == "【建档就诊流程】\n请夫妻双方带身份证到一楼服务台。"
-                    assert theirs[-1] == "【停车】\n医院地下停车场入口在东门。"
-            bot.cancel_scope.cancel()
+                await state.jobs.run_due(PathwayBot().jobs(outbox), now=datetime(2026, 12, 10, 9, 0, tzinfo=ZONE))
+                hers = [m.text for m in await take(chen, 5) if m.kind == "text"]
+                theirs = [m.text for m in await take(wang, 6) if m.kind == "text"]
+                assert hers[1].startswith("【建档就诊流程】\n建档流程：")
+                assert theirs[1] == "【建档就诊流程】\n请夫妻双方带身份证到一楼服务台。"
+                assert theirs[-1] == "【停车】\n医院地下停车场入口在东门。"
