@@ -330,7 +330,7 @@ class PathwayBot(Bot):
         cycle = None if patient is None else await store.open_cycle(patient)
         if cycle is None:
             return progress_text(None, None)
-        return progress_text(cycle.cycle, position(cycle.cycle, self.clock()))
+        return progress_text(cycle.cycle, position(cycle.cycle, self.clock()), await store.to_do(cycle.id))
 
 
 def _where(text: str, *, item: bool) -> manage.Where:

@@ -3,7 +3,7 @@ TRT-1). Pure: the bot sends what these return."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -63,13 +63,16 @@ def treatment_note(treatment: Treatment, day: date) -> Note:
                 texts.TREATMENT_NOTE.format(day=day.isoformat(), items=items))
 
 
-def progress_text(cycle: Cycle | None, where: Position | None) -> str:
-    """The answer to ``/progress``: her node, the next step and its date, what to prepare (EDU-3)."""
+def progress_text(cycle: Cycle | None, where: Position | None, to_do: Sequence[str] = ()) -> str:
+    """The answer to ``/progress``: her node, the next step and its date, what to prepare (EDU-3), and the forms and
+    consents still waiting for her (``to_do``, their titles; IM-21)."""
     if cycle is None or where is None:
         return texts.PROGRESS_NONE
     name = cycle.pathway.name
     lines = [texts.PROGRESS_AT.format(pathway=name, node=where.current.name) if where.current
              else texts.PROGRESS_BEFORE.format(pathway=name, node=where.next.name if where.next else "")]
+    if to_do:
+        lines.append(texts.TO_DO.format(items="、".join(f"「{title}」" for title in to_do)))
     if where.next is None:
         lines.append(texts.ALL_DONE)
         return "\n".join(lines)

@@ -310,6 +310,14 @@ class PathwayStore:
                         row["title"], row["conv"], row["seq"], row["read_at"], row["completed_at"], row["reminders"],
                         msgspec.convert(row["definition"], Pathway), row["day"])
 
+    async def to_do(self, cycle_id: int) -> list[str]:
+        """The titles of the forms and consents sent in this cycle and not yet filled in or signed, oldest first."""
+        async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            return await conn.fetch(f"select title from {self.s}.deliveries where cycle_id = $1"
+                                    " and completed_at is null and kind in ('form', 'signature_request')"
+                                    " order by id", cycle_id)
+        return [r["title"] for r in await self._run("pathway_to_do", txn, transaction=False)]
+
     async def mark_read(self, conv: str, upto: int, at: datetime) -> int:
         """The patient has read her service conversation up to ``upto``: so every item sent there up to it."""
         async def txn(conn: asyncpg.Connection) -> str:

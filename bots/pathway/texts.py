@@ -8,6 +8,7 @@ PROGRESS_BEFORE = "您的「{pathway}」周期已建立，即将开始「{node}�
 NEXT_DATED = "下一步：{node}，日期 {day}。"
 NEXT_UNDATED = "下一步：{node}，具体日期由医生确定后会第一时间通知您。"
 PREPARE = "需要准备：{prepare}"
+TO_DO = "待您完成：{items}（在与宣教助手的对话中填写或签署）。"
 ALL_DONE = "本周期的各阶段已全部完成，祝您一切顺利！"
 
 ITEM_TEXT = "【{title}】\n{text}"

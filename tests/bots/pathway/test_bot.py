@@ -73,8 +73,9 @@ async def test_staff_enroll_and_date_and_the_patient_asks_where_she_is(server: R
                 content = await take(chen, 5)
                 service = content[0].conv
                 assert await answer(chen, service, "/progress") == (
-                    "您目前处于「试管婴儿」的「建档」阶段。\n下一步：夜针，日期 2026-12-14。\n"
-                    "需要准备：按医嘱准时注射夜针，注射后保留药盒")
+                    "您目前处于「试管婴儿」的「建档」阶段。\n"
+                    "待您完成：「辅助生殖治疗知情同意书」、「建档基本信息」（在与宣教助手的对话中填写或签署）。\n"
+                    "下一步：夜针，日期 2026-12-14。\n需要准备：按医嘱准时注射夜针，注射后保留药盒")
                 assert await answer(chen, service, "/enroll chen iui") == (
                     "抱歉，机器人命令仅供医护人员使用。如需帮助，请直接留言，工作人员会尽快回复您。")
 
