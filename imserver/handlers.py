@@ -409,9 +409,12 @@ class Handlers:
                   else await self.managed_group(conn, req.conv, req.rid))
         if roster.kind != "group":
             raise ProtocolError(ErrorCode.BAD_REQUEST, "not a group", rid=req.rid, field="conv")
-        if not await self.store.run("group_remove", conversations.remove_member_txn, roster.conv_id, member.id):
+        left = await self.store.run("group_remove", conversations.remove_member_txn, roster.conv_id, member.id)
+        if member.id not in left:
             raise ProtocolError(ErrorCode.NOT_FOUND, "not a member", rid=req.rid, field="user")
-        self.directory.apply(MembersChanged(roster.conv_id, [(member.id, None)]))
+        # Everyone who left, the family who came in with her too: this node must not list them
+        # or deliver to them once answered, whether or not its own bus event has arrived yet.
+        self.directory.apply(MembersChanged(roster.conv_id, [(u, None) for u in left]))
         return {"conv": roster.address, "user": member.username}
 
     async def members(self, conn: Connection, req: Members) -> Reply:

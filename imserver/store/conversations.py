@@ -103,17 +103,23 @@ async def set_members_txn(
     await notify_txn(conn, MembersChanged(conv_id, [(u, r) for u, r, _ in rows]))
 
 
-async def remove_member_txn(conn: asyncpg.Connection, conv_id: int, user_id: int) -> bool:
-    """Remove a member, and the family who came in with her (IM-8), and announce it; False if not a member."""
+async def remove_member_txn(conn: asyncpg.Connection, conv_id: int, user_id: int) -> list[int]:
+    """Remove a member, and the family who came in with her (IM-8), and announce it.
+
+    Returns everyone removed, her family included (empty if she was not a member): the
+    caller applies all of it to its own node's cache before answering, as the bus
+    event will later (SPEC.md §5.6: family leave with her).
+    """
     removed = await conn.fetch(
         "delete from members where conv_id = $1 and (user_id = $2 or via_user_id = $2"
         "   and exists (select 1 from members m where m.conv_id = $1 and m.user_id = $2))"
         " returning user_id",
         conv_id, user_id,
     )
-    if removed:
-        await notify_txn(conn, MembersChanged(conv_id, [(r["user_id"], None) for r in removed]))
-    return any(r["user_id"] == user_id for r in removed)
+    left = [r["user_id"] for r in removed]
+    if left:
+        await notify_txn(conn, MembersChanged(conv_id, [(u, None) for u in left]))
+    return left
 
 
 async def update_group_txn(conn: asyncpg.Connection, conv_id: int, changes: dict[str, bool]) -> None:

@@ -101,6 +101,21 @@ async def test_link_takes_effect_before_the_answer(server: Running) -> None:
             await w["patient"].request("family_invite", conv=w.group, family="fam_mum")
 
 
+async def test_her_husband_is_gone_before_her_removal_is_answered(server: Running) -> None:
+    """Once ``group_remove`` is answered, the family who left with her are neither listed nor sent to on this node.
+
+    (Found by tests/bots/test_ward.py failing about one run in five: the handler applied only her own
+    removal to the roster cache, so her husband stayed until the server's own bus event arrived.)
+    """
+    async with open_ward(server, online=("owner", "family")) as w:
+        with slow_bus(bus.MembersChanged):
+            await w["owner"].request("group_remove", conv=w.group, user=A)
+            members = {m.get("username") for m in (await w["owner"].request("members", conv=w.group))["members"]}
+            assert members.isdisjoint({A, F})
+            await w["owner"].send(w.group, "下周一复查")
+            await none_of(w["family"], "msg")
+
+
 async def test_the_husband_does_not_follow_her_into_direct_chats(server: Running) -> None:
     """Her 1:1 chats with staff and with friends have two members: IM-8's husband follows her into groups only.
     (Found by this suite: he used to be added to them silently; fixed in 02762fe.)"""
