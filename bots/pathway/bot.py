@@ -33,7 +33,7 @@ from bots.pathway.intake import Outcome, enroll, resume, set_date
 from bots.pathway.render import progress_text
 from bots.pathway.schedule import ZONE, position
 from bots.pathway.store import PathwayStore
-from bots.pathway.work import REMIND_AFTER, Work, schedule_summary
+from bots.pathway.work import REMIND_AFTER, SUMMARY_AT, Work, schedule_summary
 from integrations.his.client import HisClient, connect
 from protocol import Message
 from protocol.errors import ProtocolError
@@ -68,21 +68,22 @@ class PathwayBot(Bot):
         self._work_of: Work | None = None
 
     async def _store(self, ctx: Context) -> PathwayStore:
+        return await self._published_store(ctx.outbox)
+
+    async def _published_store(self, outbox: Outbox) -> PathwayStore:
         """The bot's store, with the pathways this install ships published (once per process; a no-op after)."""
-        store = PathwayStore(ctx.outbox.state)
+        store = PathwayStore(outbox.state)
         if not self._published:
             await store.publish_shipped()
             self._published = True
         return store
 
     async def serve(self, outbox: Outbox) -> None:
-        """Publish the shipped pathways, act on events stored before a stop, then serve the mini-program's notices
-        API (TRT-4) and follow the HIS feed, each if configured."""
-        store = PathwayStore(outbox.state)
-        await store.publish_shipped()
-        self._published = True
-        if await store.summary_targets():
-            await schedule_summary(store, self.clock().astimezone(ZONE).date())
+        """Publish the shipped pathways, act on events stored before a stop, keep the daily summary going (it also
+        learns what patients have read), then serve the mini-program's notices API (TRT-4) and follow the HIS feed,
+        each if configured."""
+        store = await self._published_store(outbox)
+        await schedule_summary(store, self.clock().astimezone(ZONE).date())
         for outcome in await resume(store, self.clock()):
             log.info("stored event acted on at start", extra={"event": outcome.event, "status": outcome.status})
         async with trio.open_nursery() as nursery:
@@ -154,7 +155,7 @@ class PathwayBot(Bot):
         answering = message.body["form" if message.kind == "form_reply" else "request"]
         delivery = await store.delivery(conv=ctx.conv, seq=answering)
         expected = "form" if message.kind == "form_reply" else "signature_request"
-        if delivery is None or delivery.kind != expected:
+        if delivery is None or delivery.kind != expected or not delivery.open:
             if not ctx.in_group:  # in a group it may well be another bot's form
                 await ctx.reply(texts.FORM_UNKNOWN)
             return
@@ -172,13 +173,15 @@ class PathwayBot(Bot):
         except ProtocolError as exc:
             await ctx.reply(texts.FORM_FIX.format(title=item.title, problem=_problem(item, exc)))
             return
-        await store.complete(delivery.id, {"values": values, "seq": message.seq}, when)
-        await ctx.reply(texts.FORM_THANKS.format(title=item.title))
+        corrected = await store.complete(delivery.id, {"values": values, "seq": message.seq}, when)
+        await ctx.reply((texts.FORM_CORRECTED if corrected else texts.FORM_THANKS).format(title=item.title))
 
     async def progress(self, ctx: Context, args: Args) -> None:
-        store = await self._store(ctx)
-        patient = await store.patient_in(ctx.conv)
-        await ctx.reply(await self._progress_of(store, patient))
+        """Her own progress (EDU-3): she is found among the conversation's members by her member id, so it works
+        before anything was sent to her; in a group the answer is for her eyes only."""
+        members = (await ctx.client.request("members", conv=ctx.conv))["members"]
+        patient = next((m.get("username") for m in members if m["id"] == ctx.message.sender.id), None)
+        await ctx.reply(await self._progress_of(await self._store(ctx), patient), privately=True)
 
     async def status(self, ctx: Context, args: Args) -> None:
         await ctx.reply(await self._progress_of(await self._store(ctx), str(args["患者"])))
@@ -290,7 +293,7 @@ class PathwayBot(Bot):
             raise CommandError(texts.CLASS_IN_GROUP)
         store = await self._store(ctx)
         tag, content = str(args["标签"]), str(args["内容"])
-        items = await self._class_content(store, content)
+        pathway, node, items = await self._class_content(store, content)
         patients = await store.tagged(tag)
         if not patients:
             raise CommandError(texts.CLASS_EMPTY.format(tag=tag))
@@ -298,15 +301,16 @@ class PathwayBot(Bot):
         members = (await ctx.client.request("members", conv=ctx.conv))["members"]
         if not any(m["id"] == me and m["member_role"] in ("owner", "admin") for m in members):
             raise CommandError(texts.CLASS_NOT_ADMIN)
-        posted = await self._work(ctx.outbox).prepare_classroom(ctx.conv, items)
+        posted = await self._work(ctx.outbox).prepare_classroom(ctx.conv, pathway, node, items)
         for patient in patients:
             await ctx.client.request("group_add", conv=ctx.conv, user=patient)
         await store.keep_classroom(ctx.conv, tag, content, ctx.message.sender.id)
         await ctx.reply(texts.CLASS_READY.format(tag=tag, patients=len(patients), items=posted))
 
-    async def _class_content(self, store: PathwayStore, content: str) -> list[Item]:
+    async def _class_content(self, store: PathwayStore, content: str) -> tuple[str, str, list[Item]]:
+        """The pathway, node and items named ``ivf.transfer`` (none for "")."""
         if not content:
-            return []
+            return "", "", []
         key, _, node_key = content.partition(".")
         pathway = await store.latest(key)
         try:
@@ -315,7 +319,7 @@ class PathwayBot(Bot):
             node = None
         if node is None:
             raise CommandError(texts.CLASS_NO_CONTENT.format(content=content))
-        return [*node.welcome, *node.content]
+        return key, node_key, [*node.welcome, *node.content]
 
     async def daily(self, ctx: Context, args: Args) -> None:
         """Send the daily summary (TRT-3) to this conversation from today on, or stop."""
@@ -324,7 +328,7 @@ class PathwayBot(Bot):
         await store.set_summary_target(ctx.conv, ctx.message.sender.id, on)
         if on:
             await schedule_summary(store, self.clock().astimezone(ZONE).date())
-        await ctx.reply(texts.DAILY_ON if on else texts.DAILY_OFF)
+        await ctx.reply(texts.DAILY_ON.format(at=SUMMARY_AT) if on else texts.DAILY_OFF)
 
     async def _progress_of(self, store: PathwayStore, patient: str | None) -> str:
         cycle = None if patient is None else await store.open_cycle(patient)

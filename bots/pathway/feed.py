@@ -43,5 +43,9 @@ async def follow(
         except OutsideError as exc:
             log.warning("HIS feed unavailable; waiting", extra={"error": str(exc)})
             done = []
+        except Exception:  # our database away, an event that failed to apply: the page is read again later, and
+            # its events stored but not acted on are acted on then (PathwayStore.receive); the bot keeps running
+            log.exception("HIS feed: a page failed; reading it again later")
+            done = []
         if not done:
             await trio.sleep(idle_s)

@@ -5,12 +5,14 @@ A duplicate (an id stored before) changes nothing; a malformed event, or one tha
 the patient (a date for a patient with no cycle), is recorded as rejected with the reason. An event
 stored but not acted on (the bot stopped in between) is acted on when the bot starts.
 
-Jobs are keyed by cycle, node or procedure, and date, so acting twice schedules nothing twice; when a
-date changes, the job for the old date finds its date stale and does nothing.
+Jobs are keyed by cycle, node, date and the date's revision, so acting twice schedules nothing twice; when a
+date changes, the job for the old date finds its date stale and does nothing. A doctor's order's education goes
+out at once, or at 08:00 if the order came in the night.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
@@ -30,7 +32,10 @@ from bots.pathway.events import (
     parse,
     sender_id,
 )
-from bots.pathway.store import CycleRow, PathwayStore
+from bots.pathway.schedule import daytime
+from bots.pathway.store import JOB_ATTEMPTS, CycleRow, PathwayStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,8 @@ async def resume(store: PathwayStore, now: datetime) -> list[Outcome]:
             done.append(await act(store, event_id, parse(body), now))
         except EventError as exc:  # cannot happen for stored events, which were parsed before storing
             await store.reject(event_id, f"malformed event: {exc}")
+        except Exception:  # one event that fails must not keep the bot from starting: it stays for the next start
+            log.exception("a stored event could not be acted on; left for the next start", extra={"id": event_id})
     return done
 
 
@@ -124,36 +131,35 @@ async def _apply_txn(store: PathwayStore, conn: asyncpg.Connection, event: Event
             raise Refused("no_cycle", f"{patient} has no open cycle")
         cycle = found
     contact = event.patient
-    if contact.phone or contact.openid:
-        await store.contacts_txn(conn, cycle.id, contact.phone, contact.openid)
-        cycle = replace(cycle, phone=contact.phone or cycle.phone, openid=contact.openid or cycle.openid)
+    if contact.his_id or contact.phone or contact.openid:
+        await store.contacts_txn(conn, cycle.id, contact.his_id, contact.phone, contact.openid)
+        cycle = replace(cycle, his_id=contact.his_id or cycle.his_id, phone=contact.phone or cycle.phone,
+                        openid=contact.openid or cycle.openid)
     if isinstance(event, ProcedureDated):
         steps = {node.step for node in cycle.pathway.nodes}
         if PROCEDURES[event.procedure] not in steps:
             raise Refused("no_procedure", f"pathway {cycle.pathway.key} has no {event.procedure}")
-        await store.set_date_txn(conn, cycle.id, event.procedure, event.day)
-        cycle = replace(cycle, dates=cycle.dates | {event.procedure: event.day})
+        revision = await store.set_date_txn(conn, cycle.id, event.procedure, event.day)
+        cycle = replace(cycle, dates=cycle.dates | {event.procedure: event.day},
+                        revisions=cycle.revisions | {event.procedure: revision})
     if isinstance(event, OrdersWritten):
         for order in event.orders:
             for rule in cycle.pathway.matching(order.category, order.code):
-                await store.state.jobs.schedule_txn(conn, f"order:{cycle.id}:{rule.key}:{event.id}", "order", now,
-                                                    {"cycle": cycle.id, "rule": rule.key})
+                await store.state.jobs.schedule_txn(conn, f"order:{cycle.id}:{rule.key}:{event.id}", "order",
+                                                    daytime(now), {"cycle": cycle.id, "rule": rule.key},
+                                                    max_attempts=JOB_ATTEMPTS)
     else:
         await _schedule_txn(store, conn, cycle)
     return cycle
 
 
 async def _schedule_txn(store: PathwayStore, conn: asyncpg.Connection, cycle: CycleRow) -> None:
-    """A job for each node and each procedure's items whose date is known (the date is in the key)."""
-    jobs = store.state.jobs
+    """A job for each node whose date is known, keyed by the date and its revision: scheduling again changes
+    nothing, and a date that moves (even back) brings a job of its own while the old one finds itself stale."""
     for node in cycle.pathway.nodes:
-        due, day = cycle.cycle.node_due(node), cycle.cycle.node_date(node)
+        due, day, revision = cycle.cycle.node_due(node), cycle.cycle.node_date(node), cycle.cycle.revision(node)
         if due is not None and day is not None:
-            await jobs.schedule_txn(conn, f"node:{cycle.id}:{node.key}:{day}", "node", due,
-                                    {"cycle": cycle.id, "node": node.key, "day": day.isoformat()})
-        for procedure in node.treatment:
-            when, on = cycle.cycle.treatment_due(node, procedure), cycle.dates.get(procedure)
-            if when is not None and on is not None:
-                await jobs.schedule_txn(conn, f"treatment:{cycle.id}:{procedure}:{on}", "treatment", when,
-                                        {"cycle": cycle.id, "node": node.key, "procedure": procedure,
-                                         "day": on.isoformat()})
+            await store.state.jobs.schedule_txn(
+                conn, f"node:{cycle.id}:{node.key}:{day}:{revision}", "node", due,
+                {"cycle": cycle.id, "node": node.key, "day": day.isoformat(), "revision": revision},
+                max_attempts=JOB_ATTEMPTS)

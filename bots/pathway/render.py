@@ -57,10 +57,14 @@ def treatment_message(treatment: Treatment, day: date) -> Outgoing:
 
 
 def treatment_note(treatment: Treatment, day: date) -> Note:
-    """The same items as a short note, for WeChat and SMS (TRT-2)."""
-    items = "；".join(f"{i.time} {_item_name(i.name, day, i.day_offset)}".strip() for i in treatment.items)
+    """The same items as a short note, for WeChat and SMS (TRT-2): each item with its own day, so the fast the
+    evening before cannot be read as the evening after."""
+    def when(offset: int) -> str:
+        on = day + timedelta(days=offset)
+        return texts.SHORT_DAY.format(month=on.month, day=on.day)
+    items = "；".join(f"{when(i.day_offset)} {i.time} {i.name}".replace("  ", " ") for i in treatment.items)
     return Note(texts.TREATMENT_NOTE_TITLE.format(center=texts.CENTER, title=treatment.title),
-                texts.TREATMENT_NOTE.format(day=day.isoformat(), items=items))
+                texts.TREATMENT_NOTE.format(items=items))
 
 
 def progress_text(cycle: Cycle | None, where: Position | None, to_do: Sequence[str] = ()) -> str:

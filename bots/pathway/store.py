@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -17,6 +18,10 @@ from bots.pathway.schedule import Cycle
 
 log = logging.getLogger(__name__)
 
+JOB_ATTEMPTS = 10
+"""Tries of a pathway job: with the jobs' backoff from 30 s doubling, about four hours, so a chat server
+restarting or down for a while loses nobody's content."""
+
 
 @dataclass(frozen=True)
 class CycleRow:
@@ -28,10 +33,12 @@ class CycleRow:
     dates: dict[str, date]
     phone: str = ""
     openid: str = ""
+    revisions: dict[str, int] = field(default_factory=dict)
+    """How often each procedure's date has changed: a date moved back is news, with jobs and a notice of its own."""
 
     @property
     def cycle(self) -> Cycle:
-        return Cycle(self.pathway, self.started, self.dates)
+        return Cycle(self.pathway, self.started, self.dates, self.revisions)
 
 
 @dataclass(frozen=True)
@@ -47,11 +54,15 @@ class Sent:
     title: str
     day: date | None = None
     """A treatment notice's procedure date: a new date is a new notice."""
+    revision: int = 0
+    """The revision of that date (a date moved back is a new notice too)."""
 
     @property
     def cid(self) -> str:
-        """The message's client id: the same sending again is the same message (SPEC.md §5.1)."""
-        return f"pw:{self.cycle}:{self.node}:{self.item}" + (f":{self.day}" if self.day else "")
+        """The message's client id: the same sending again is the same message (SPEC.md §5.1). Hashed when long
+        (keys may be 32 characters each; the server takes 64)."""
+        cid = f"pw:{self.cycle}:{self.node}:{self.item}" + (f":{self.day}:{self.revision}" if self.day else "")
+        return cid if len(cid) <= 64 else "pw:" + hashlib.sha256(cid.encode()).hexdigest()[:40]
 
 
 @dataclass(frozen=True)
@@ -162,11 +173,13 @@ class PathwayStore:
     # -- inbound events: stored before they are acted on -------------------------------------
 
     async def receive(self, source: str, external_id: str, type_: str | None, body: bytes) -> int | None:
-        """Store an event; None if one with this id was stored before (a duplicate)."""
+        """Store an event; None if one with this id was stored and settled before (a duplicate). An event stored
+        but never acted on (acting failed, the bot stopped) comes back with its id: received again, it is acted on."""
         async def txn(conn: asyncpg.Connection) -> int | None:
             found: int | None = await conn.fetchval(
-                f"insert into {self.s}.inbound_events (source, external_id, type, body) values ($1, $2, $3, $4)"
-                " on conflict (source, external_id) do nothing returning id", source, external_id, type_, body,
+                f"insert into {self.s}.inbound_events as e (source, external_id, type, body) values ($1, $2, $3, $4)"
+                " on conflict (source, external_id) do update set source = excluded.source"
+                "   where e.status = 'received' returning id", source, external_id, type_, body,
             )
             return found
         result: int | None = await self._run("pathway_receive", txn)
@@ -212,35 +225,28 @@ class PathwayStore:
 
     # -- cycles ----------------------------------------------------------------------------
 
-    async def open_cycle_txn(self, conn: asyncpg.Connection, patient: str) -> CycleRow | None:
+    async def open_cycle_txn(self, conn: asyncpg.Connection, patient: str | None, cycle_id: int | None = None,
+                             ) -> CycleRow | None:
+        """Her open cycle, or the open cycle ``cycle_id``."""
         row = await conn.fetchrow(
             f"select c.id, c.patient, c.his_id, c.started, c.phone, c.openid, v.definition from {self.s}.cycles c"
             f" join {self.s}.pathway_versions v using (pathway, version)"
-            " where c.patient = $1 and c.ended_at is null", patient,
+            " where (c.patient = $1 or c.id = $2) and c.ended_at is null", patient, cycle_id,
         )
         if row is None:
             return None
-        dates = await conn.fetch(f"select procedure, day from {self.s}.procedure_dates where cycle_id = $1", row["id"])
+        dates = await conn.fetch(f"select procedure, day, revision from {self.s}.procedure_dates where cycle_id = $1",
+                                 row["id"])
         return CycleRow(row["id"], row["patient"], row["his_id"], msgspec.convert(row["definition"], Pathway),
-                        row["started"], {r["procedure"]: r["day"] for r in dates}, row["phone"], row["openid"])
+                        row["started"], {r["procedure"]: r["day"] for r in dates}, row["phone"], row["openid"],
+                        {r["procedure"]: r["revision"] for r in dates})
 
     async def cycle(self, cycle_id: int) -> CycleRow | None:
         """An open cycle by id (None once it has ended: its jobs then do nothing)."""
         async def txn(conn: asyncpg.Connection) -> CycleRow | None:
-            patient = await conn.fetchval(
-                f"select patient from {self.s}.cycles where id = $1 and ended_at is null", cycle_id)
-            return None if patient is None else await self.open_cycle_txn(conn, patient)
+            return await self.open_cycle_txn(conn, None, cycle_id)
         found: CycleRow | None = await self._run("pathway_cycle", txn, transaction=False)
         return found
-
-    async def patient_in(self, conv: str) -> str | None:
-        """The patient whose service conversation ``conv`` is (where her content was sent), if any."""
-        async def txn(conn: asyncpg.Connection) -> str | None:
-            found: str | None = await conn.fetchval(
-                f"select c.patient from {self.s}.deliveries d join {self.s}.cycles c on c.id = d.cycle_id"
-                " where d.conv = $1 order by d.id desc limit 1", conv)
-            return found
-        return await self._run("pathway_patient_in", txn, transaction=False)
 
     async def node_group(self, pathway: str, node: str) -> str | None:
         async def txn(conn: asyncpg.Connection) -> str | None:
@@ -259,10 +265,12 @@ class PathwayStore:
             return kept
         return str(await self._run("pathway_keep_node_group", txn))
 
-    async def current_group(self, cycle_id: int) -> str | None:
+    async def current_group(self, patient: str) -> str | None:
+        """The node group the bot last moved her into, in this cycle or an earlier one."""
         async def txn(conn: asyncpg.Connection) -> str | None:
             found: str | None = await conn.fetchval(
-                f"select to_conv from {self.s}.moves where cycle_id = $1 order by id desc limit 1", cycle_id)
+                f"select m.to_conv from {self.s}.moves m join {self.s}.cycles c on c.id = m.cycle_id"
+                " where c.patient = $1 order by m.id desc limit 1", patient)
             return found
         return await self._run("pathway_current_group", txn, transaction=False)
 
@@ -277,17 +285,19 @@ class PathwayStore:
         changes nothing (its first sending counts)."""
         async def txn(conn: asyncpg.Connection) -> None:
             found = await conn.fetchval(
-                f"insert into {self.s}.deliveries (cycle_id, node, item, day, kind, title, conv, seq, sent_at)"
-                " values ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-                " on conflict (cycle_id, node, item, (coalesce(day, '-infinity'::date))) do nothing returning id",
-                sent.cycle, sent.node, sent.item, sent.day, sent.kind, sent.title, conv, seq, at)
+                f"insert into {self.s}.deliveries"
+                " (cycle_id, node, item, day, revision, kind, title, conv, seq, sent_at)"
+                " values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                " on conflict (cycle_id, node, item, (coalesce(day, '-infinity'::date)), revision) do nothing"
+                " returning id", sent.cycle, sent.node, sent.item, sent.day, sent.revision, sent.kind, sent.title,
+                conv, seq, at)
             if found is not None and remind_at is not None:
                 await self.remind_txn(conn, found, 1, remind_at)
         await self._run("pathway_delivered", txn)
 
     async def remind_txn(self, conn: asyncpg.Connection, delivery_id: int, n: int, due: datetime) -> None:
         await self.state.jobs.schedule_txn(conn, f"remind:{delivery_id}:{n}", "remind", due,
-                                           {"delivery": delivery_id, "n": n})
+                                           {"delivery": delivery_id, "n": n}, max_attempts=JOB_ATTEMPTS)
 
     async def deliveries(self, cycle_id: int) -> list[dict[str, Any]]:
         async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
@@ -332,17 +342,23 @@ class PathwayStore:
         async def txn(conn: asyncpg.Connection) -> None:
             await conn.execute(f"update {self.s}.deliveries set reminders = greatest(reminders, $2),"
                                " last_reminded_at = $3 where id = $1", delivery_id, n, at)
+            await conn.execute(f"insert into {self.s}.reminders (delivery_id, n, at) values ($1, $2, $3)"
+                               " on conflict do nothing", delivery_id, n, at)
             if next_due is not None:
                 await self.remind_txn(conn, delivery_id, n + 1, next_due)
         await self._run("pathway_reminded", txn)
 
     async def complete(self, delivery_id: int, result: dict[str, Any], at: datetime) -> bool:
-        """A form filled in or a consent signed (EDU-5); False if it was completed before (the first counts)."""
+        """A form filled in or a consent signed (EDU-5). A form sent again corrects it: the latest answer is kept
+        (each answer stays in the conversation), and it counts as completed when first answered. True if this is
+        a correction."""
         async def txn(conn: asyncpg.Connection) -> bool:
-            done = await conn.fetchval(
-                f"update {self.s}.deliveries set completed_at = $3, result = $2, read_at = coalesce(read_at, $3)"
-                " where id = $1 and completed_at is null returning true", delivery_id, result, at)
-            return bool(done)
+            before = await conn.fetchval(f"select completed_at from {self.s}.deliveries where id = $1 for update",
+                                         delivery_id)
+            await conn.execute(
+                f"update {self.s}.deliveries set completed_at = coalesce(completed_at, $3), result = $2,"
+                " read_at = coalesce(read_at, $3) where id = $1", delivery_id, result, at)
+            return before is not None
         return bool(await self._run("pathway_complete", txn))
 
     # -- files, summaries, classrooms -------------------------------------------------------
@@ -356,9 +372,15 @@ class PathwayStore:
         return [r["conv"] for r in await self._run("pathway_unread_convs", txn, transaction=False)]
 
     async def day_stats(self, day: date) -> list[dict[str, Any]]:
-        """The statistics view of one day (stats_by_day), by pathway and node."""
+        """One day by pathway and node (TRT-3): the items sent that day, how many of them are read and completed,
+        and the reminders sent that day (for items of any day)."""
         async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-            return await conn.fetch(f"select * from {self.s}.stats_by_day where day = $1 order by pathway, node", day)
+            return await conn.fetch(
+                f"select pathway, node, coalesce(s.sent, 0) as sent, coalesce(s.read, 0) as read,"
+                " coalesce(s.completed, 0) as completed, coalesce(r.reminders, 0) as reminded"
+                f" from (select * from {self.s}.stats_by_day where day = $1) s"
+                f" full join (select * from {self.s}.reminders_by_day where day = $1) r using (pathway, node)"
+                " order by pathway, node", day)
         return [dict(r) for r in await self._run("pathway_day_stats", txn, transaction=False)]
 
     async def node_names(self) -> dict[tuple[str, str], str]:
@@ -440,20 +462,26 @@ class PathwayStore:
         )
         return CycleRow(cycle_id, patient, his_id, pathway, day, {})
 
-    async def contacts_txn(self, conn: asyncpg.Connection, cycle_id: int, phone: str, openid: str) -> None:
-        """Keep how to reach her outside the app: what an event gives replaces what was known, blanks change nothing."""
+    async def contacts_txn(self, conn: asyncpg.Connection, cycle_id: int, his_id: str, phone: str, openid: str,
+                           ) -> None:
+        """Keep her record number and how to reach her outside the app: what an event gives replaces what was
+        known, blanks change nothing (a cycle staff started learns her record number from the first HIS event)."""
         await conn.execute(
-            f"update {self.s}.cycles set phone = coalesce(nullif($2, ''), phone),"
-            " openid = coalesce(nullif($3, ''), openid) where id = $1", cycle_id, phone, openid)
+            f"update {self.s}.cycles set his_id = coalesce(nullif($2, ''), his_id),"
+            " phone = coalesce(nullif($3, ''), phone), openid = coalesce(nullif($4, ''), openid) where id = $1",
+            cycle_id, his_id, phone, openid)
 
-    async def set_date_txn(self, conn: asyncpg.Connection, cycle_id: int, procedure: str, day: date) -> bool:
-        """Record a procedure's date; True if it is new or changed."""
-        changed = await conn.fetchval(
+    async def set_date_txn(self, conn: asyncpg.Connection, cycle_id: int, procedure: str, day: date) -> int:
+        """Record a procedure's date; its revision (0 at first, one more at each change; the same date again
+        changes nothing)."""
+        await conn.execute(
             f"insert into {self.s}.procedure_dates as d (cycle_id, procedure, day) values ($1, $2, $3)"
-            " on conflict (cycle_id, procedure) do update set day = excluded.day, updated_at = now()"
-            "   where d.day <> excluded.day returning true", cycle_id, procedure, day,
+            " on conflict (cycle_id, procedure) do update set day = excluded.day, updated_at = now(),"
+            "   revision = d.revision + 1 where d.day <> excluded.day", cycle_id, procedure, day,
         )
-        return bool(changed)
+        revision: int = await conn.fetchval(f"select revision from {self.s}.procedure_dates"
+                                            " where cycle_id = $1 and procedure = $2", cycle_id, procedure)
+        return revision
 
     # -- the mini-program feed (TRT-4) -------------------------------------------------------
 

@@ -1,17 +1,16 @@
-"""The pathway bot's durable jobs (EDU-3, EDU-4, EDU-5, IM-2, TRT-2, TRT-3): what happens when a node, a procedure's
-items, a doctor's order, a reminder or the daily summary falls due.
+"""The pathway bot's durable jobs (EDU-3, EDU-4, EDU-5, IM-2, TRT-1..TRT-3): what happens when a node (its content,
+its procedures' treatment items, the group move), a doctor's order, a reminder or the daily summary falls due.
 
 Each job is idempotent: messages carry fixed client ids (``pw:...``), so a job run again after a crash sends nothing
-twice; a job whose date has since changed, whose cycle ended, or whose node a later node has overtaken (the bot was
-down past both) does nothing. Jobs of one cycle that fall due together run one at a time, so a patient is never
-moved into two groups at once.
+twice; a job whose date has since changed or whose cycle ended does nothing; a node a later node has overtaken (the
+bot was down, the hospital system sent her dates late) sends only what she must still fill in or sign. Jobs of a
+batch run at once; group moves and creations, and uploads, take turns (``Work._serial``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from importlib import resources
@@ -27,8 +26,8 @@ from bots.framework.outbox import Outbox
 from bots.pathway import texts
 from bots.pathway.definition import Item, Node
 from bots.pathway.render import Outgoing, item_message, summary_text, treatment_message, treatment_note
-from bots.pathway.schedule import ZONE, at_clock, position
-from bots.pathway.store import CycleRow, Delivery, PathwayStore, Sent
+from bots.pathway.schedule import ZONE, at_clock, daytime, position, reached
+from bots.pathway.store import JOB_ATTEMPTS, CycleRow, Delivery, PathwayStore, Sent
 from clients.python import Client, ClientError
 
 log = logging.getLogger(__name__)
@@ -49,11 +48,12 @@ class Work:
         self.store = PathwayStore(outbox.state)
         self.remind_after = tuple(remind_after)
         self._files: dict[str, dict[str, Any]] = {}
-        self._cycles: defaultdict[int, trio.Lock] = defaultdict(trio.Lock)
+        self._serial = trio.Lock()
+        """Group moves and creations, and uploads: jobs of one batch run at once, and two patients reaching a new
+        node together must not each create its group (nor two jobs upload one video twice)."""
 
     def handlers(self) -> dict[str, Handler]:
-        return {"node": self.node, "treatment": self.treatment, "order": self.order, "remind": self.remind,
-                "summary": self.summary}
+        return {"node": self.node, "order": self.order, "remind": self.remind, "summary": self.summary}
 
     @property
     def client(self) -> Client:
@@ -62,40 +62,51 @@ class Work:
         return self.outbox.client
 
     async def node(self, job: Job) -> None:
-        """Her node begins: move her (her husband follows) into the node's group, send its welcome and content."""
+        """Her node begins (EDU-3, IM-2, TRT-1, TRT-2): its welcome and content, then its procedures' treatment
+        items (in the app, and by WeChat and SMS), then the move into the node's group (her husband follows). In
+        that order: the education does not wait on a group the bot can no longer manage, and a job run again sends
+        nothing twice (client ids) and moves nobody twice (the last move is recorded)."""
         cycle = await self.store.cycle(job.payload["cycle"])
         if cycle is None:
             return
         node = cycle.pathway.node(job.payload["node"])
-        if cycle.cycle.node_date(node) != date.fromisoformat(job.payload["day"]):
+        if (cycle.cycle.node_date(node), cycle.cycle.revision(node)) != (
+                date.fromisoformat(job.payload["day"]), job.payload["revision"]):
             return  # the date changed since: the job for the new date does it
-        current = position(cycle.cycle, job.now).current
-        if current is not None and current.key != node.key:
-            log.warning("node overtaken by a later one; skipped", extra={"cycle": cycle.id, "node": node.key})
+        latest = reached(cycle.cycle, job.now)
+        if latest is not None and latest.key != node.key:
+            # The hospital system sent her dates late, or the bot was down past a later node: that node's job
+            # moves her; from this one only what she must still fill in or sign.
+            log.warning("node overtaken by a later one", extra={"cycle": cycle.id, "node": node.key})
+            for item in node.content:
+                if item.kind in ("form", "signature"):
+                    await self._send_item(cycle, node.key, item, job, remind=True)
             return
-        async with self._cycles[cycle.id]:
-            await self._move(cycle, node, job)
         for item in node.welcome:
             await self._send_item(cycle, node.key, item, job, remind=False)
         for item in node.content:
             await self._send_item(cycle, node.key, item, job, remind=True)
+        for procedure in node.treatment:
+            await self._treatment(cycle, node, procedure, job)
+        async with self._serial:
+            await self._move(cycle, node, job)
 
-    async def treatment(self, job: Job) -> None:
-        """A procedure's items (TRT-1, TRT-2): in her service conversation, and by WeChat and SMS."""
-        cycle = await self.store.cycle(job.payload["cycle"])
-        day = date.fromisoformat(job.payload["day"])
-        procedure = job.payload["procedure"]
-        if cycle is None or cycle.dates.get(procedure) != day:
+    async def _treatment(self, cycle: CycleRow, node: Node, procedure: str, job: Job) -> None:
+        """A procedure's items by its date (TRT-1, TRT-2): in her service conversation, and by WeChat and SMS. Not
+        for a procedure without a date yet, nor for a day already past (a date entered late)."""
+        day = cycle.dates.get(procedure)
+        if day is None:
             return
         if job.now.astimezone(ZONE).date() > day:
             log.warning("treatment items past their day; not sent", extra={"cycle": cycle.id, "procedure": procedure})
             return
-        treatment = cycle.pathway.node(job.payload["node"]).treatment[procedure]
-        sent = Sent(cycle.id, job.payload["node"], f"treatment:{procedure}", "treatment_items", treatment.title, day)
+        treatment = node.treatment[procedure]
+        revision = cycle.revisions.get(procedure, 0)
+        sent = Sent(cycle.id, node.key, f"treatment:{procedure}", "treatment_items", treatment.title, day, revision)
         await self._send(cycle, sent, treatment_message(treatment, day), job, remind=True)
         to = Recipient(cycle.patient, cycle.phone or None, cycle.openid or None)
-        await self.outbox.notify(f"pw:{cycle.id}:treatment:{procedure}:{day}", to, treatment_note(treatment, day),
-                                 policy=TREATMENT_OUTSIDE, now=job.now)
+        await self.outbox.notify(f"pw:{cycle.id}:treatment:{procedure}:{day}:{revision}", to,
+                                 treatment_note(treatment, day), policy=TREATMENT_OUTSIDE, now=job.now)
 
     async def order(self, job: Job) -> None:
         """Education for a doctor's order (EDU-4), as soon as the order arrives."""
@@ -109,7 +120,7 @@ class Work:
     async def remind(self, job: Job) -> None:
         """Remind her of an item she has not read (or a form she has not filled in, a consent not signed)."""
         found = await self.store.delivery(job.payload["delivery"])
-        if found is None or not found.open or not await self._still_current(found):
+        if found is None or not found.open or not await self._still_current(found, job.now):
             return
         delivery = await self._read_so_far(found, job.now)
         if delivery.done:
@@ -117,13 +128,15 @@ class Work:
         n: int = job.payload["n"]
         text = {"form": texts.REMIND_FORM, "signature_request": texts.REMIND_SIGN}.get(delivery.kind, texts.REMIND_READ)
         await self.client.send(delivery.conv, text.format(title=delivery.title), cid=f"pw-r:{delivery.id}:{n}")
-        following = job.now + self.remind_after[n] if n < len(self.remind_after) else None
+        following = daytime(job.now + self.remind_after[n]) if n < len(self.remind_after) else None
         await self.store.reminded(delivery.id, n, job.now, following)
 
     async def summary(self, job: Job) -> None:
-        """The day's summary to the staff who asked for it (TRT-3): sent, read, completed, reminded, by node.
-        Then the next day's is scheduled."""
+        """The day's summary to the staff who asked for it (TRT-3): sent, read, completed, reminded, by node; and
+        the next day's scheduled. (A bot catching up after a long stop may run it beside that day's reminders and
+        count fewer; running, it comes hours after them.)"""
         day = date.fromisoformat(job.payload["day"])
+        await schedule_summary(self.store, day + timedelta(days=1))  # first: a failure here must not end the chain
         for conv, upto in await self._receipts(await self.store.unread_convs(day - timedelta(days=7))):
             await self.store.mark_read(conv, upto, job.now)
         stats = await self.store.day_stats(day)
@@ -134,24 +147,32 @@ class Work:
                 await self.client.send(conv, text, cid=f"pw-s:{day}:{hashlib.sha256(conv.encode()).hexdigest()[:16]}")
             except ClientError as exc:  # the group was closed, the bot removed: the others still get theirs
                 log.warning("daily summary refused", extra={"conv": conv, "error": exc.code})
-        await schedule_summary(self.store, day + timedelta(days=1))
 
-    async def prepare_classroom(self, conv: str, items: Sequence[Item]) -> int:
-        """Post content into a classroom group before the class is pulled in (EDU-6); how many items were posted."""
+    async def prepare_classroom(self, conv: str, pathway: str, node: str, items: Sequence[Item]) -> int:
+        """Post a node's content into a classroom group before the class is pulled in (EDU-6); how many items were
+        posted. Forms and consents are left out: they are answered one to one, not in front of the class."""
         posted = 0
         for item in items:
-            out = await self._outgoing(item)
+            out = None if item.kind in ("form", "signature") else await self._outgoing(item)
             if out is not None:
-                await self.client.send(conv, out.text, kind=out.kind, body=out.body, cid=f"pw-c:{conv}:{item.key}")
+                key = hashlib.sha256(f"{conv}:{pathway}:{node}:{item.key}".encode()).hexdigest()[:40]
+                await self.client.send(conv, out.text, kind=out.kind, body=out.body, cid=f"pw-c:{key}")
                 posted += 1
         return posted
 
-    async def _still_current(self, delivery: Delivery) -> bool:
-        """A treatment notice for a date the hospital has since moved is not reminded (the new one is)."""
-        if delivery.day is None:
+    async def _still_current(self, delivery: Delivery, now: datetime) -> bool:
+        """Worth a reminder: a form or consent not done yet; a doctor's order's education; a treatment notice whose
+        date still holds and has not passed; other content while its node is where she is (EDU-5, TRT-3)."""
+        if delivery.needs_completion or delivery.node == "orders":
             return True
         cycle = await self.store.cycle(delivery.cycle_id)
-        return cycle is not None and cycle.dates.get(delivery.item.removeprefix("treatment:")) == delivery.day
+        if cycle is None:
+            return False
+        if delivery.day is not None:
+            procedure = delivery.item.removeprefix("treatment:")
+            return cycle.dates.get(procedure) == delivery.day and now.astimezone(ZONE).date() <= delivery.day
+        current = position(cycle.cycle, now).current
+        return current is not None and current.key == delivery.node
 
     async def _read_so_far(self, delivery: Delivery, now: datetime) -> Delivery:
         """Ask the server how far she has read her service conversation and record it (SPEC.md §5.4.1)."""
@@ -185,7 +206,7 @@ class Work:
 
     async def _send(self, cycle: CycleRow, sent: Sent, out: Outgoing, job: Job, *, remind: bool) -> None:
         ack = await self.client.send(f"u:{cycle.patient}", out.text, kind=out.kind, body=out.body, cid=sent.cid)
-        remind_at = job.now + self.remind_after[0] if remind and self.remind_after else None
+        remind_at = daytime(job.now + self.remind_after[0]) if remind and self.remind_after else None
         await self.store.delivered(sent, ack["conv"], ack["seq"], job.now, remind_at)
 
     async def _file(self, name: str) -> dict[str, Any] | None:
@@ -197,17 +218,18 @@ class Work:
             return None
         data = entry.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
-        attachment = await self.store.file(name, digest)
-        if attachment is None:
-            mime = MIME.get(name[name.rfind("."):].lower(), "application/octet-stream")
-            attachment = await self.client.upload(data, mime, name)
-            await self.store.keep_file(name, digest, attachment)
+        async with self._serial:
+            attachment = await self.store.file(name, digest)
+            if attachment is None:
+                mime = MIME.get(name[name.rfind("."):].lower(), "application/octet-stream")
+                attachment = await self.client.upload(data, mime, name)
+                await self.store.keep_file(name, digest, attachment)
         self._files[name] = attachment
         return attachment
 
     async def _move(self, cycle: CycleRow, node: Node, job: Job) -> None:
         group = await self._group(cycle, node)
-        previous = await self.store.current_group(cycle.id)
+        previous = await self.store.current_group(cycle.patient)
         if previous == group:
             return
         await self.client.request("group_add", conv=group, user=cycle.patient)
@@ -232,6 +254,6 @@ async def schedule_summary(store: PathwayStore, day: date) -> None:
     """The daily summary of ``day``, at SUMMARY_AT; scheduling it again changes nothing."""
     async def txn(conn: asyncpg.Connection) -> None:
         await store.state.jobs.schedule_txn(conn, f"summary:{day}", "summary", at_clock(day, SUMMARY_AT),
-                                            {"day": day.isoformat()})
+                                            {"day": day.isoformat()}, max_attempts=JOB_ATTEMPTS)
     await store.state.store.run("pathway_schedule_summary", txn)
 

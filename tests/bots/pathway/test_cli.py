@@ -46,7 +46,7 @@ async def test_a_script_enrolls_dates_and_moves_time_and_she_receives_her_conten
     enrolled = await imbot.json("enroll", "chen", "--pathway", "ivf", "--day", "2026-12-01", "--his-id", "P001",
                                 "--now", "2026-12-01T08:00")
     assert enrolled["status"] == "applied" and enrolled["event"].startswith("cli-")
-    assert await imbot.json("status", "chen", "--now", "2026-12-01T08:00") == {
+    assert await imbot.json("status", "chen", "--now", "2026-11-30T20:00") == {  # the evening before
         "patient": "chen", "pathway": "ivf", "version": 1, "cycle": enrolled["cycle"], "started": "2026-12-01",
         "dates": {}, "node": None, "next": {"key": "filing", "name": "建档", "date": "2026-12-01"},
         "prepare": "夫妻双方身份证、结婚证原件，既往检查报告",
@@ -114,5 +114,5 @@ async def test_run_due_names_what_failed_and_why(server: Running, db: str) -> No
     summary = await imbot.json("run-due", "--now", "2026-12-01T09:00")
     assert (summary["ran"], summary["kinds"]) == (1, {"node": 1})
     [failed] = summary["failed"]
-    assert failed["key"] == f"node:{cycle}:filing:2026-12-01" and failed["kind"] == "node"
+    assert failed["key"] == f"node:{cycle}:filing:2026-12-01:0" and failed["kind"] == "node"
     assert failed["error"].startswith("ClientError") and "no user wang" in failed["error"]

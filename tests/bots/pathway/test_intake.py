@@ -42,22 +42,25 @@ async def test_a_cycle_and_its_dates_schedule_content_and_items_once(store: Path
     assert (await take(store, "his", started, NOW)).status == "applied"
     cycle = (await store.open_cycle("chen_hong"))
     assert cycle is not None and cycle.his_id == "P0012345" and cycle.pathway.version == 1
-    assert await jobs(store) == {f"node:{cycle.id}:filing:2026-12-01": at("2026-12-01 09:00")}
+    assert await jobs(store) == {f"node:{cycle.id}:filing:2026-12-01:0": at("2026-12-01 09:00")}
 
     assert (await take(store, "his", started, NOW)).status == "duplicate"
     dated = event(type="procedure_dated", id="his-2", patient=CHEN, procedure="retrieval", day="2026-12-16")
     assert (await take(store, "his", dated, NOW)).status == "applied"
     assert (await take(store, "his", dated, NOW)).status == "duplicate"
-    assert await jobs(store) == {
-        f"node:{cycle.id}:filing:2026-12-01": at("2026-12-01 09:00"),
-        f"node:{cycle.id}:retrieval:2026-12-16": at("2026-12-15 09:00"),
-        f"treatment:{cycle.id}:retrieval:2026-12-16": at("2026-12-15 09:00"),
+    assert await jobs(store) == {  # the node's job sends its treatment items too (TRT-2)
+        f"node:{cycle.id}:filing:2026-12-01:0": at("2026-12-01 09:00"),
+        f"node:{cycle.id}:retrieval:2026-12-16:0": at("2026-12-15 09:00"),
     }
     moved = event(type="procedure_dated", id="his-3", patient=CHEN, procedure="retrieval", day="2026-12-17")
     assert (await take(store, "his", moved, NOW)).status == "applied"
-    assert f"node:{cycle.id}:retrieval:2026-12-17" in await jobs(store)  # the old one will find its date stale
+    assert f"node:{cycle.id}:retrieval:2026-12-17:1" in await jobs(store)  # the old one will find its date stale
+    back = event(type="procedure_dated", id="his-4", patient=CHEN, procedure="retrieval", day="2026-12-16")
+    assert (await take(store, "his", back, NOW)).status == "applied"
+    assert f"node:{cycle.id}:retrieval:2026-12-16:2" in await jobs(store)  # moved back: a job of its own
     now_open = await store.open_cycle("chen_hong")
-    assert now_open is not None and now_open.dates == {"retrieval": at("2026-12-17").date()}
+    assert now_open is not None and now_open.dates == {"retrieval": at("2026-12-16").date()}
+    assert now_open.revisions == {"retrieval": 2}
 
 
 async def test_doctors_orders_schedule_matching_education_at_once(store: PathwayStore) -> None:
@@ -105,6 +108,26 @@ async def test_an_event_stored_but_not_acted_on_is_acted_on_at_start(store: Path
     assert await store.open_cycle("chen_hong") is not None
     assert await resume(store, NOW) == []
     assert (await take(store, "his", body, NOW)).status == "duplicate"
+
+
+async def test_an_event_read_again_before_it_was_acted_on_is_acted_on(store: PathwayStore) -> None:
+    """The feed re-reads a page whose acting failed (DESIGN rule 8): its stored, unsettled events are not duplicates."""
+    body = event(type="cycle_started", id="his-10", patient=CHEN, pathway="ivf", day="2026-12-01")
+    assert await store.receive("his", "his-10", "cycle_started", body) is not None  # acting on it then failed
+    assert (await take(store, "his", body, NOW)).status == "applied"
+    assert (await take(store, "his", body, NOW)).status == "duplicate"
+
+
+async def test_a_staff_started_cycle_learns_her_record_number_from_the_hospital(store: PathwayStore) -> None:
+    """TRT-4: the mini-program finds her by her record number, also when staff started her cycle by command."""
+    started = event(type="cycle_started", id="staff-1", patient={"username": "chen_hong"}, pathway="ivf",
+                    day="2026-12-01")
+    assert (await take(store, "staff", started, NOW)).status == "applied"
+    dated = event(type="procedure_dated", id="his-11", patient=CHEN, procedure="trigger", day="2026-12-14")
+    assert (await take(store, "his", dated, NOW)).status == "applied"
+    cycle = await store.open_cycle("chen_hong")
+    assert cycle is not None and cycle.his_id == "P0012345"
+    assert await store.treatment_notices(his_id="P0012345") is not None
 
 
 async def test_a_published_version_never_changes(store: PathwayStore) -> None:

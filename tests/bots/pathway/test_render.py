@@ -41,18 +41,21 @@ def test_items_on_another_day_name_it_and_the_short_text_lists_them() -> None:
     assert [i["name"] for i in out.body["items"]] == ["禁食禁水（12月15日）", "到院抽血", "取卵手术"]  # type: ignore[index]
     note = treatment_note(retrieval, date(2026, 12, 16))
     assert note.title == "省妇幼生殖中心取卵提醒"
-    assert note.content == "2026-12-16 22:00 禁食禁水（12月15日）；07:30 到院抽血；08:30 取卵手术。详情请查看App消息。"
+    assert note.content == ("12月15日 22:00 禁食禁水；12月16日 07:30 到院抽血；12月16日 08:30 取卵手术。"
+                            "详情请查看App消息。")  # each item with its day: the fast is the evening before
 
 
 FRESH = Cycle(IVF, date(2026, 12, 1), {"trigger": date(2026, 12, 14)})
 
 
 @pytest.mark.parametrize(("now", "expected"), [
-    ("2026-12-01 08:00", "您的「试管婴儿」周期已建立，即将开始「建档」阶段。\n下一步：建档，日期 2026-12-01。\n"
+    ("2026-11-30 20:00", "您的「试管婴儿」周期已建立，即将开始「建档」阶段。\n下一步：建档，日期 2026-12-01。\n"
                          "需要准备：夫妻双方身份证、结婚证原件，既往检查报告"),
     ("2026-12-05 12:00", "您目前处于「试管婴儿」的「建档」阶段。\n下一步：夜针，日期 2026-12-14。\n"
                          "需要准备：按医嘱准时注射夜针，注射后保留药盒"),
-    ("2026-12-13 12:00", "您目前处于「试管婴儿」的「夜针」阶段。\n"
+    ("2026-12-13 20:00", "您目前处于「试管婴儿」的「建档」阶段。\n下一步：夜针，日期 2026-12-14。\n"  # the eve
+                         "需要准备：按医嘱准时注射夜针，注射后保留药盒"),
+    ("2026-12-14 12:00", "您目前处于「试管婴儿」的「夜针」阶段。\n"
                          "下一步：取卵，具体日期由医生确定后会第一时间通知您。\n需要准备：取卵前一晚22点后禁食禁水，丈夫同日取精"),
 ])
 def test_progress_says_where_she_is_what_is_next_and_what_to_prepare(now: str, expected: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from bots.framework.outbox import Outbox
 from bots.framework.state import BotState
@@ -16,11 +16,12 @@ from bots.pathway.definition import shipped
 from bots.pathway.intake import take as take_event
 from bots.pathway.schedule import ZONE
 from bots.pathway.store import PathwayStore
-from bots.pathway.work import Work
+from bots.pathway.work import Work, schedule_summary
 from clients.python import Client, open_client
 from imserver.model import Role
 from imserver.moderation import link_family_txn
 from pgtrio.bridge import open_store
+from tests.bots.test_echo import bot_says
 from tests.conftest import PASSWORD, Running
 from tests.helpers import take
 
@@ -83,9 +84,9 @@ async def test_nodes_items_and_orders_arrive_on_time_and_once(server: Running, d
                     procedure="trigger", day="2026-12-14")
         await event(work, at("2026-12-05 10:00"), type="procedure_dated", id="e3", patient=CHEN,
                     procedure="trigger", day="2026-12-15")  # the doctor moved it a day
-        assert await run_due(work, at("2026-12-13 09:00")) == 2  # node + items for the 14th: stale, nothing sent
+        assert await run_due(work, at("2026-12-13 09:00")) == 1  # the node's job for the 14th: stale, nothing sent
         assert await groups(patient) == {"试管婴儿·建档群"}
-        assert await run_due(work, at("2026-12-14 09:00")) == 4  # node, items, items by WeChat and by SMS
+        assert await run_due(work, at("2026-12-14 09:00")) == 3  # the node (content, items), WeChat, SMS
         assert await groups(patient) == {"试管婴儿·夜针群"} and await groups(li) == {"试管婴儿·夜针群"}
 
         await event(work, at("2026-12-14 11:00"), type="orders_written", id="e4", patient=CHEN,
@@ -99,6 +100,7 @@ async def test_nodes_items_and_orders_arrive_on_time_and_once(server: Running, d
             ("trigger", "why"), ("trigger", "video"), ("trigger", "treatment:trigger"),
             ("orders", "order:progesterone:luteal")])
         trigger = await take(patient, 4)
+        assert [m.kind for m in trigger] == ["text", "video", "treatment_items", "text"]  # in order; then the order's
         items = [m for m in trigger if m.kind == "treatment_items"]
         assert items[0].body is not None and items[0].body["day"] == "2026-12-15"  # the date the doctor gave last
         # The video shipped beside the pathway was uploaded and sent; everything went to her service conversation.
@@ -148,3 +150,50 @@ async def test_a_moved_date_is_not_reminded_and_a_past_date_is_not_announced(ser
                     procedure="retrieval", day="2026-12-21")  # entered a day late
         await run_due(work, at("2026-12-22 10:00"))
         assert not [d for d in await work.store.deliveries(cycle.id) if d["item"] == "treatment:retrieval"]
+
+
+async def test_a_date_moved_and_back_still_brings_her_notice_and_a_new_cycle_leaves_the_old_group(
+    server: Running, db: str,
+) -> None:
+    """TRT-2: the doctor moves the trigger shot and moves it back: she still gets its content and notice (the job
+    of the old date had run stale). IM-2: a new cycle takes her out of the last cycle's group. TRT-3: the daily
+    summary counts the day's reminders."""
+    await server.user("pathway", Role.BOT, "宣教助手")
+    await server.user("chen", Role.PATIENT, "陈红")
+    await server.user("nurse_wu", Role.STAFF, "吴护士")
+    async with (
+        pathway_bot(server, db, remind_after=[timedelta(days=1)]) as work,
+        open_client(server.url, username="chen", password=PASSWORD) as patient,
+        open_client(server.url, username="nurse_wu", password=PASSWORD) as nurse,
+    ):
+        station = (await nurse.request("group_create", name="护士站", members=["pathway"]))["conv"]
+        await work.store.set_summary_target(station, "u-nurse", True)
+        await event(work, at("2026-12-01 08:00"), type="cycle_started", id="e1", patient=CHEN, pathway="ivf",
+                    day="2026-12-01")
+        await event(work, at("2026-12-01 08:00"), type="procedure_dated", id="e2", patient=CHEN,
+                    procedure="trigger", day="2026-12-10")
+        await run_due(work, at("2026-12-01 09:00"))
+        await take(patient, 5)
+        await event(work, at("2026-12-08 10:00"), type="procedure_dated", id="e3", patient=CHEN,
+                    procedure="trigger", day="2026-12-12")
+        await run_due(work, at("2026-12-09 09:00"))  # the job for the 10th: stale, nothing sent
+        assert {m.text[:4] for m in await take(patient, 4)} == {"温馨提醒"}  # only the file-building's reminders
+        await event(work, at("2026-12-09 10:00"), type="procedure_dated", id="e4", patient=CHEN,
+                    procedure="trigger", day="2026-12-10")  # back to the 10th
+        await run_due(work, at("2026-12-09 10:00"))
+        trigger = await take(patient, 3)
+        assert [m.kind for m in trigger] == ["text", "video", "treatment_items"]
+        assert trigger[2].body is not None and trigger[2].body["day"] == "2026-12-10"
+        assert await groups(patient) == {"试管婴儿·夜针群"}
+
+        await schedule_summary(work.store, date(2026, 12, 10))
+        await run_due(work, at("2026-12-10 12:00"))  # the reminders, at 10:00
+        await run_due(work, at("2026-12-10 18:00"))  # the day's summary
+        (summary,) = await bot_says(nurse, 1)
+        assert (summary.conv, summary.text) == (
+            station, "宣教日报 2026-12-10\n试管婴儿·夜针：发送 0，已读 0，完成 0，提醒 3")
+
+        await event(work, at("2026-12-20 08:00"), type="cycle_started", id="e5", patient=CHEN, pathway="ivf",
+                    day="2026-12-20")  # a new cycle
+        await run_due(work, at("2026-12-20 09:00"))
+        assert await groups(patient) == {"试管婴儿·建档群"}
