@@ -1,4 +1,4 @@
-"""What every simulator shares: the received log, fault controls, idempotent answers, serving on a port.
+"""What every simulator shares: the received log, fault controls, idempotent answers (served by integrations.serving).
 
 A simulator is a Starlette app implementing one outside system's contract (docs/integrations/).
 :class:`Simulator` wraps each contract endpoint so that for every request it
@@ -28,14 +28,11 @@ Control endpoints, not part of any contract::
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import hypercorn.config
-import hypercorn.trio
 import trio
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -202,19 +199,3 @@ async def _json_body(request: Request) -> Any:
         return json.loads(await request.body())
     except ValueError:
         return _UNREADABLE
-
-
-async def serve(
-    app: Starlette, host: str = "127.0.0.1", port: int = 0, *,
-    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serve ``app`` under Hypercorn's trio worker until cancelled; ``task_status.started`` gets its URL."""
-    config = hypercorn.config.Config()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
-
-    class FirstUrl:
-        def started(self, binds: list[str]) -> None:
-            task_status.started(binds[0])
-    await hypercorn.trio.serve(app, config, shutdown_trigger=trio.sleep_forever, task_status=FirstUrl())  # type: ignore[arg-type]

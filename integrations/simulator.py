@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 
 from integrations.his import simulator as his
 from integrations.phone import simulator as phone
-from integrations.simulation import serve
+from integrations.serving import serve
 from integrations.sms import simulator as sms
 from integrations.wechat import simulator as wechat
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import trio
 
-from integrations.simulation import serve
+from integrations.serving import serve
 from integrations.simulator import create_app
 
 

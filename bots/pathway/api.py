@@ -31,7 +31,7 @@ from bots.framework.channels import ChannelConfigError
 from bots.pathway.render import treatment_message
 from bots.pathway.schedule import ZONE
 from bots.pathway.store import NoticeRow, PathwayStore
-from integrations.simulation import serve
+from integrations.serving import serve
 from protocol.frames import USERNAME_PATTERN
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def _notice(row: NoticeRow) -> dict[str, Any] | None:
     body = treatment_message(treatment, row.day).body or {}
     return {"id": row.id, "cycle": row.cycle, "pathway": row.pathway.key, "procedure": row.procedure,
             "title": body["title"], "day": body["day"], "items": body["items"],
-            "sent_at": row.sent_at.astimezone(ZONE).isoformat(), "read": row.read}
+            "sent_at": row.sent_at.astimezone(ZONE).isoformat(), "read": row.read, "current": row.current}
 
 
 def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:

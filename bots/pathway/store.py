@@ -507,8 +507,11 @@ class PathwayStore:
                 return None
             rows = await conn.fetch(
                 f"select d.id, d.cycle_id, c.pathway, c.version, d.node, substr(d.item, length('treatment:') + 1)"
-                "        as procedure, d.day, d.sent_at, d.read_at is not null as read"
+                "        as procedure, d.day, d.sent_at, d.read_at is not null as read,"
+                "        coalesce(p.day = d.day and p.revision = d.revision, false) as current"
                 f" from {self.s}.deliveries d join {self.s}.cycles c on c.id = d.cycle_id"
+                f" left join {self.s}.procedure_dates p on p.cycle_id = d.cycle_id"
+                "   and p.procedure = substr(d.item, length('treatment:') + 1)"
                 " where c.patient = $1 and starts_with(d.item, 'treatment:') and d.sent_at is not null"
                 " order by d.sent_at desc, d.id desc limit $2", patient, limit)
             versions = {(r["pathway"], r["version"]) for r in rows}
@@ -519,7 +522,7 @@ class PathwayStore:
             pathways = {(d["pathway"], d["version"]): msgspec.convert(d["definition"], Pathway) for d in definitions}
             return PatientNotices(patient, known["his_id"], [
                 NoticeRow(r["id"], r["cycle_id"], pathways[r["pathway"], r["version"]], r["node"], r["procedure"],
-                          r["day"], r["sent_at"], r["read"]) for r in rows])
+                          r["day"], r["sent_at"], r["read"], r["current"]) for r in rows])
         found: PatientNotices | None = await self._run("pathway_treatment_notices", txn, transaction=False)
         return found
 
@@ -537,6 +540,8 @@ class NoticeRow:
     day: date
     sent_at: datetime
     read: bool
+    current: bool
+    """Whether its date still holds (a moved date has a notice of its own)."""
 
 
 @dataclass(frozen=True)

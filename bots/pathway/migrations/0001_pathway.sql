@@ -50,8 +50,8 @@ create table deliveries (
     id                bigint generated always as identity primary key,
     cycle_id          bigint not null references cycles,
     node              text not null,            -- the node, or 'orders'
-    item              text not null,            -- content key, 'treatment:<procedure>' or 'order:<rule>'
-    kind              text not null,            -- text, link, image, video, form, signature, treatment, ...
+    item              text not null,            -- content key, 'treatment:<procedure>' or 'order:<rule>:<item>'
+    kind              text not null,            -- the message kind: text, article, image_group, video, form, ...
     conv              text,
     seq               bigint,
     sent_at           timestamptz,

@@ -61,7 +61,8 @@ async def sent(store: PathwayStore, cycle: int, node: str, procedure: str, when:
     """A treatment notice the bot sent at ``when`` for her procedure's date (as work.Work.treatment records it)."""
     found = await store.cycle(cycle)
     assert found is not None
-    notice = Sent(cycle, node, f"treatment:{procedure}", "treatment_items", "取卵", found.dates[procedure])
+    notice = Sent(cycle, node, f"treatment:{procedure}", "treatment_items", "取卵", found.dates[procedure],
+                  found.revisions.get(procedure, 0))
     await store.delivered(notice, "conv", seq, at(when), None)
 
 
@@ -89,10 +90,10 @@ async def test_her_notices_newest_first_rendered_from_her_dates_and_read_as_she_
     assert answer.json() == {"patient": CHEN, "notices": [
         {"id": answer.json()["notices"][0]["id"], "cycle": chen, "pathway": "ivf", "procedure": "retrieval",
          "title": "取卵", "day": "2026-12-16", "items": items("retrieval", "retrieval", date(2026, 12, 16)),
-         "sent_at": "2026-12-15T09:00:00+08:00", "read": False},
+         "sent_at": "2026-12-15T09:00:00+08:00", "read": False, "current": True},
         {"id": answer.json()["notices"][1]["id"], "cycle": chen, "pathway": "ivf", "procedure": "trigger",
          "title": "夜针", "day": "2026-12-14", "items": items("trigger", "trigger", date(2026, 12, 14)),
-         "sent_at": "2026-12-13T09:00:00+08:00", "read": True},
+         "sent_at": "2026-12-13T09:00:00+08:00", "read": True, "current": True},
     ]}
     assert answer.json()["notices"][0]["items"][0] == {  # the evening before the date she was given
         "name": "禁食禁水（12月15日）", "time": "22:00", "place": "", "note": "取卵前一晚22点后不吃不喝"}
@@ -121,6 +122,18 @@ async def test_a_patient_without_notices_has_an_empty_list_and_an_ended_cycle_ke
 
 UNAUTHORIZED = [None, "Bearer wrong-key-of-some-length", f"Basic {KEY}", "Bearer", KEY, f"Bearer {KEY}x",
                 f"Bearer {KEY[:-1]}"]
+
+
+async def test_a_moved_date_lists_both_notices_and_says_which_holds(store: PathwayStore, api: httpx.AsyncClient,
+                                                                    ) -> None:
+    """TRT-2, TRT-4: she was told the 14th, then the 15th; the mini-program shows both, the 15th as current."""
+    chen = await enrol(store, CHEN, "2026-12-01", trigger="2026-12-14")
+    await sent(store, chen, "trigger", "trigger", "2026-12-13 09:00", 1)
+    await take(store, "his", event(type="procedure_dated", id="moved", patient=CHEN, procedure="trigger",
+                                   day="2026-12-15"), NOW)
+    await sent(store, chen, "trigger", "trigger", "2026-12-13 15:00", 2)
+    answer = await api.get(PATH, params={"his_id": "P0012345"})
+    assert [(n["day"], n["current"]) for n in answer.json()["notices"]] == [("2026-12-15", True), ("2026-12-14", False)]
 
 
 async def test_no_answer_without_a_configured_key(store: PathwayStore, api: httpx.AsyncClient) -> None:

@@ -144,25 +144,25 @@ async def test_staff_edit_a_pathway_and_only_new_cycles_get_the_new_version(serv
             open_client(server.url, username="wang", password=PASSWORD) as wang,
         ):
             with trio.fail_after(20):
-                await answer(nurse, "u:pathway", "/enroll chen ivf 2026-12-10")  # before the edit: version 1
+                await answer(nurse, "u:pathway", "/enroll chen ivf 2026-12-10")  # before the edit: version 2
                 listed = await answer(nurse, "u:pathway", "/pathways")
-                assert "试管婴儿（ivf）第1版（系统发布）：建档、夜针、取卵、移植、妊娠、B超" in listed
+                assert "试管婴儿（ivf）第2版（系统发布）：建档、夜针、取卵、移植、妊娠、B超" in listed
                 node = await answer(nurse, "u:pathway", "/pathway ivf filing")
                 assert node.splitlines()[:3] == [
                     "试管婴儿·建档（ivf.filing）：建档当天，提前0天 09:00 推送；群：试管婴儿·建档群",
                     "· welcome  文本「欢迎入群」", "· flow  文本「建档就诊流程」"]
                 for command, expected in [
                     ("/edit ivf.filing.flow 请夫妻双方带身份证到一楼服务台。",
-                     texts.EDITED.format(pathway="试管婴儿", version=2)),
+                     texts.EDITED.format(pathway="试管婴儿", version=3)),
                     ("/additem ivf.filing 停车 医院地下停车场入口在东门。",
-                     "已在「建档」末尾添加条目 t1，并发布「试管婴儿」第3版。"),
+                     "已在「建档」末尾添加条目 t1，并发布「试管婴儿」第4版。"),
                     ("/timing ivf.filing 0 25:00", "时间格式应为 HH:MM，例如 09:00。"),
                     ("/edit ivf.filing.nothing x", "节点「建档」没有条目「nothing」。"),
                     ("/delitem ivf.filing", texts.WHERE_ITEM),
                 ]:
                     assert await answer(nurse, "u:pathway", command) == expected
-                assert "第3版（医护修改）" in await answer(nurse, "u:pathway", "/pathways")
-                await answer(nurse, "u:pathway", "/enroll wang ivf 2026-12-10")  # after: version 3
+                assert "第4版（医护修改）" in await answer(nurse, "u:pathway", "/pathways")
+                await answer(nurse, "u:pathway", "/enroll wang ivf 2026-12-10")  # after: version 4
 
                 await state.jobs.run_due(PathwayBot().jobs(outbox), now=datetime(2026, 12, 10, 9, 0, tzinfo=ZONE))
                 hers = [m.text for m in await take(chen, 5) if m.kind == "text"]

@@ -47,7 +47,7 @@ async def test_a_script_enrolls_dates_and_moves_time_and_she_receives_her_conten
                                 "--now", "2026-12-01T08:00")
     assert enrolled["status"] == "applied" and enrolled["event"].startswith("cli-")
     assert await imbot.json("status", "chen", "--now", "2026-11-30T20:00") == {  # the evening before
-        "patient": "chen", "pathway": "ivf", "version": 1, "cycle": enrolled["cycle"], "started": "2026-12-01",
+        "patient": "chen", "pathway": "ivf", "version": 2, "cycle": enrolled["cycle"], "started": "2026-12-01",
         "dates": {}, "node": None, "next": {"key": "filing", "name": "建档", "date": "2026-12-01"},
         "prepare": "夫妻双方身份证、结婚证原件，既往检查报告",
     }

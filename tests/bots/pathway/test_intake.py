@@ -41,7 +41,7 @@ async def test_a_cycle_and_its_dates_schedule_content_and_items_once(store: Path
     started = event(type="cycle_started", id="his-1", patient=CHEN, pathway="ivf", day="2026-12-01")
     assert (await take(store, "his", started, NOW)).status == "applied"
     cycle = (await store.open_cycle("chen_hong"))
-    assert cycle is not None and cycle.his_id == "P0012345" and cycle.pathway.version == 1
+    assert cycle is not None and cycle.his_id == "P0012345" and cycle.pathway.version == IVF.version
     assert await jobs(store) == {f"node:{cycle.id}:filing:2026-12-01:0": at("2026-12-01 09:00")}
 
     assert (await take(store, "his", started, NOW)).status == "duplicate"
@@ -135,9 +135,9 @@ async def test_a_published_version_never_changes(store: PathwayStore) -> None:
     edited = msgspec.structs.replace(IVF, name="试管婴儿（新版）")
     with pytest.raises(PathwayError, match="new version"):
         await store.publish(edited)
-    assert await store.publish(msgspec.structs.replace(edited, version=2))
+    assert await store.publish(msgspec.structs.replace(edited, version=IVF.version + 1))
     latest = await store.latest("ivf")
-    assert latest is not None and latest.version == 2
+    assert latest is not None and latest.version == IVF.version + 1
     await take(store, "his", event(type="cycle_started", id="c", patient=CHEN, pathway="ivf", day="2026-12-01"), NOW)
     cycle = await store.open_cycle("chen_hong")
     assert cycle is not None and cycle.pathway.name == "试管婴儿（新版）"
