@@ -29,7 +29,7 @@ from bots.pathway.api import serve_api
 from bots.pathway.definition import PROCEDURES, Item, Pathway, PathwayError
 from bots.pathway.events import PathwayKey, Patient, Procedure
 from bots.pathway.feed import follow
-from bots.pathway.intake import Outcome, enroll, resume, set_date
+from bots.pathway.intake import Outcome, cancel, enroll, resume, set_date
 from bots.pathway.render import progress_text
 from bots.pathway.schedule import ZONE, position
 from bots.pathway.store import PathwayStore
@@ -112,6 +112,9 @@ class PathwayBot(Bot):
                 patient, Param("手术", texts.PROCEDURE, Kind.CHOICE, choices=tuple(PROCEDURES)),
                 Param("日期", texts.DAY),
             ), run=self.date),
+            Command("cancel", texts.CANCEL_HELP, (
+                patient, Param("手术", texts.PROCEDURE, Kind.CHOICE, choices=tuple(PROCEDURES)),
+            ), run=self.cancel),
             Command("pathways", texts.PATHWAYS_HELP, run=self.pathways),
             Command("pathway", texts.PATHWAY_HELP, (
                 Param("路径", texts.PATHWAY_KEY), Param("节点", texts.NODE_KEY, required=False, default=""),
@@ -199,6 +202,13 @@ class PathwayBot(Bot):
                                  procedure, day, self.clock())
         name = texts.PROCEDURE_NAMES[procedure]
         await _answer(ctx, outcome, patient, texts.DATED.format(patient=patient, procedure=name, day=day))
+
+    async def cancel(self, ctx: Context, args: Args) -> None:
+        patient, procedure = str(args["患者"]), cast(Procedure, args["手术"])
+        outcome = await cancel(await self._store(ctx), "staff", _event_id(ctx), Patient(username=patient), procedure,
+                               self.clock())
+        name = texts.PROCEDURE_NAMES[procedure]
+        await _answer(ctx, outcome, patient, texts.CANCEL_DONE.format(patient=patient, procedure=name))
 
     async def pathways(self, ctx: Context, args: Args) -> None:
         lines = [texts.PATHWAY_LINE.format(name=p.name, key=p.key, version=p.version,

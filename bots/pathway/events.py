@@ -1,5 +1,5 @@
-"""What the hospital system tells the pathway bot (EDU-4, TRT-1): a cycle started, a procedure was dated,
-a doctor wrote orders. The HIS adapter carries these; this module says what they mean and refuses
+"""What the hospital system tells the pathway bot (EDU-4, TRT-1): a cycle started, a procedure was dated (or
+cancelled), a doctor wrote orders. The HIS adapter carries these; this module says what they mean and refuses
 malformed ones with a message naming the bad field. Pure: no I/O.
 
 Every event has the sender's ``id``: the bot stores each event before acting on it, and an id it
@@ -50,6 +50,13 @@ class ProcedureDated(_Event, frozen=True, tag="procedure_dated"):
     day: date
 
 
+class ProcedureCancelled(_Event, frozen=True, tag="procedure_cancelled"):
+    """A procedure that will not happen on its date (a freeze-all cancels the fresh transfer): its notices stop,
+    the nodes it dated wait for a new date, and she is told."""
+
+    procedure: Procedure
+
+
 class Order(msgspec.Struct, frozen=True):
     category: OrderCategory
     code: Annotated[str, Meta(min_length=1, max_length=64)]
@@ -61,7 +68,7 @@ class OrdersWritten(_Event, frozen=True, tag="orders_written"):
     doctor: Annotated[str, Meta(max_length=64)] = ""
 
 
-Event = CycleStarted | ProcedureDated | OrdersWritten
+Event = CycleStarted | ProcedureDated | ProcedureCancelled | OrdersWritten
 _decoder = msgspec.json.Decoder(Event)
 
 

@@ -28,6 +28,7 @@ from bots.pathway.events import (
     PathwayKey,
     Patient,
     Procedure,
+    ProcedureCancelled,
     ProcedureDated,
     parse,
     sender_id,
@@ -92,6 +93,13 @@ async def set_date(store: PathwayStore, source: str, event_id: str, patient: Pat
     return await take(store, source, msgspec.json.encode(event), now)
 
 
+async def cancel(store: PathwayStore, source: str, event_id: str, patient: Patient, procedure: Procedure,
+                 now: datetime) -> Outcome:
+    """The same for a procedure cancelled."""
+    event = ProcedureCancelled(id=event_id, patient=patient, procedure=procedure)
+    return await take(store, source, msgspec.json.encode(event), now)
+
+
 async def act(store: PathwayStore, event_id: int, event: Event, now: datetime) -> Outcome:
     async def txn(conn: asyncpg.Connection) -> Outcome:
         try:
@@ -135,13 +143,23 @@ async def _apply_txn(store: PathwayStore, conn: asyncpg.Connection, event: Event
         await store.contacts_txn(conn, cycle.id, contact.his_id, contact.phone, contact.openid)
         cycle = replace(cycle, his_id=contact.his_id or cycle.his_id, phone=contact.phone or cycle.phone,
                         openid=contact.openid or cycle.openid)
-    if isinstance(event, ProcedureDated):
+    if isinstance(event, ProcedureDated | ProcedureCancelled):
         steps = {node.step for node in cycle.pathway.nodes}
         if PROCEDURES[event.procedure] not in steps:
             raise Refused("no_procedure", f"pathway {cycle.pathway.key} has no {event.procedure}")
+    if isinstance(event, ProcedureDated):
         revision = await store.set_date_txn(conn, cycle.id, event.procedure, event.day)
         cycle = replace(cycle, dates=cycle.dates | {event.procedure: event.day},
                         revisions=cycle.revisions | {event.procedure: revision})
+    if isinstance(event, ProcedureCancelled):
+        cancelled = await store.cancel_date_txn(conn, cycle.id, event.procedure, now)
+        if cancelled is None:
+            raise Refused("not_dated", f"{patient} has no date for {event.procedure} to cancel")
+        cycle = replace(cycle, dates={p: d for p, d in cycle.dates.items() if p != event.procedure},
+                        revisions=cycle.revisions | {event.procedure: cancelled})
+        await store.state.jobs.schedule_txn(
+            conn, f"cancelled:{cycle.id}:{event.procedure}:{cancelled}", "cancelled", daytime(now),
+            {"cycle": cycle.id, "procedure": event.procedure, "revision": cancelled}, max_attempts=JOB_ATTEMPTS)
     if isinstance(event, OrdersWritten):
         for order in event.orders:
             for rule in cycle.pathway.matching(order.category, order.code):

@@ -235,11 +235,11 @@ class PathwayStore:
         )
         if row is None:
             return None
-        dates = await conn.fetch(f"select procedure, day, revision from {self.s}.procedure_dates where cycle_id = $1",
-                                 row["id"])
+        dates = await conn.fetch(f"select procedure, day, revision, cancelled_at is not null as cancelled"
+                                 f" from {self.s}.procedure_dates where cycle_id = $1", row["id"])
         return CycleRow(row["id"], row["patient"], row["his_id"], msgspec.convert(row["definition"], Pathway),
-                        row["started"], {r["procedure"]: r["day"] for r in dates}, row["phone"], row["openid"],
-                        {r["procedure"]: r["revision"] for r in dates})
+                        row["started"], {r["procedure"]: r["day"] for r in dates if not r["cancelled"]},
+                        row["phone"], row["openid"], {r["procedure"]: r["revision"] for r in dates})
 
     async def cycle(self, cycle_id: int) -> CycleRow | None:
         """An open cycle by id (None once it has ended: its jobs then do nothing)."""
@@ -477,10 +477,20 @@ class PathwayStore:
         await conn.execute(
             f"insert into {self.s}.procedure_dates as d (cycle_id, procedure, day) values ($1, $2, $3)"
             " on conflict (cycle_id, procedure) do update set day = excluded.day, updated_at = now(),"
-            "   revision = d.revision + 1 where d.day <> excluded.day", cycle_id, procedure, day,
+            "   revision = d.revision + 1, cancelled_at = null"
+            "   where d.day <> excluded.day or d.cancelled_at is not null", cycle_id, procedure, day,
         )
         revision: int = await conn.fetchval(f"select revision from {self.s}.procedure_dates"
                                             " where cycle_id = $1 and procedure = $2", cycle_id, procedure)
+        return revision
+
+    async def cancel_date_txn(self, conn: asyncpg.Connection, cycle_id: int, procedure: str, at: datetime,
+                              ) -> int | None:
+        """A dated procedure will not happen: its date is set aside (a new revision); None if it had no date."""
+        revision: int | None = await conn.fetchval(
+            f"update {self.s}.procedure_dates set cancelled_at = $3, revision = revision + 1, updated_at = now()"
+            " where cycle_id = $1 and procedure = $2 and cancelled_at is null returning revision",
+            cycle_id, procedure, at)
         return revision
 
     # -- the mini-program feed (TRT-4) -------------------------------------------------------

@@ -67,13 +67,18 @@ KIND_NAMES = {"text": "文本", "link": "链接", "image": "图片", "video": "�
               "signature": "电子签名"}
 NODE_LIST = "{pathway}（{key}）第{version}版的节点：{nodes}\n查看节点内容：/pathway {key} 节点"
 
+CANCELLED = ("您的{procedure}安排已取消，之前发送的{procedure}事项不再适用。"
+             "后续安排医生会再通知您，如有疑问请联系您的主管护士。")
+
 ENROLLED = "已为 {patient} 建立「{pathway}」周期（{day}）。"
+CANCEL_DONE = "已取消 {patient} 的{procedure}安排，并已通知患者。"
 DATED = "已记录 {patient} 的{procedure}日期：{day}。"
 REFUSED = {
     "malformed": "未能处理：患者用户名或日期不正确，请检查后重试。",
     "no_pathway": "未能处理：该治疗路径尚未发布，请联系信息科。",
     "no_cycle": "未能处理：{patient} 没有进行中的治疗周期，请先用 /enroll 建立周期。",
     "no_procedure": "未能处理：{patient} 当前的治疗路径没有这项手术。",
+    "not_dated": "未能处理：{patient} 这项手术还没有日期，无需取消。",
 }
 PROCEDURE_NAMES = {
     "trigger": "夜针", "retrieval": "取卵", "fresh_transfer": "鲜胚移植", "frozen_transfer": "冻胚移植",
@@ -86,6 +91,7 @@ PROGRESS_HELP = "查看我目前所处的治疗阶段、下一步及需要准备
 ENROLL_HELP = "为患者建立治疗周期（如医院系统未同步时使用）"
 DATE_HELP = "记录患者的手术日期"
 STATUS_HELP = "查看某位患者的治疗阶段"
+CANCEL_HELP = "取消患者已排定的手术（如全胚冷冻取消鲜胚移植），并通知患者"
 PATHWAYS_HELP = "查看全部宣教路径及其当前版本"
 PATHWAY_HELP = "查看某条路径的节点，或某个节点的内容条目"
 EDIT_HELP = "修改某个条目的文字（发布新版本）"

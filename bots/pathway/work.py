@@ -53,7 +53,8 @@ class Work:
         node together must not each create its group (nor two jobs upload one video twice)."""
 
     def handlers(self) -> dict[str, Handler]:
-        return {"node": self.node, "order": self.order, "remind": self.remind, "summary": self.summary}
+        return {"node": self.node, "order": self.order, "remind": self.remind, "summary": self.summary,
+                "cancelled": self.cancelled}
 
     @property
     def client(self) -> Client:
@@ -107,6 +108,15 @@ class Work:
         to = Recipient(cycle.patient, cycle.phone or None, cycle.openid or None)
         await self.outbox.notify(f"pw:{cycle.id}:treatment:{procedure}:{day}:{revision}", to,
                                  treatment_note(treatment, day), policy=TREATMENT_OUTSIDE, now=job.now)
+
+    async def cancelled(self, job: Job) -> None:
+        """Her procedure was cancelled (a freeze-all, say): she is told, so the notice she had does not stand."""
+        cycle = await self.store.cycle(job.payload["cycle"])
+        procedure: str = job.payload["procedure"]
+        if cycle is None or cycle.revisions.get(procedure) != job.payload["revision"]:
+            return  # dated again since: the new date's notice says it
+        text = texts.CANCELLED.format(procedure=texts.PROCEDURE_NAMES[procedure])
+        await self.client.send(f"u:{cycle.patient}", text, cid=f"pw-x:{cycle.id}:{procedure}:{job.payload['revision']}")
 
     async def order(self, job: Job) -> None:
         """Education for a doctor's order (EDU-4), as soon as the order arrives."""

@@ -17,6 +17,7 @@ from bots.pathway.events import (
     EventError,
     OrdersWritten,
     Patient,
+    ProcedureCancelled,
     ProcedureDated,
     parse,
     sender_id,
@@ -29,7 +30,7 @@ def raw(**event: Any) -> bytes:
     return json.dumps(event, ensure_ascii=False).encode()
 
 
-def test_the_three_events() -> None:
+def test_the_events() -> None:
     assert parse(raw(type="cycle_started", id="e1", patient=CHEN, pathway="ivf", day="2026-12-01")) == CycleStarted(
         id="e1", patient=Patient(username="chen_hong", his_id="P0012345"), pathway="ivf", day=date(2026, 12, 1))
     dated = parse(raw(type="procedure_dated", id="e2", patient=CHEN, procedure="frozen_transfer", day="2027-03-10"))
@@ -38,6 +39,8 @@ def test_the_three_events() -> None:
                        orders=[{"category": "medication", "code": "地屈孕酮片", "text": "10mg 每日两次"}]))
     assert isinstance(orders, OrdersWritten) and orders.orders[0].code == "地屈孕酮片"
     assert orders.patient.his_id == "P0012345"
+    cancelled = parse(raw(type="procedure_cancelled", id="e4", patient=CHEN, procedure="fresh_transfer"))
+    assert isinstance(cancelled, ProcedureCancelled) and cancelled.procedure == "fresh_transfer"
 
 
 @pytest.mark.parametrize(("body", "named"), [

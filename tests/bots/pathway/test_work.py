@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 
 from bots.framework.outbox import Outbox
 from bots.framework.state import BotState
+from bots.pathway import texts
 from bots.pathway.definition import shipped
 from bots.pathway.intake import take as take_event
 from bots.pathway.schedule import ZONE
@@ -197,3 +198,40 @@ async def test_a_date_moved_and_back_still_brings_her_notice_and_a_new_cycle_lea
                     day="2026-12-20")  # a new cycle
         await run_due(work, at("2026-12-20 09:00"))
         assert await groups(patient) == {"试管婴儿·建档群"}
+
+
+async def test_a_cancelled_transfer_is_not_announced_and_she_is_told(server: Running, db: str) -> None:
+    """A freeze-all cancels the fresh transfer: its content, notices, pregnancy test and ultrasound wait; she is
+    told at once; the frozen transfer months later brings them back (TRT-2, EDU-3)."""
+    await server.user("pathway", Role.BOT, "宣教助手")
+    await server.user("chen", Role.PATIENT, "陈红")
+    async with (
+        pathway_bot(server, db) as work,
+        open_client(server.url, username="chen", password=PASSWORD) as patient,
+    ):
+        await event(work, at("2026-12-01 08:00"), type="cycle_started", id="e1", patient=CHEN, pathway="ivf",
+                    day="2026-12-01")
+        await event(work, at("2026-12-01 08:00"), type="procedure_dated", id="e2", patient=CHEN,
+                    procedure="fresh_transfer", day="2026-12-19")
+        await run_due(work, at("2026-12-01 09:00"))
+        await take(patient, 5)
+        await event(work, at("2026-12-17 10:00"), type="procedure_cancelled", id="e3", patient=CHEN,
+                    procedure="fresh_transfer")
+        refused = await take_event(work.store, "his", json.dumps({
+            "type": "procedure_cancelled", "id": "e4", "patient": CHEN, "procedure": "retrieval"}).encode(),
+            at("2026-12-17 10:00"))
+        assert (refused.status, refused.reason) == ("rejected", "not_dated")
+        await run_due(work, at("2027-01-20 09:00"))
+        (told,) = await take(patient, 1)
+        assert told.text == texts.CANCELLED.format(procedure="鲜胚移植")
+        cycle = await work.store.open_cycle("chen")
+        assert cycle is not None and cycle.dates == {}
+        assert {d["node"] for d in await work.store.deliveries(cycle.id)} == {"filing"}
+
+        await event(work, at("2027-03-01 10:00"), type="procedure_dated", id="e5", patient=CHEN,
+                    procedure="frozen_transfer", day="2027-03-10")
+        await run_due(work, at("2027-03-09 09:00"))
+        frozen = await take(patient, 3)
+        assert [m.kind for m in frozen] == ["text", "article", "treatment_items"]
+        assert frozen[2].body is not None and frozen[2].body["title"] == "冷冻胚胎移植"
+        assert await groups(patient) == {"试管婴儿·移植群"}
