@@ -4,9 +4,10 @@ may run; her other commands get the polite staff-only answer."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 import trio
@@ -170,3 +171,26 @@ async def test_staff_edit_a_pathway_and_only_new_cycles_get_the_new_version(serv
                 assert hers[1].startswith("【建档就诊流程】\n建档流程：")
                 assert theirs[1] == "【建档就诊流程】\n请夫妻双方带身份证到一楼服务台。"
                 assert theirs[-1] == "【停车】\n医院地下停车场入口在东门。"
+
+
+async def test_a_restarted_bot_acts_on_what_it_stored_before_stopping(server: Running, db: str) -> None:
+    """Issue 6 acceptance, through the real runner: the bot stored a hospital event and stopped before acting on it;
+    started again, it acts on it (Bot.serve) and its jobs runner sends her content, once."""
+    await server.user("chen", Role.PATIENT, "陈红")
+    yesterday = (datetime.now(ZONE) - timedelta(days=1)).date()  # the jobs runner goes by the real clock
+    body = json.dumps({"type": "cycle_started", "id": "his-1", "patient": {"username": "chen"}, "pathway": "ivf",
+                       "day": yesterday.isoformat()}).encode()
+    async with open_store(db, min_size=1, max_size=2) as pool:
+        state = BotState(pool, "pathway", PathwayBot.migrations)
+        await state.migrate()
+        store = PathwayStore(state)
+        await store.publish_shipped()
+        assert await store.receive("his", "his-1", "cycle_started", body) is not None  # then it stopped
+    async with (
+        running_bot(server, db) as outbox,
+        open_client(server.url, username="chen", password=PASSWORD) as chen,
+    ):
+        content = await take(chen, 5, seconds=15)
+        assert [m.kind for m in content] == ["text", "text", "article", "signature_request", "form"]
+        assert await PathwayStore(outbox.state).event("his", "his-1") == {
+            "id": 1, "type": "cycle_started", "status": "applied", "error": None}
