@@ -65,6 +65,10 @@ class Context:
         return self._outbox
 
     @property
+    def has_outbox(self) -> bool:
+        return self._outbox is not None
+
+    @property
     def conv(self) -> str:
         return self.message.conv
 
@@ -147,6 +151,9 @@ async def dispatch(bot: Bot, ctx: Context) -> None:
         if run is None:
             raise RuntimeError(f"/{call.command.name} has no handler")
         log.info("command", extra={"bot": bot.name, "conv": ctx.conv, "seq": message.seq, "command": call.command.name})
+        if ctx.has_outbox and call.command is not bot.registry.help:  # a bot with a database audits (DESIGN rule 7)
+            await ctx.outbox.state.audit(message.sender.id, f"/{call.command.name}", actor_name=message.sender.name,
+                                         conv=ctx.conv, detail={"seq": message.seq, "args": dict(call.args)})
         try:
             await run(ctx, call.args)
         except CommandError as exc:  # a handler may refuse with the same kind of answer

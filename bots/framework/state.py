@@ -38,6 +38,14 @@ class BotState:
             applied += await migrate(self._store, self._migrations, schema=self.schema, table="bot_migrations")
         return applied
 
+    async def audit(self, actor: str, action: str, *, actor_name: str = "", conv: str = "",
+                    detail: dict[str, object] | None = None) -> None:
+        """Record who did what (DESIGN rule 7); kept in the bot's schema beside what it did."""
+        async def txn(conn: asyncpg.Connection) -> None:
+            await conn.execute(f"insert into {self.schema}.audit (actor, actor_name, action, conv, detail)"
+                               " values ($1, $2, $3, $4, $5)", actor, actor_name, action, conv, detail or {})
+        await self._store.run("bot_audit", txn)
+
     async def positions(self) -> dict[str, int]:
         async def txn(conn: asyncpg.Connection) -> dict[str, int]:
             return {r["conv"]: r["seq"] for r in await conn.fetch(f"select conv, seq from {self.schema}.positions")}

@@ -71,6 +71,8 @@ def notices_app(store: PathwayStore, keys: Iterable[str]) -> Starlette:
         if found is None:
             raise Refusal(404, "unknown_patient", "no patient with this " + ("username" if username else "his_id"))
         log.info("pathway api: notices served", extra={"patient": found.patient, "notices": len(found.notices)})
+        await store.state.audit(f"api:{_key_number(request, secrets)}", "api:notices",
+                                detail={"patient": found.patient, "notices": len(found.notices)})
         return JSONResponse({"patient": {"username": found.patient, "his_id": found.his_id},
                              "notices": [n for n in map(_notice, found.notices) if n is not None]})
 
@@ -88,6 +90,12 @@ def _authorized(request: Request, secrets: list[bytes]) -> bool:
     for secret in secrets:  # every key is compared, in constant time: how long it takes says nothing
         matched |= hmac.compare_digest(token, secret)
     return matched
+
+
+def _key_number(request: Request, secrets: list[bytes]) -> int:
+    """Which configured key the caller used (1, 2…), for the audit record: never the key itself."""
+    token = request.headers.get("authorization", "").partition(" ")[2].strip().encode()
+    return next(n for n, secret in enumerate(secrets, 1) if hmac.compare_digest(token, secret))
 
 
 def _query(request: Request) -> tuple[str | None, str | None, int]:

@@ -105,6 +105,12 @@ async def test_her_notices_newest_first_rendered_from_her_dates_and_read_as_she_
     assert theirs["patient"] == WANG
     assert [(n["cycle"], n["procedure"]) for n in theirs["notices"]] == [(wang, "trigger")]
 
+    async def audited(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await conn.fetch("select actor, action, detail from bot_pathway.audit order by id")
+    reads = await store.state.store.run("audit", audited, transaction=False)  # DESIGN rule 7: every read is kept
+    assert [(r["actor"], r["action"], r["detail"]["patient"]) for r in reads] == [
+        ("api:1", "api:notices", "chen_hong")] * 3 + [("api:1", "api:notices", "wang_li")]
+
 
 async def test_a_patient_without_notices_has_an_empty_list_and_an_ended_cycle_keeps_its_own(
     store: PathwayStore, api: httpx.AsyncClient,

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 import trio
 
@@ -26,6 +27,12 @@ from tests.conftest import PASSWORD, Running
 from tests.helpers import take
 
 NOW = datetime(2026, 12, 5, 10, 0, tzinfo=ZONE)
+
+
+async def rows(state: BotState, query: str) -> list[Any]:
+    async def txn(conn: Any) -> list[Any]:
+        return await conn.fetch(query)
+    return await state.store.run("test", txn, transaction=False)
 
 
 @asynccontextmanager
@@ -79,6 +86,12 @@ async def test_staff_enroll_and_date_and_the_patient_asks_where_she_is(server: R
                     "下一步：夜针，日期 2026-12-14。\n需要准备：按医嘱准时注射夜针，注射后保留药盒")
                 assert await answer(chen, service, "/enroll chen iui") == (
                     "抱歉，机器人命令仅供医护人员使用。如需帮助，请直接留言，工作人员会尽快回复您。")
+        # Every command is audited (DESIGN rule 7): who, what, with which arguments; her refused one is not.
+        audit = await rows(state, "select actor_name, action, detail from bot_pathway.audit order by id")
+        assert [(r["actor_name"], r["action"]) for r in audit] == [
+            ("李医生", "/enroll"), ("李医生", "/date"), ("李医生", "/date"), ("李医生", "/date"), ("李医生", "/enroll"),
+            ("陈红", "/progress")]
+        assert audit[0]["detail"]["args"] == {"患者": "chen", "路径": "ivf", "日期": "2026-12-01"}
 
 
 async def test_staff_tag_patients_and_pull_a_class_into_a_prepared_classroom(server: Running, db: str) -> None:
