@@ -164,9 +164,10 @@ class PathwayBot(Bot):
             return
         when = datetime.fromtimestamp(message.ts / 1000, ZONE)
         if message.kind == "signature":
-            await store.complete(delivery.id, {"image": message.body["image"], "signed_at": when.isoformat(),
-                                               "seq": message.seq}, when)
-            await ctx.reply(texts.SIGNED.format(title=delivery.title, time=when.strftime("%Y-%m-%d %H:%M")))
+            before = await store.complete(delivery.id, {"image": message.body["image"], "signed_at": when.isoformat(),
+                                                        "seq": message.seq}, when, correctable=False)
+            signed = (before or when).astimezone(ZONE).strftime("%Y-%m-%d %H:%M")
+            await ctx.reply((texts.SIGNED_BEFORE if before else texts.SIGNED).format(title=delivery.title, time=signed))
             return
         item = delivery.pathway.item(delivery.node, delivery.item)
         assert item is not None  # the delivery was made from this very pathway version
@@ -176,7 +177,7 @@ class PathwayBot(Bot):
         except ProtocolError as exc:
             await ctx.reply(texts.FORM_FIX.format(title=item.title, problem=_problem(item, exc)))
             return
-        corrected = await store.complete(delivery.id, {"values": values, "seq": message.seq}, when)
+        corrected = await store.complete(delivery.id, {"values": values, "seq": message.seq}, when, correctable=True)
         await ctx.reply((texts.FORM_CORRECTED if corrected else texts.FORM_THANKS).format(title=item.title))
 
     async def progress(self, ctx: Context, args: Args) -> None:

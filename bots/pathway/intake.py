@@ -155,11 +155,13 @@ async def _apply_txn(store: PathwayStore, conn: asyncpg.Connection, event: Event
         cancelled = await store.cancel_date_txn(conn, cycle.id, event.procedure, now)
         if cancelled is None:
             raise Refused("not_dated", f"{patient} has no date for {event.procedure} to cancel")
+        day, revision = cancelled
         cycle = replace(cycle, dates={p: d for p, d in cycle.dates.items() if p != event.procedure},
-                        revisions=cycle.revisions | {event.procedure: cancelled})
-        await store.state.jobs.schedule_txn(
-            conn, f"cancelled:{cycle.id}:{event.procedure}:{cancelled}", "cancelled", daytime(now),
-            {"cycle": cycle.id, "procedure": event.procedure, "revision": cancelled}, max_attempts=JOB_ATTEMPTS)
+                        revisions=cycle.revisions | {event.procedure: revision})
+        await store.state.jobs.schedule_txn(  # at once, even at night: she must not come in for it
+            conn, f"cancelled:{cycle.id}:{event.procedure}:{revision}", "cancelled", now,
+            {"cycle": cycle.id, "procedure": event.procedure, "revision": revision, "day": day.isoformat()},
+            max_attempts=JOB_ATTEMPTS)
     if isinstance(event, OrdersWritten):
         for order in event.orders:
             for rule in cycle.pathway.matching(order.category, order.code):

@@ -86,6 +86,8 @@ class Delivery:
     pathway: Pathway
     day: date | None = None
     """A treatment notice's procedure date."""
+    revision: int = 0
+    """The revision of that date."""
 
     @property
     def needs_completion(self) -> bool:
@@ -318,7 +320,7 @@ class PathwayStore:
             return None
         return Delivery(row["id"], row["cycle_id"], row["patient"], row["open"], row["node"], row["item"], row["kind"],
                         row["title"], row["conv"], row["seq"], row["read_at"], row["completed_at"], row["reminders"],
-                        msgspec.convert(row["definition"], Pathway), row["day"])
+                        msgspec.convert(row["definition"], Pathway), row["day"], row["revision"])
 
     async def to_do(self, cycle_id: int) -> list[str]:
         """The titles of the forms and consents sent in this cycle and not yet filled in or signed, oldest first."""
@@ -348,18 +350,21 @@ class PathwayStore:
                 await self.remind_txn(conn, delivery_id, n + 1, next_due)
         await self._run("pathway_reminded", txn)
 
-    async def complete(self, delivery_id: int, result: dict[str, Any], at: datetime) -> bool:
-        """A form filled in or a consent signed (EDU-5). A form sent again corrects it: the latest answer is kept
-        (each answer stays in the conversation), and it counts as completed when first answered. True if this is
-        a correction."""
-        async def txn(conn: asyncpg.Connection) -> bool:
-            before = await conn.fetchval(f"select completed_at from {self.s}.deliveries where id = $1 for update",
-                                         delivery_id)
-            await conn.execute(
-                f"update {self.s}.deliveries set completed_at = coalesce(completed_at, $3), result = $2,"
-                " read_at = coalesce(read_at, $3) where id = $1", delivery_id, result, at)
-            return before is not None
-        return bool(await self._run("pathway_complete", txn))
+    async def complete(self, delivery_id: int, result: dict[str, Any], at: datetime, *, correctable: bool,
+                       ) -> datetime | None:
+        """A form filled in or a consent signed (EDU-5); when it was first done, if before (else None). It counts
+        as completed when first done. A form sent again corrects it (``correctable``: the latest answer is kept,
+        each answer stays in the conversation); a consent is signed once: the first signature stands."""
+        async def txn(conn: asyncpg.Connection) -> datetime | None:
+            before: datetime | None = await conn.fetchval(
+                f"select completed_at from {self.s}.deliveries where id = $1 for update", delivery_id)
+            if before is None or correctable:
+                await conn.execute(
+                    f"update {self.s}.deliveries set completed_at = coalesce(completed_at, $3), result = $2,"
+                    " read_at = coalesce(read_at, $3) where id = $1", delivery_id, result, at)
+            return before
+        done: datetime | None = await self._run("pathway_complete", txn)
+        return done
 
     # -- files, summaries, classrooms -------------------------------------------------------
 
@@ -485,13 +490,14 @@ class PathwayStore:
         return revision
 
     async def cancel_date_txn(self, conn: asyncpg.Connection, cycle_id: int, procedure: str, at: datetime,
-                              ) -> int | None:
-        """A dated procedure will not happen: its date is set aside (a new revision); None if it had no date."""
-        revision: int | None = await conn.fetchval(
+                              ) -> tuple[date, int] | None:
+        """A dated procedure will not happen: its date is set aside (a new revision); the date it had and the new
+        revision, or None if it had no date."""
+        row = await conn.fetchrow(
             f"update {self.s}.procedure_dates set cancelled_at = $3, revision = revision + 1, updated_at = now()"
-            " where cycle_id = $1 and procedure = $2 and cancelled_at is null returning revision",
+            " where cycle_id = $1 and procedure = $2 and cancelled_at is null returning day, revision",
             cycle_id, procedure, at)
-        return revision
+        return None if row is None else (row["day"], row["revision"])
 
     # -- the mini-program feed (TRT-4) -------------------------------------------------------
 
@@ -518,7 +524,8 @@ class PathwayStore:
             rows = await conn.fetch(
                 f"select d.id, d.cycle_id, c.pathway, c.version, d.node, substr(d.item, length('treatment:') + 1)"
                 "        as procedure, d.day, d.sent_at, d.read_at is not null as read,"
-                "        coalesce(p.day = d.day and p.revision = d.revision, false) as current"
+                "        coalesce(c.ended_at is null and p.cancelled_at is null and p.day = d.day"
+                "                 and p.revision = d.revision, false) as current"
                 f" from {self.s}.deliveries d join {self.s}.cycles c on c.id = d.cycle_id"
                 f" left join {self.s}.procedure_dates p on p.cycle_id = d.cycle_id"
                 "   and p.procedure = substr(d.item, length('treatment:') + 1)"

@@ -28,6 +28,7 @@ FIELD_WRONG = "「{label}」填写不正确"
 FORM_WRONG = "内容不完整或格式不正确"
 FORM_UNKNOWN = "没有找到您要提交的表单，请在最新的表单消息中填写。"
 SIGNED = "已收到您对「{title}」的签名（{time}），谢谢！"
+SIGNED_BEFORE = "您已于 {time} 签署「{title}」，以首次签名为准。如需更改，请联系您的主管护士。"
 
 SUMMARY_TITLE = "宣教日报 {day}"
 SUMMARY_LINE = "{node}：发送 {sent}，已读 {read}，完成 {completed}，提醒 {reminded}"
@@ -67,6 +68,7 @@ KIND_NAMES = {"text": "文本", "link": "链接", "image": "图片", "video": "�
               "signature": "电子签名"}
 NODE_LIST = "{pathway}（{key}）第{version}版的节点：{nodes}\n查看节点内容：/pathway {key} 节点"
 
+CANCELLED_TITLE = "{center}{procedure}安排取消"
 CANCELLED = ("您的{procedure}安排已取消，之前发送的{procedure}事项不再适用。"
              "后续安排医生会再通知您，如有疑问请联系您的主管护士。")
 

@@ -19,14 +19,14 @@ from typing import Any
 import asyncpg
 import trio
 
-from bots.framework.channels import Recipient
+from bots.framework.channels import Note, Recipient
 from bots.framework.escalation import Policy, Step
 from bots.framework.jobs import Handler, Job
 from bots.framework.outbox import Outbox
 from bots.pathway import texts
 from bots.pathway.definition import Item, Node
 from bots.pathway.render import Outgoing, item_message, summary_text, treatment_message, treatment_note
-from bots.pathway.schedule import ZONE, at_clock, daytime, position, reached
+from bots.pathway.schedule import ZONE, at_clock, daytime, reached
 from bots.pathway.store import JOB_ATTEMPTS, CycleRow, Delivery, PathwayStore, Sent
 from clients.python import Client, ClientError
 
@@ -72,7 +72,7 @@ class Work:
             return
         node = cycle.pathway.node(job.payload["node"])
         if (cycle.cycle.node_date(node), cycle.cycle.revision(node)) != (
-                date.fromisoformat(job.payload["day"]), job.payload["revision"]):
+                date.fromisoformat(job.payload["day"]), job.payload.get("revision", 0)):  # none before revisions
             return  # the date changed since: the job for the new date does it
         latest = reached(cycle.cycle, job.now)
         if latest is not None and latest.key != node.key:
@@ -105,18 +105,26 @@ class Work:
         revision = cycle.revisions.get(procedure, 0)
         sent = Sent(cycle.id, node.key, f"treatment:{procedure}", "treatment_items", treatment.title, day, revision)
         await self._send(cycle, sent, treatment_message(treatment, day), job, remind=True)
-        to = Recipient(cycle.patient, cycle.phone or None, cycle.openid or None)
-        await self.outbox.notify(f"pw:{cycle.id}:treatment:{procedure}:{day}:{revision}", to,
+        await self.outbox.notify(_notice_key(cycle.id, procedure, day, revision), _recipient(cycle),
                                  treatment_note(treatment, day), policy=TREATMENT_OUTSIDE, now=job.now)
 
     async def cancelled(self, job: Job) -> None:
-        """Her procedure was cancelled (a freeze-all, say): she is told, so the notice she had does not stand."""
+        """Her procedure was cancelled (a freeze-all, say): she is told at once where she had its notice (the app,
+        WeChat, SMS), so the notice does not stand; its WeChat and SMS steps not yet taken are called off."""
         cycle = await self.store.cycle(job.payload["cycle"])
         procedure: str = job.payload["procedure"]
-        if cycle is None or cycle.revisions.get(procedure) != job.payload["revision"]:
+        revision: int = job.payload["revision"]
+        if cycle is None or cycle.revisions.get(procedure) != revision:
             return  # dated again since: the new date's notice says it
-        text = texts.CANCELLED.format(procedure=texts.PROCEDURE_NAMES[procedure])
-        await self.client.send(f"u:{cycle.patient}", text, cid=f"pw-x:{cycle.id}:{procedure}:{job.payload['revision']}")
+        if "day" in job.payload:
+            old = _notice_key(cycle.id, procedure, date.fromisoformat(job.payload["day"]), revision - 1)
+            await self.outbox.settle(old, "cancelled", now=job.now)
+        name = texts.PROCEDURE_NAMES[procedure]
+        text = texts.CANCELLED.format(procedure=name)
+        await self.client.send(f"u:{cycle.patient}", text, cid=f"pw-x:{cycle.id}:{procedure}:{revision}")
+        note = Note(texts.CANCELLED_TITLE.format(center=texts.CENTER, procedure=name), text)
+        await self.outbox.notify(f"pw-x:{cycle.id}:{procedure}:{revision}", _recipient(cycle), note,
+                                 policy=TREATMENT_OUTSIDE, now=job.now)
 
     async def order(self, job: Job) -> None:
         """Education for a doctor's order (EDU-4), as soon as the order arrives."""
@@ -180,8 +188,9 @@ class Work:
             return False
         if delivery.day is not None:
             procedure = delivery.item.removeprefix("treatment:")
-            return cycle.dates.get(procedure) == delivery.day and now.astimezone(ZONE).date() <= delivery.day
-        current = position(cycle.cycle, now).current
+            holds = (cycle.dates.get(procedure), cycle.revisions.get(procedure)) == (delivery.day, delivery.revision)
+            return holds and now.astimezone(ZONE).date() <= delivery.day
+        current = reached(cycle.cycle, now)  # content is hers from when it is sent until the next node's is
         return current is not None and current.key == delivery.node
 
     async def _read_so_far(self, delivery: Delivery, now: datetime) -> Delivery:
@@ -258,6 +267,15 @@ class Work:
             return found
         made = await self.client.request("group_create", name=node.group)
         return await self.store.keep_node_group(cycle.pathway.key, node.key, made["conv"])
+
+
+def _notice_key(cycle_id: int, procedure: str, day: date, revision: int) -> str:
+    """The outbox key of a procedure's notice by WeChat and SMS: one per date and revision of the date."""
+    return f"pw:{cycle_id}:treatment:{procedure}:{day}:{revision}"
+
+
+def _recipient(cycle: CycleRow) -> Recipient:
+    return Recipient(cycle.patient, cycle.phone or None, cycle.openid or None)
 
 
 async def schedule_summary(store: PathwayStore, day: date) -> None:

@@ -123,7 +123,20 @@ async def test_a_patient_without_notices_has_an_empty_list_and_an_ended_cycle_ke
 
     answer = (await api.get(PATH, params={"his_id": "P0012345"})).json()
     assert answer["patient"] == CHEN  # her record number, though the newer cycle's event gave none
-    assert [(n["cycle"], n["day"]) for n in answer["notices"]] == [(second, "2026-12-14"), (first, "2026-10-14")]
+    assert [(n["cycle"], n["day"], n["current"]) for n in answer["notices"]] == [
+        (second, "2026-12-14", True), (first, "2026-10-14", False)]  # an ended cycle's dates hold no more
+
+
+async def test_a_cancelled_procedure_s_notice_no_longer_holds(store: PathwayStore, api: httpx.AsyncClient) -> None:
+    """TRT-4: the fresh transfer was called off (a freeze-all): its notice is listed, not as current."""
+    chen = await enrol(store, CHEN, "2026-12-01", retrieval="2026-12-16", fresh_transfer="2026-12-19")
+    await sent(store, chen, "retrieval", "retrieval", "2026-12-15 09:00", 1)
+    await sent(store, chen, "transfer", "fresh_transfer", "2026-12-18 09:00", 2)
+    await take(store, "his", event(type="procedure_cancelled", id="freeze-all", patient=CHEN,
+                                   procedure="fresh_transfer"), NOW)
+    answer = await api.get(PATH, params={"his_id": "P0012345"})
+    assert [(n["procedure"], n["current"]) for n in answer.json()["notices"]] == [
+        ("fresh_transfer", False), ("retrieval", True)]
 
 
 UNAUTHORIZED = [None, "Bearer wrong-key-of-some-length", f"Basic {KEY}", "Bearer", KEY, f"Bearer {KEY}x",

@@ -18,13 +18,17 @@ from bots.framework.outbox import Outbox
 from bots.framework.state import BotState
 from bots.pathway import texts
 from bots.pathway.bot import PathwayBot
+from bots.pathway.events import Patient
+from bots.pathway.intake import enroll
 from bots.pathway.schedule import ZONE
 from bots.pathway.store import PathwayStore
 from clients.python import Client, open_client
 from imserver.model import Role
 from pgtrio.bridge import open_store
+from tests.bots.test_echo import bot_says
 from tests.conftest import PASSWORD, Running
 from tests.helpers import take
+from tests.imserver.test_attachments import SAMPLES
 
 NOW = datetime(2026, 12, 5, 10, 0, tzinfo=ZONE)
 
@@ -207,3 +211,36 @@ async def test_a_restarted_bot_acts_on_what_it_stored_before_stopping(server: Ru
         assert [m.kind for m in content] == ["text", "text", "article", "signature_request", "form"]
         assert await PathwayStore(outbox.state).event("his", "his-1") == {
             "id": 1, "type": "cycle_started", "status": "applied", "error": None}
+
+
+async def test_a_form_sent_again_corrects_it_and_a_consent_stays_signed_the_first_time(
+    server: Running, db: str,
+) -> None:
+    """EDU-2, EDU-5: she fills in the file-building form, then sends it again corrected: the newer answer is kept.
+    She signs the consent, then signs again: the first signature stands, and she is told when she signed."""
+    await server.user("chen", Role.PATIENT, "陈红")
+    yesterday = (datetime.now(ZONE) - timedelta(days=1)).date()
+    async with (
+        running_bot(server, db) as outbox,
+        open_client(server.url, username="chen", password=PASSWORD) as chen,
+    ):
+        store = PathwayStore(outbox.state)
+        await enroll(store, "staff", "e1", Patient(username="chen"), "ivf", yesterday, datetime.now(ZONE))
+        content = await take(chen, 5, seconds=15)
+        consent, form = content[3], content[4]
+        for weight in (52, 53):
+            values = {"height": 160, "weight": weight, "last_period": "2026-11-20", "allergy": "无"}
+            await chen.send(form.conv, kind="form_reply", body={"form": form.seq, "values": values})
+        thanks, corrected = await bot_says(chen, 2)
+        assert (thanks.text, corrected.text) == ("已收到您填写的「建档基本信息」，谢谢！",
+                                                 "已按您新提交的内容更新「建档基本信息」，谢谢！")
+        images = [await chen.upload(SAMPLES["image/png"], "image/png", f"signature-{n}.png") for n in (1, 2)]
+        for image in images:
+            await chen.send(consent.conv, kind="signature", body={"request": consent.seq, "image": image})
+        signed, again = await bot_says(chen, 2)
+        first = signed.text.split("（")[1].split("）")[0]
+        assert again.text == texts.SIGNED_BEFORE.format(time=first, title="辅助生殖治疗知情同意书")
+        results = {r["item"]: r["result"] for r in await rows(
+            outbox.state, "select item, result from bot_pathway.deliveries where result is not null")}
+        assert results["basic"]["values"]["weight"] == 53
+        assert results["consent"]["image"]["id"] == images[0]["id"]

@@ -229,7 +229,8 @@ async def test_an_ivf_cycle_through_all_six_nodes(server: Running, db: str, nurs
             items = next(m for m in retrieval if m.kind == "treatment_items")
             assert items.body is not None and len(items.body["items"]) == 3  # 1 + 3 = the 4 items of TRT-1
             assert await groups(chen) == await groups(li) == {"试管婴儿·取卵群"}
-            # She does not read these: they are reminded the next day and two days after, then no more.
+            # She does not read these: they are reminded the next day; two days after that the transfer's content
+            # has come, and they are not worth reminding any more.
             await bot.run_due("2026-12-16 09:00")
             assert len(await bot_says(chen, 3)) == 3
             await bot.event("e4", type="procedure_dated", procedure="fresh_transfer", day="2026-12-19")
@@ -239,10 +240,9 @@ async def test_an_ivf_cycle_through_all_six_nodes(server: Running, db: str, nurs
             await bot.run_due("2026-12-18 09:00")
         async with pathway_process(server, db, urls, "2026-12-18 09:05") as bot:
             await bot.run_due("2026-12-18 09:05")  # the failed jobs' backoff is over
-            transfer = await bot_says(chen, 5)  # the retrieval is past: its notice is not reminded again
-            assert sorted(m.text for m in transfer if m.kind == "text") == sorted(
-                [texts.REMIND_READ.format(title=t) for t in ("取卵日流程", "取卵手术室位置")]
-                + [texts.ITEM_TEXT.format(title="胚胎移植须知", text=IVF.node("transfer").content[0].text)])
+            transfer = await bot_says(chen, 3)  # the retrieval's content and notice are not reminded again
+            assert [m.text for m in transfer if m.kind == "text"] == [
+                texts.ITEM_TEXT.format(title="胚胎移植须知", text=IVF.node("transfer").content[0].text)]
             assert await groups(chen) == await groups(li) == {"试管婴儿·移植群"}
             await bot.event("e5", type="orders_written", orders=[{"category": "medication", "code": "黄体酮注射液"}])
             await bot.run_due("2026-12-18 09:06")  # the order's education at once (EDU-4)
@@ -269,10 +269,10 @@ async def test_an_ivf_cycle_through_all_six_nodes(server: Running, db: str, nurs
             await read_all(chen, conv)
             await bot.run_due("2027-01-30 09:00")
 
-            # Nothing twice, nothing lost: every message the bot sent her is one of the 18 items, the 10 reminders
+            # Nothing twice, nothing lost: every message the bot sent her is one of the 18 items, the 8 reminders
             # or its 3 answers to her form and signature.
             sent = [m for m in await service_messages(chen, conv) if m.sender.role == "bot"]
-            assert len(sent) == 18 + 10 + 3
+            assert len(sent) == 18 + 8 + 3
             assert len([m for m in sent if m.kind == "treatment_items"]) == 3
 
             # By WeChat and SMS: the three procedures, each once.
@@ -292,9 +292,9 @@ async def test_an_ivf_cycle_through_all_six_nodes(server: Running, db: str, nurs
             retrieval_items = {r["item"]: r["reminded"] for r in await rows(bot, "stats_by_item")
                                if r["node"] == "retrieval"}
             assert retrieval_items == {"flow": 1, "map": 1, "treatment:retrieval": 1}
-            assert sum(r["reminders"] for r in await rows(bot, "stats_by_day")) == 3 + 5 + 2
-            assert sum(r["reminders"] for r in await rows(bot, "reminders_by_day")) == 3 + 5 + 2
+            assert sum(r["reminders"] for r in await rows(bot, "stats_by_day")) == 3 + 3 + 2
+            assert sum(r["reminders"] for r in await rows(bot, "reminders_by_day")) == 3 + 3 + 2
             reminded = [d for d in await bot.store.deliveries(cycle.id) if d["node"] == "retrieval"]
-            assert [d["reminders"] for d in reminded] == [2, 2, 1]  # two at most; the notice not after its day
+            assert [d["reminders"] for d in reminded] == [1, 1, 1]  # none once the next node's content came
             await bot.store.tag("chen", "首次周期", True)
             assert sum(r["sent"] for r in await rows(bot, "stats_by_tag") if r["tag"] == "首次周期") == 18

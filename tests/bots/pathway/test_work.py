@@ -54,6 +54,15 @@ async def event(work: Work, now: datetime, **fields: object) -> None:
     assert outcome.status == "applied", outcome
 
 
+async def start(work: Work, **dates: str) -> None:
+    """Her IVF cycle starts on 1 December and the hospital system dates her procedures."""
+    await event(work, at("2026-12-01 08:00"), type="cycle_started", id="e1", patient=CHEN, pathway="ivf",
+                day="2026-12-01")
+    for procedure, day in dates.items():
+        await event(work, at("2026-12-01 08:00"), type="procedure_dated", id=f"e-{procedure}", patient=CHEN,
+                    procedure=procedure, day=day)
+
+
 async def run_due(work: Work, now: datetime) -> int:
     return await work.outbox.state.jobs.run_due(work.outbox.handlers() | work.handlers(), now=now)
 
@@ -130,10 +139,7 @@ async def test_a_moved_date_is_not_reminded_and_a_past_date_is_not_announced(ser
     await server.user("pathway", Role.BOT, "宣教助手")
     await server.user("chen", Role.PATIENT, "陈红")
     async with pathway_bot(server, db, remind_after=[timedelta(days=1)]) as work:
-        await event(work, at("2026-12-01 08:00"), type="cycle_started", id="e1", patient=CHEN, pathway="ivf",
-                    day="2026-12-01")
-        await event(work, at("2026-12-01 08:00"), type="procedure_dated", id="e2", patient=CHEN,
-                    procedure="trigger", day="2026-12-15")
+        await start(work, trigger="2026-12-15")
         await run_due(work, at("2026-12-14 09:00"))
         await event(work, at("2026-12-14 10:00"), type="procedure_dated", id="e3", patient=CHEN,
                     procedure="trigger", day="2026-12-20")
@@ -169,10 +175,7 @@ async def test_a_date_moved_and_back_still_brings_her_notice_and_a_new_cycle_lea
     ):
         station = (await nurse.request("group_create", name="护士站", members=["pathway"]))["conv"]
         await work.store.set_summary_target(station, "u-nurse", True)
-        await event(work, at("2026-12-01 08:00"), type="cycle_started", id="e1", patient=CHEN, pathway="ivf",
-                    day="2026-12-01")
-        await event(work, at("2026-12-01 08:00"), type="procedure_dated", id="e2", patient=CHEN,
-                    procedure="trigger", day="2026-12-10")
+        await start(work, trigger="2026-12-10")
         await run_due(work, at("2026-12-01 09:00"))
         await take(patient, 5)
         await event(work, at("2026-12-08 10:00"), type="procedure_dated", id="e3", patient=CHEN,
@@ -209,10 +212,7 @@ async def test_a_cancelled_transfer_is_not_announced_and_she_is_told(server: Run
         pathway_bot(server, db) as work,
         open_client(server.url, username="chen", password=PASSWORD) as patient,
     ):
-        await event(work, at("2026-12-01 08:00"), type="cycle_started", id="e1", patient=CHEN, pathway="ivf",
-                    day="2026-12-01")
-        await event(work, at("2026-12-01 08:00"), type="procedure_dated", id="e2", patient=CHEN,
-                    procedure="fresh_transfer", day="2026-12-19")
+        await start(work, fresh_transfer="2026-12-19")
         await run_due(work, at("2026-12-01 09:00"))
         await take(patient, 5)
         await event(work, at("2026-12-17 10:00"), type="procedure_cancelled", id="e3", patient=CHEN,
@@ -235,3 +235,63 @@ async def test_a_cancelled_transfer_is_not_announced_and_she_is_told(server: Run
         assert [m.kind for m in frozen] == ["text", "article", "treatment_items"]
         assert frozen[2].body is not None and frozen[2].body["title"] == "冷冻胚胎移植"
         assert await groups(patient) == {"试管婴儿·移植群"}
+
+
+async def test_a_date_moved_and_moved_back_is_reminded_once(server: Running, db: str) -> None:
+    """TRT-3: the trigger shot moved away and back to the 15th: she has two notices for the 15th (the second
+    says the date holds again); only the newer is reminded, not both."""
+    await server.user("pathway", Role.BOT, "宣教助手")
+    await server.user("chen", Role.PATIENT, "陈红")
+    async with pathway_bot(server, db, remind_after=[timedelta(days=1)]) as work:
+        await start(work, trigger="2026-12-15")
+        await run_due(work, at("2026-12-14 09:00"))
+        for n, day in enumerate(("2026-12-20", "2026-12-15"), start=3):
+            await event(work, at("2026-12-14 10:00"), type="procedure_dated", id=f"e{n}", patient=CHEN,
+                        procedure="trigger", day=day)
+        await run_due(work, at("2026-12-14 10:00"))
+        await run_due(work, at("2026-12-15 12:00"))
+        cycle = await work.store.open_cycle("chen")
+        assert cycle is not None
+        notices = [d for d in await work.store.deliveries(cycle.id) if d["item"] == "treatment:trigger"]
+        assert [(str(d["day"]), d["reminders"]) for d in notices] == [("2026-12-15", 0), ("2026-12-15", 1)]
+
+
+async def test_a_procedure_cancelled_at_night_is_told_at_once_everywhere_her_notice_went(
+    server: Running, db: str,
+) -> None:
+    """TRT-2: the fresh transfer, announced in the app and by WeChat and SMS, is cancelled late in the evening
+    before: she is told at once, in the app and by WeChat and SMS; what was left of the old notice's sending is
+    called off, and the old notice is not reminded."""
+    await server.user("pathway", Role.BOT, "宣教助手")
+    await server.user("chen", Role.PATIENT, "陈红")
+    async with (
+        pathway_bot(server, db, remind_after=[timedelta(days=1)]) as work,
+        open_client(server.url, username="chen", password=PASSWORD) as patient,
+    ):
+        await start(work, fresh_transfer="2026-12-19")
+        await run_due(work, at("2026-12-01 09:00"))
+        await take(patient, 5)
+        await run_due(work, at("2026-12-02 09:00"))
+        assert {m.text[:4] for m in await take(patient, 4)} == {"温馨提醒"}  # the file-building's, out of the way
+        await run_due(work, at("2026-12-18 09:00"))
+        assert [m.kind for m in await take(patient, 3)] == ["text", "article", "treatment_items"]
+        cycle = await work.store.open_cycle("chen")
+        assert cycle is not None
+        old = f"pw:{cycle.id}:treatment:fresh_transfer:2026-12-19:0"
+        assert (await work.outbox.history(old)) is not None
+
+        await event(work, at("2026-12-18 23:30"), type="procedure_cancelled", id="e3", patient=CHEN,
+                    procedure="fresh_transfer")
+        await run_due(work, at("2026-12-18 23:30"))
+        (told,) = await take(patient, 1)
+        assert told.text == texts.CANCELLED.format(procedure="鲜胚移植")
+        outside = await work.outbox.history(f"pw-x:{cycle.id}:fresh_transfer:1")
+        assert outside is not None and outside.note.content == told.text
+        assert [step.channel for step in outside.policy.steps] == ["wechat", "sms"]
+        assert outside.recipient.phone is None and outside.note.title == "省妇幼生殖中心鲜胚移植安排取消"
+        settled = await work.outbox.history(old)
+        assert settled is not None and settled.settled == "cancelled"
+
+        await run_due(work, at("2026-12-19 12:00"))  # the old notice's reminder was due at 09:00
+        notices = [d for d in await work.store.deliveries(cycle.id) if d["item"] == "treatment:fresh_transfer"]
+        assert [d["reminders"] for d in notices] == [0]
