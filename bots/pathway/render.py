@@ -91,7 +91,8 @@ def summary_text(day: date, stats: list[dict[str, Any]], names: Mapping[tuple[st
     """The daily summary for staff (TRT-3): for items sent that day, how many were read, completed, reminded."""
     lines = [texts.SUMMARY_TITLE.format(day=day.isoformat())]
     for row in stats:
-        name = names.get((row["pathway"], row["node"])) or texts.SUMMARY_ORDERS.format(pathway=row["pathway"])
+        name = names.get((row["pathway"], row["node"])) or texts.SUMMARY_ORDERS.format(
+            pathway=names.get((row["pathway"], ""), row["pathway"]))
         lines.append(texts.SUMMARY_LINE.format(node=name, **{k: row[k] for k in ("sent", "read", "completed",
                                                                                "reminded")}))
     return "\n".join(lines)

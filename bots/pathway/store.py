@@ -389,9 +389,13 @@ class PathwayStore:
         return [dict(r) for r in await self._run("pathway_day_stats", txn, transaction=False)]
 
     async def node_names(self) -> dict[tuple[str, str], str]:
-        """(pathway, node key) → the node's name in the latest version (``orders`` → the order education)."""
-        return {(pathway.key, node.key): f"{pathway.name}·{node.name}"
-                for pathway, _ in await self.versions() for node in pathway.nodes}
+        """(pathway, node key) → the pathway's and node's names in the latest version; (pathway, "") → the
+        pathway's name."""
+        names = {}
+        for pathway, _ in await self.versions():
+            names[pathway.key, ""] = pathway.name
+            names |= {(pathway.key, node.key): f"{pathway.name}·{node.name}" for node in pathway.nodes}
+        return names
 
     async def tag(self, patient: str, tag: str, on: bool) -> bool:
         """Put ``tag`` on a patient (``on``) or take it off (EDU-5, EDU-6); True if that changed anything."""

@@ -43,7 +43,7 @@ CLASS_EMPTY = "没有带标签「{tag}」的患者。"
 CLASS_NO_CONTENT = "没有找到课堂内容「{content}」，格式如 ivf.transfer（路径.节点）。"
 CLASS_NOT_ADMIN = "宣教助手不是本群管理员，无法拉患者入群。请先把宣教助手设为管理员。"
 CLASS_READY = "课堂已准备好：发布内容 {items} 条，已拉入标签「{tag}」的患者 {patients} 位（家属只读随入）。"
-DAILY_ON = "好的，每天 {at} 会在这里发送宣教日报。"
+DAILY_ON = "好的，每天 {at} 会在这里发送前一天的宣教日报。"
 DAILY_OFF = "已停止在这里发送宣教日报。"
 
 WHERE_NODE = "位置格式为 路径.节点，如 ivf.filing（/pathway ivf 可查看节点）。"

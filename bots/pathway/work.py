@@ -37,8 +37,9 @@ REMIND_AFTER: tuple[timedelta, ...] = (timedelta(days=1), timedelta(days=2))
 no more. Items still unread (forms and consents: not filled in or signed) are reminded; welcome texts are not."""
 TREATMENT_OUTSIDE = Policy((Step("wechat"), Step("sms")))
 """Treatment items go to the app as a message of their own, and at once by WeChat and SMS (TRT-2) through the outbox."""
-SUMMARY_AT = "18:00"
-"""When the daily summary goes to staff (TRT-3), Asia/Shanghai."""
+SUMMARY_AT = "07:30"
+"""When a day's summary goes to staff (TRT-3): the next morning, Asia/Shanghai, before the day's first reminders
+(08:00): the day is over, with its evening's reminders and what she read by night."""
 MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".mp4": "video/mp4"}
 
 
@@ -279,9 +280,10 @@ def _recipient(cycle: CycleRow) -> Recipient:
 
 
 async def schedule_summary(store: PathwayStore, day: date) -> None:
-    """The daily summary of ``day``, at SUMMARY_AT; scheduling it again changes nothing."""
+    """The summary of ``day``, at SUMMARY_AT the morning after; scheduling it again changes nothing."""
     async def txn(conn: asyncpg.Connection) -> None:
-        await store.state.jobs.schedule_txn(conn, f"summary:{day}", "summary", at_clock(day, SUMMARY_AT),
+        await store.state.jobs.schedule_txn(conn, f"summary:{day}", "summary",
+                                            at_clock(day + timedelta(days=1), SUMMARY_AT),
                                             {"day": day.isoformat()}, max_attempts=JOB_ATTEMPTS)
     await store.state.store.run("pathway_schedule_summary", txn)
 

@@ -132,7 +132,7 @@ async def test_staff_tag_patients_and_pull_a_class_into_a_prepared_classroom(ser
                           and (m["kind"] == "article" or m["text"].startswith("【胚胎移植须知】"))]
                 assert len(posted) == 2
 
-                assert await said_in(nurse, room, "/daily") == "好的，每天 18:00 会在这里发送宣教日报。"
+                assert await said_in(nurse, room, "/daily") == "好的，每天 07:30 会在这里发送前一天的宣教日报。"
                 assert await PathwayStore(state).summary_targets() == [room]
                 assert await said_in(nurse, room, "/daily off") == "已停止在这里发送宣教日报。"
                 assert await PathwayStore(state).summary_targets() == []

@@ -189,13 +189,19 @@ async def test_a_date_moved_and_back_still_brings_her_notice_and_a_new_cycle_lea
         assert [m.kind for m in trigger] == ["text", "video", "treatment_items"]
         assert trigger[2].body is not None and trigger[2].body["day"] == "2026-12-10"
         assert await groups(patient) == {"试管婴儿·夜针群"}
+        await event(work, at("2026-12-09 19:00"), type="orders_written", id="e4b", patient=CHEN,
+                    orders=[{"category": "medication", "code": "地屈孕酮片"}])
+        await run_due(work, at("2026-12-09 19:00"))
+        await take(patient, 1)
 
         await schedule_summary(work.store, date(2026, 12, 10))
         await run_due(work, at("2026-12-10 12:00"))  # the reminders, at 10:00
-        await run_due(work, at("2026-12-10 18:00"))  # the day's summary
+        await run_due(work, at("2026-12-10 19:00"))  # the order's, in the evening
+        await run_due(work, at("2026-12-11 07:30"))  # the day's summary, the next morning
         (summary,) = await bot_says(nurse, 1)
         assert (summary.conv, summary.text) == (
-            station, "宣教日报 2026-12-10\n试管婴儿·夜针：发送 0，已读 0，完成 0，提醒 3")
+            station, "宣教日报 2026-12-10\n试管婴儿·医嘱宣教：发送 0，已读 0，完成 0，提醒 1"
+                     "\n试管婴儿·夜针：发送 0，已读 0，完成 0，提醒 3")
 
         await event(work, at("2026-12-20 08:00"), type="cycle_started", id="e5", patient=CHEN, pathway="ivf",
                     day="2026-12-20")  # a new cycle
