@@ -40,10 +40,12 @@ class BotState:
 
     async def audit(self, actor: str, action: str, *, actor_name: str = "", conv: str = "",
                     detail: dict[str, object] | None = None) -> None:
-        """Record who did what (DESIGN rule 7); kept in the bot's schema beside what it did."""
+        """Record who did what (DESIGN rule 7); kept in the bot's schema beside what it did. A command (its
+        ``detail`` names the message's ``seq``) is recorded once, however often its message is handled."""
         async def txn(conn: asyncpg.Connection) -> None:
             await conn.execute(f"insert into {self.schema}.audit (actor, actor_name, action, conv, detail)"
-                               " values ($1, $2, $3, $4, $5)", actor, actor_name, action, conv, detail or {})
+                               " values ($1, $2, $3, $4, $5) on conflict do nothing",
+                               actor, actor_name, action, conv, detail or {})
         await self._store.run("bot_audit", txn)
 
     async def positions(self) -> dict[str, int]:

@@ -68,11 +68,13 @@ def notices_app(store: PathwayStore, keys: Iterable[str]) -> Starlette:
                           {"WWW-Authenticate": "Bearer"})
         username, his_id, limit = _query(request)
         found = await store.treatment_notices(username=username, his_id=his_id, limit=limit)
-        if found is None:
+        caller = f"api:{_key_number(request, secrets)}"
+        if found is None:  # a look-up of someone's data is recorded, found or not
+            asked = {"username": username} if username else {"his_id": his_id}
+            await store.state.audit(caller, "api:notices", detail={"asked": asked, "patient": None})
             raise Refusal(404, "unknown_patient", "no patient with this " + ("username" if username else "his_id"))
         log.info("pathway api: notices served", extra={"patient": found.patient, "notices": len(found.notices)})
-        await store.state.audit(f"api:{_key_number(request, secrets)}", "api:notices",
-                                detail={"patient": found.patient, "notices": len(found.notices)})
+        await store.state.audit(caller, "api:notices", detail={"patient": found.patient, "notices": len(found.notices)})
         return JSONResponse({"patient": {"username": found.patient, "his_id": found.his_id},
                              "notices": [n for n in map(_notice, found.notices) if n is not None]})
 

@@ -19,7 +19,7 @@ def soon(seconds: float = 0.0) -> datetime:
 async def test_scheduling_is_idempotent_by_key(db: str) -> None:
     async with open_store(db, min_size=1, max_size=2) as store:
         jobs = Jobs(store, "bot_echo")
-        assert await BotState(store, "echo").migrate() == [1, 2, 3, 4]
+        assert await BotState(store, "echo").migrate() == [1, 2, 3, 4, 5]
         assert await jobs.schedule("remind:42:2026-12-01", "remind", soon(60), {"patient": 42})
         assert not await jobs.schedule("remind:42:2026-12-01", "remind", soon(1), {"patient": 42})
         assert (await jobs.state("remind:42:2026-12-01") or {})["state"] == "requested"

@@ -211,6 +211,11 @@ async def test_a_patient_the_bot_does_not_know_is_not_found(
     answer = await api.get(PATH, params=query)
     assert answer.status_code == 404 and answer.json()["error"] == "unknown_patient"
 
+    async def audited(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await conn.fetch("select actor, detail from bot_pathway.audit")
+    (look_up,) = await store.state.store.run("audit", audited, transaction=False)  # recorded though not found
+    assert (look_up["actor"], look_up["detail"]) == ("api:1", {"asked": query, "patient": None})
+
 
 async def test_it_only_reads(api: httpx.AsyncClient) -> None:
     for method in ("POST", "PUT", "PATCH", "DELETE"):
