@@ -39,7 +39,7 @@ from bots.framework.state import BotState
 from bots.pathway.bot import PathwayBot, shanghai_now
 from bots.pathway.definition import PROCEDURES
 from bots.pathway.events import Patient
-from bots.pathway.intake import Outcome, enroll, set_date
+from bots.pathway.intake import ActFailed, Outcome, enroll, set_date
 from bots.pathway.schedule import ZONE, position
 from bots.pathway.store import CycleRow, PathwayStore
 from pgtrio.bridge import open_store
@@ -91,7 +91,7 @@ def main(args: argparse.Namespace, dsn: str | None) -> int:
                          " (or DATABASE_URL)")
     result: dict[str, Any] = trio.run(_main, args, dsn)
     print(json.dumps(result, ensure_ascii=False))
-    return 1 if result.get("status") == "rejected" else 0
+    return 1 if result.get("status") in ("rejected", "failed") else 0
 
 
 async def _main(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
@@ -99,12 +99,17 @@ async def _main(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
     async with open_pathways(dsn) as store:
         if args.action == "status":
             return status_of(args.patient, await store.open_cycle(args.patient), now)
-        if args.action == "enroll":
-            patient = Patient(username=args.patient, his_id=args.his_id, phone=args.phone, openid=args.openid)
-            day = args.day or now.astimezone(ZONE).date()
-            return outcome_json(await enroll(store, SOURCE, _event_id(), patient, args.pathway, day, now))
-        return outcome_json(await set_date(store, SOURCE, _event_id(), Patient(username=args.patient),
-                                           args.procedure, args.day, now))
+        try:
+            if args.action == "enroll":
+                patient = Patient(username=args.patient, his_id=args.his_id, phone=args.phone, openid=args.openid)
+                day = args.day or now.astimezone(ZONE).date()
+                outcome = await enroll(store, SOURCE, _event_id(), patient, args.pathway, day, now)
+            else:
+                outcome = await set_date(store, SOURCE, _event_id(), Patient(username=args.patient),
+                                         args.procedure, args.day, now)
+        except ActFailed as exc:  # kept: the bot tries it again at its next start
+            outcome = Outcome("failed", exc.event, str(exc.__cause__))
+        return outcome_json(outcome)
 
 
 @asynccontextmanager
@@ -124,7 +129,7 @@ def _event_id() -> str:
 
 def outcome_json(outcome: Outcome) -> dict[str, Any]:
     done: dict[str, Any] = {"status": outcome.status, "event": outcome.event, "cycle": outcome.cycle}
-    if outcome.status == "rejected":
+    if outcome.status in ("rejected", "failed"):
         done["error"] = outcome.error
     return done
 

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Outcome:
     status: str
-    """``applied``, ``duplicate`` or ``rejected``."""
+    """``applied``, ``duplicate``, ``rejected``, or ``failed`` (kept to be tried again: bots.pathway.feed)."""
     event: str
     """The sender's id of the event."""
     error: str | None = None
@@ -51,6 +51,15 @@ class Outcome:
     reason: str | None = None
     """Why it was rejected, as a code for people-facing wording: ``malformed``, ``no_pathway``, ``no_cycle``,
     ``no_procedure``."""
+
+
+class ActFailed(Exception):
+    """Acting on a stored event failed (a bug, the database refused it); it stays stored and is tried again."""
+
+    def __init__(self, event: str, attempts: int) -> None:
+        super().__init__(f"event {event} failed to apply ({attempts} attempts)")
+        self.event = event
+        self.attempts = attempts
 
 
 class Refused(Exception):
@@ -62,7 +71,10 @@ class Refused(Exception):
 
 
 async def take(store: PathwayStore, source: str, body: bytes, now: datetime) -> Outcome:
-    """Store an event from ``source`` and act on it at ``now``."""
+    """Store an event from ``source`` and act on it at ``now``.
+
+    Error handling: ActFailed if acting on it failed (recorded; the event stays stored to be tried again).
+    """
     try:
         event: Event | None = parse(body)
         error = None
@@ -76,7 +88,7 @@ async def take(store: PathwayStore, source: str, body: bytes, now: datetime) -> 
     if event is None:
         await store.reject(event_id, f"malformed event: {error}")
         return Outcome("rejected", external, f"malformed event: {error}", reason="malformed")
-    return await act(store, event_id, event, now)
+    return await _attempt(store, event_id, event, now)
 
 
 async def enroll(store: PathwayStore, source: str, event_id: str, patient: Patient, pathway: PathwayKey, day: date,
@@ -113,16 +125,25 @@ async def act(store: PathwayStore, event_id: int, event: Event, now: datetime) -
     return outcome
 
 
-async def resume(store: PathwayStore, now: datetime) -> list[Outcome]:
-    """Act on the events stored but not acted on before the bot stopped."""
+async def _attempt(store: PathwayStore, event_id: int, event: Event, now: datetime) -> Outcome:
+    try:
+        return await act(store, event_id, event, now)
+    except Exception as exc:
+        attempts = await store.failed(event_id, f"{type(exc).__name__}: {exc}", now)
+        raise ActFailed(event.id, attempts) from exc
+
+
+async def resume(store: PathwayStore, now: datetime, *, tried_before: datetime | None = None) -> list[Outcome]:
+    """Act on the events stored but not acted on: the bot stopped in between, or acting failed (with
+    ``tried_before``: those not tried since)."""
     done = []
-    for event_id, body in await store.unsettled():
+    for event_id, body in await store.unsettled(tried_before):
         try:
-            done.append(await act(store, event_id, parse(body), now))
+            done.append(await _attempt(store, event_id, parse(body), now))
         except EventError as exc:  # cannot happen for stored events, which were parsed before storing
             await store.reject(event_id, f"malformed event: {exc}")
-        except Exception:  # one event that fails must not keep the bot from starting: it stays for the next start
-            log.exception("a stored event could not be acted on; left for the next start", extra={"id": event_id})
+        except ActFailed:  # one event that fails must not keep the others (nor the bot's start) waiting
+            log.exception("a stored event could not be acted on; tried again later", extra={"id": event_id})
     return done
 
 

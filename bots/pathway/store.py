@@ -196,11 +196,23 @@ class PathwayStore:
     async def reject(self, event_id: int, error: str) -> None:
         await self._run("pathway_reject", self.settle_txn, event_id, error)
 
-    async def unsettled(self) -> list[tuple[int, bytes]]:
-        """Events stored but not yet acted on (the bot stopped in between): acted on at start."""
+    async def failed(self, event_id: int, error: str, at: datetime) -> int:
+        """Acting on an event failed: it stays ``received``, with the error; how often it has failed."""
+        async def txn(conn: asyncpg.Connection) -> int:
+            attempts: int = await conn.fetchval(
+                f"update {self.s}.inbound_events set attempts = attempts + 1, error = $2, tried_at = $3"
+                " where id = $1 returning attempts", event_id, error, at)
+            return attempts
+        attempts: int = await self._run("pathway_event_failed", txn)
+        return attempts
+
+    async def unsettled(self, tried_before: datetime | None = None) -> list[tuple[int, bytes]]:
+        """Events stored but not yet acted on (the bot stopped in between, acting failed), oldest first; with
+        ``tried_before``, those not tried since."""
         async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
             return await conn.fetch(f"select id, body from {self.s}.inbound_events where status = 'received'"
-                                    " order by id")
+                                    " and ($1::timestamptz is null or tried_at is null or tried_at < $1)"
+                                    " order by id", tried_before)
         return [(r["id"], r["body"]) for r in await self._run("pathway_unsettled", txn, transaction=False)]
 
     async def event(self, source: str, external_id: str) -> dict[str, Any] | None:
