@@ -211,6 +211,12 @@ async def test_a_restarted_bot_acts_on_what_it_stored_before_stopping(server: Ru
         assert [m.kind for m in content] == ["text", "text", "article", "signature_request", "form"]
         assert await PathwayStore(outbox.state).event("his", "his-1") == {
             "id": 1, "type": "cycle_started", "status": "applied", "error": None}
+        node_job = f"node:1:filing:{yesterday}:0"
+        with trio.fail_after(15):  # once her node's job is done, she has these five and nothing more
+            while (await outbox.state.jobs.state(node_job) or {}).get("state") != "completed":  # noqa: ASYNC110
+                await trio.sleep(0.05)
+        history = (await chen.request("history", conv=content[0].conv, limit=50))["messages"]
+        assert [m["seq"] for m in history] == [m.seq for m in content]
 
 
 async def test_a_form_sent_again_corrects_it_and_a_consent_stays_signed_the_first_time(
@@ -244,3 +250,30 @@ async def test_a_form_sent_again_corrects_it_and_a_consent_stays_signed_the_firs
             outbox.state, "select item, result from bot_pathway.deliveries where result is not null")}
         assert results["basic"]["values"]["weight"] == 53
         assert results["consent"]["image"]["id"] == images[0]["id"]
+
+
+async def test_progress_asked_in_her_node_group_is_answered_for_her_eyes_only(server: Running, db: str) -> None:
+    """EDU-3, IM-5: in the file-building group she shares with another patient, her /progress answer names her
+    forms and dates; the other patient never sees it."""
+    await server.user("chen", Role.PATIENT, "陈红")
+    await server.user("wang", Role.PATIENT, "王丽")
+    yesterday = (datetime.now(ZONE) - timedelta(days=1)).date()
+    async with (
+        running_bot(server, db) as outbox,
+        open_client(server.url, username="chen", password=PASSWORD) as chen,
+        open_client(server.url, username="wang", password=PASSWORD) as wang,
+    ):
+        store = PathwayStore(outbox.state)
+        for patient in ("chen", "wang"):
+            await enroll(store, "staff", f"e-{patient}", Patient(username=patient), "ivf", yesterday,
+                         datetime.now(ZONE))
+        await take(chen, 5, seconds=15)
+        with trio.fail_after(15):  # both moved into the file-building group
+            while None in (groups := {await store.current_group(p) for p in ("chen", "wang")}):  # noqa: ASYNC110
+                await trio.sleep(0.05)
+        (group,) = groups  # the same for both
+        await chen.send(group, "/progress")
+        (answer_,) = await bot_says(chen, 1)
+        assert answer_.conv == group and answer_.text.startswith("您目前处于「试管婴儿」的「建档」阶段。")
+        seen = (await wang.request("history", conv=group, limit=50))["messages"]
+        assert seen and not [m for m in seen if m["sender"]["role"] == "bot"]

@@ -77,6 +77,22 @@ async def test_doctors_orders_schedule_matching_education_at_once(store: Pathway
         f"order:{cycle.id}:ohss:o-1": NOW.replace(tzinfo=None)}
 
 
+async def test_an_order_written_at_night_brings_its_education_in_the_morning(store: PathwayStore) -> None:
+    """EDU-4: nobody is woken by an education message; a cancellation, though, is told at once (TRT-2)."""
+    await take(store, "his", event(type="cycle_started", id="c", patient=CHEN, pathway="ivf", day="2026-12-01"), NOW)
+    await take(store, "his", event(type="procedure_dated", id="d", patient=CHEN, procedure="trigger",
+                                   day="2026-12-14"), NOW)
+    night = at("2026-12-13 23:30").replace(tzinfo=ZONE)
+    await take(store, "his", event(type="orders_written", id="o-1", patient=CHEN,
+                                   orders=[{"category": "medication", "code": "地屈孕酮片"}]), night)
+    await take(store, "his", event(type="procedure_cancelled", id="x", patient=CHEN, procedure="trigger"), night)
+    cycle = await store.open_cycle("chen_hong")
+    assert cycle is not None
+    due = await jobs(store)
+    assert due[f"order:{cycle.id}:progesterone:o-1"] == at("2026-12-14 08:00")
+    assert due[f"cancelled:{cycle.id}:trigger:1"] == at("2026-12-13 23:30")
+
+
 @pytest.mark.parametrize(("body", "reason"), [
     (event(type="procedure_dated", id="x1", patient=CHEN, procedure="surgery", day="2026-12-16"), "$.procedure"),
     (b"{not json", "malformed"),

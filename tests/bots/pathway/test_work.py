@@ -49,6 +49,19 @@ async def pathway_bot(server: Running, db: str, remind_after: Sequence[timedelta
             yield Work(outbox, remind_after=remind_after)
 
 
+@asynccontextmanager
+async def with_chen(server: Running, db: str, remind_after: Sequence[timedelta] = ()) -> AsyncIterator[
+        tuple[Work, Client]]:
+    """The bot's work, and the client of Chen, a patient."""
+    await server.user("pathway", Role.BOT, "宣教助手")
+    await server.user("chen", Role.PATIENT, "陈红")
+    async with (
+        pathway_bot(server, db, remind_after) as work,
+        open_client(server.url, username="chen", password=PASSWORD) as patient,
+    ):
+        yield work, patient
+
+
 async def event(work: Work, now: datetime, **fields: object) -> None:
     outcome = await take_event(work.store, "his", json.dumps(fields).encode(), now)
     assert outcome.status == "applied", outcome
@@ -136,9 +149,7 @@ async def test_nodes_items_and_orders_arrive_on_time_and_once(server: Running, d
 async def test_a_moved_date_is_not_reminded_and_a_past_date_is_not_announced(server: Running, db: str) -> None:
     """TRT-2, TRT-3: the notice for the old date of a moved trigger shot gets no reminder (the new one does), and a
     date the hospital sends after the procedure day (a late entry) brings no notice for a day that has passed."""
-    await server.user("pathway", Role.BOT, "宣教助手")
-    await server.user("chen", Role.PATIENT, "陈红")
-    async with pathway_bot(server, db, remind_after=[timedelta(days=1)]) as work:
+    async with with_chen(server, db, remind_after=[timedelta(days=1)]) as (work, _):
         await start(work, trigger="2026-12-15")
         await run_due(work, at("2026-12-14 09:00"))
         await event(work, at("2026-12-14 10:00"), type="procedure_dated", id="e3", patient=CHEN,
@@ -212,12 +223,7 @@ async def test_a_date_moved_and_back_still_brings_her_notice_and_a_new_cycle_lea
 async def test_a_cancelled_transfer_is_not_announced_and_she_is_told(server: Running, db: str) -> None:
     """A freeze-all cancels the fresh transfer: its content, notices, pregnancy test and ultrasound wait; she is
     told at once; the frozen transfer months later brings them back (TRT-2, EDU-3)."""
-    await server.user("pathway", Role.BOT, "宣教助手")
-    await server.user("chen", Role.PATIENT, "陈红")
-    async with (
-        pathway_bot(server, db) as work,
-        open_client(server.url, username="chen", password=PASSWORD) as patient,
-    ):
+    async with with_chen(server, db) as (work, patient):
         await start(work, fresh_transfer="2026-12-19")
         await run_due(work, at("2026-12-01 09:00"))
         await take(patient, 5)
@@ -246,9 +252,7 @@ async def test_a_cancelled_transfer_is_not_announced_and_she_is_told(server: Run
 async def test_a_date_moved_and_moved_back_is_reminded_once(server: Running, db: str) -> None:
     """TRT-3: the trigger shot moved away and back to the 15th: she has two notices for the 15th (the second
     says the date holds again); only the newer is reminded, not both."""
-    await server.user("pathway", Role.BOT, "宣教助手")
-    await server.user("chen", Role.PATIENT, "陈红")
-    async with pathway_bot(server, db, remind_after=[timedelta(days=1)]) as work:
+    async with with_chen(server, db, remind_after=[timedelta(days=1)]) as (work, _):
         await start(work, trigger="2026-12-15")
         await run_due(work, at("2026-12-14 09:00"))
         for n, day in enumerate(("2026-12-20", "2026-12-15"), start=3):
@@ -268,12 +272,7 @@ async def test_a_procedure_cancelled_at_night_is_told_at_once_everywhere_her_not
     """TRT-2: the fresh transfer, announced in the app and by WeChat and SMS, is cancelled late in the evening
     before: she is told at once, in the app and by WeChat and SMS; what was left of the old notice's sending is
     called off, and the old notice is not reminded."""
-    await server.user("pathway", Role.BOT, "宣教助手")
-    await server.user("chen", Role.PATIENT, "陈红")
-    async with (
-        pathway_bot(server, db, remind_after=[timedelta(days=1)]) as work,
-        open_client(server.url, username="chen", password=PASSWORD) as patient,
-    ):
+    async with with_chen(server, db, remind_after=[timedelta(days=1)]) as (work, patient):
         await start(work, fresh_transfer="2026-12-19")
         await run_due(work, at("2026-12-01 09:00"))
         await take(patient, 5)
@@ -301,3 +300,23 @@ async def test_a_procedure_cancelled_at_night_is_told_at_once_everywhere_her_not
         await run_due(work, at("2026-12-19 12:00"))  # the old notice's reminder was due at 09:00
         notices = [d for d in await work.store.deliveries(cycle.id) if d["item"] == "treatment:fresh_transfer"]
         assert [d["reminders"] for d in notices] == [0]
+
+
+async def test_a_node_overtaken_while_the_bot_was_down_still_asks_for_her_consent_and_form(
+    server: Running, db: str,
+) -> None:
+    """EDU-3, EDU-5: the bot was down when the file-building content was due, and by the time it runs the trigger
+    shot's is due too: from the file-building only the consent to sign and the form to fill in, then the trigger
+    shot's content and items; she goes straight to the trigger shot's group."""
+    async with with_chen(server, db) as (work, patient):
+        await start(work, trigger="2026-12-03")
+        await run_due(work, at("2026-12-02 10:00"))
+        got = await take(patient, 5)
+        assert sorted(m.kind for m in got) == sorted(["signature_request", "form", "text", "video", "treatment_items"])
+        assert [m.body["title"] for m in got if m.kind in ("signature_request", "form") and m.body] == [
+            "辅助生殖治疗知情同意书", "建档基本信息"]
+        assert await groups(patient) == {"试管婴儿·夜针群"}
+        cycle = await work.store.open_cycle("chen")
+        assert cycle is not None
+        assert {d["item"] for d in await work.store.deliveries(cycle.id) if d["node"] == "filing"} == {
+            "consent", "basic"}
