@@ -115,13 +115,14 @@ class Pathway(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         raise KeyError(key)
 
     def item(self, node: str, key: str) -> Item | None:
-        """A content item as deliveries name it: a node's item, or ``order:<rule>:<item>`` under node ``orders``."""
+        """A content item as deliveries name it: a node's item (``<item>@<procedure>`` when sent again for a
+        later procedure of its step), or ``order:<rule>:<item>`` under node ``orders``."""
         if node == "orders":
             _, rule_key, item_key = [*key.split(":"), "", ""][:3]
             items = next((rule.items for rule in self.orders if rule.key == rule_key), [])
         else:
             found = next((n for n in self.nodes if n.key == node), None)
-            items, item_key = ([*found.welcome, *found.content] if found else []), key
+            items, item_key = ([*found.welcome, *found.content] if found else []), key.partition("@")[0]
         return next((item for item in items if item.key == item_key), None)
 
 

@@ -41,6 +41,13 @@ class Cycle:
         day = self.node_date(node)
         return None if day is None else at_clock(day - timedelta(days=node.before_days), node.at)
 
+    def occurrence(self, node: Node) -> str:
+        """Which time the node's step comes in this cycle: ``""`` the first time; for a second (a frozen transfer
+        after a fresh one), the procedure that dates it, so its content is sent again (the pregnancy test's form
+        asked anew)."""
+        dated = [(day, procedure) for procedure, day in self.dates.items() if PROCEDURES[procedure] == node.step]
+        return max(dated)[1] if len(dated) > 1 else ""
+
     def revision(self, node: Node) -> int:
         """Grows with every change of a date the node hangs on: a date moved back is a new date for the node."""
         return sum(rev for procedure, rev in self.revisions.items() if PROCEDURES[procedure] == node.step)

@@ -82,12 +82,12 @@ class Work:
             log.warning("node overtaken by a later one", extra={"cycle": cycle.id, "node": node.key})
             for item in node.content:
                 if item.kind in ("form", "signature"):
-                    await self._send_item(cycle, node.key, item, job, remind=True)
+                    await self._send_item(cycle, node.key, item, job, remind=True, key=_content_key(cycle, node, item))
             return
         for item in node.welcome:
-            await self._send_item(cycle, node.key, item, job, remind=False)
+            await self._send_item(cycle, node.key, item, job, remind=False, key=_content_key(cycle, node, item))
         for item in node.content:
-            await self._send_item(cycle, node.key, item, job, remind=True)
+            await self._send_item(cycle, node.key, item, job, remind=True, key=_content_key(cycle, node, item))
         for procedure in node.treatment:
             await self._treatment(cycle, node, procedure, job)
         async with self._serial:
@@ -268,6 +268,12 @@ class Work:
             return found
         made = await self.client.request("group_create", name=node.group)
         return await self.store.keep_node_group(cycle.pathway.key, node.key, made["conv"])
+
+
+def _content_key(cycle: CycleRow, node: Node, item: Item) -> str:
+    """A node's item as its delivery is named: once per occurrence of the node's step (Cycle.occurrence)."""
+    occurrence = cycle.cycle.occurrence(node)
+    return f"{item.key}@{occurrence}" if occurrence else item.key
 
 
 def _notice_key(cycle_id: int, procedure: str, day: date, revision: int) -> str:

@@ -84,6 +84,17 @@ async def groups(client: Client) -> set[str]:
     return {c["name"] for c in (await client.request("convs"))["convs"] if c["kind"] == "group"}
 
 
+async def frozen_transfer_on_10_march(work: Work, patient: Client) -> None:
+    """The hospital system dates her frozen transfer: the day before, its content and its item; she moves."""
+    await event(work, at("2027-03-01 10:00"), type="procedure_dated", id="frozen", patient=CHEN,
+                procedure="frozen_transfer", day="2027-03-10")
+    await run_due(work, at("2027-03-09 09:00"))
+    frozen = await take(patient, 3)
+    assert [m.kind for m in frozen] == ["text", "article", "treatment_items"]
+    assert frozen[2].body is not None and frozen[2].body["title"] == "冷冻胚胎移植"
+    assert await groups(patient) == {"试管婴儿·移植群"}
+
+
 async def test_nodes_items_and_orders_arrive_on_time_and_once(server: Running, db: str) -> None:
     await server.user("pathway", Role.BOT, "宣教助手")
     chen = await server.user("chen", Role.PATIENT, "陈红")
@@ -240,13 +251,7 @@ async def test_a_cancelled_transfer_is_not_announced_and_she_is_told(server: Run
         assert cycle is not None and cycle.dates == {}
         assert {d["node"] for d in await work.store.deliveries(cycle.id)} == {"filing"}
 
-        await event(work, at("2027-03-01 10:00"), type="procedure_dated", id="e5", patient=CHEN,
-                    procedure="frozen_transfer", day="2027-03-10")
-        await run_due(work, at("2027-03-09 09:00"))
-        frozen = await take(patient, 3)
-        assert [m.kind for m in frozen] == ["text", "article", "treatment_items"]
-        assert frozen[2].body is not None and frozen[2].body["title"] == "冷冻胚胎移植"
-        assert await groups(patient) == {"试管婴儿·移植群"}
+        await frozen_transfer_on_10_march(work, patient)
 
 
 async def test_a_date_moved_and_moved_back_is_reminded_once(server: Running, db: str) -> None:
@@ -320,3 +325,32 @@ async def test_a_node_overtaken_while_the_bot_was_down_still_asks_for_her_consen
         assert cycle is not None
         assert {d["item"] for d in await work.store.deliveries(cycle.id) if d["node"] == "filing"} == {
             "consent", "basic"}
+
+
+async def test_a_frozen_transfer_after_a_fresh_one_brings_the_transfer_content_and_the_test_form_again(
+    server: Running, db: str,
+) -> None:
+    """EDU-3, TRT-1: the fresh transfer did not take; months later the same cycle's frozen transfer: its content,
+    its own item, and the pregnancy test's form are sent again (the first answer stays with the first transfer);
+    a form answered is answered for the transfer it was sent for."""
+    async with with_chen(server, db) as (work, patient):
+        await start(work, fresh_transfer="2026-12-19")
+        await run_due(work, at("2026-12-01 09:00"))
+        await take(patient, 5)
+        await run_due(work, at("2026-12-18 09:00"))
+        assert [m.kind for m in await take(patient, 3)] == ["text", "article", "treatment_items"]
+        await run_due(work, at("2027-01-02 09:00"))
+        first_test = await take(patient, 2)
+        assert [m.kind for m in first_test] == ["text", "form"]
+
+        await frozen_transfer_on_10_march(work, patient)
+        await run_due(work, at("2027-03-23 09:00"))
+        second_test = await take(patient, 2)
+        assert [m.kind for m in second_test] == ["text", "form"]
+        assert await groups(patient) == {"试管婴儿·验孕群"}
+        cycle = await work.store.open_cycle("chen")
+        assert cycle is not None
+        pregnancy = [d["item"] for d in await work.store.deliveries(cycle.id) if d["node"] == "pregnancy"]
+        assert pregnancy == ["test", "result", "test@frozen_transfer", "result@frozen_transfer"]
+        second_form = await work.store.delivery(conv=second_test[1].conv, seq=second_test[1].seq)
+        assert second_form is not None and second_form.pathway.item("pregnancy", second_form.item) is not None
