@@ -363,6 +363,8 @@ def _event_id(ctx: Context) -> str:
 async def _answer(ctx: Context, outcome: Outcome, patient: str, done: str) -> None:
     if outcome.status == "rejected":
         done = texts.REFUSED[outcome.reason or "malformed"].format(patient=patient)
+    elif outcome.status == "waiting":
+        done = texts.WAITING.format(patient=patient)
     await ctx.reply(done)
 
 

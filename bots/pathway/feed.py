@@ -4,7 +4,8 @@ duplicates and change nothing. An outage is waited out; nothing is lost.
 
 An event that keeps failing to apply (a bug, a row the database refuses) does not hold up everyone else's: after
 EVENT_ATTEMPTS tries the feed moves past it, and it stays stored (``received``, with its error) to be tried again
-every RETRY_EVERY and at each start."""
+RETRY_EVERY after its last try and at each start. Her later events wait behind it, stored, and apply after it in
+the order they came (bots.pathway.intake)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ SOURCE = "his"
 EVENT_ATTEMPTS = 5
 """How often the feed reads an event that fails to apply again before it moves past it."""
 RETRY_EVERY = timedelta(minutes=15)
-"""How often the events the feed moved past are tried again."""
+"""How long after its last try an event the feed moved past (or one waiting behind it) is tried again."""
 
 
 async def poll_once(store: PathwayStore, his: HisClient, now: datetime, *, limit: int = 100) -> list[Outcome]:
@@ -46,8 +47,8 @@ async def poll_once(store: PathwayStore, his: HisClient, now: datetime, *, limit
             outcomes.append(Outcome("failed", exc.event, str(exc.__cause__)))
     await store.set_cursor(SOURCE, page.next)
     for outcome in outcomes:
-        if outcome.status == "rejected":
-            log.warning("HIS event rejected", extra={"event": outcome.event, "error": outcome.error})
+        if outcome.status in ("rejected", "waiting"):
+            log.warning(f"HIS event {outcome.status}", extra={"event": outcome.event, "error": outcome.error})
     return outcomes
 
 
@@ -55,14 +56,12 @@ async def follow(
     store: PathwayStore, his: HisClient, clock: Callable[[], datetime], *, idle_s: float = 5.0,
 ) -> None:
     """Poll until cancelled: at once while pages come full, every ``idle_s`` when caught up or the HIS is away;
-    every RETRY_EVERY, the events it moved past are tried again."""
-    retried = clock()
+    each time, the events it moved past that were last tried RETRY_EVERY ago are tried again."""
     while True:
         try:
-            done = await poll_once(store, his, clock())
-            if clock() - retried >= RETRY_EVERY:
-                retried = clock()
-                await resume(store, retried, tried_before=retried - RETRY_EVERY)
+            now = clock()
+            await resume(store, now, tried_before=now - RETRY_EVERY)
+            done = await poll_once(store, his, now)
         except OutsideError as exc:
             log.warning("HIS feed unavailable; waiting", extra={"error": str(exc)})
             done = []

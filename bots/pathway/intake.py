@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Outcome:
     status: str
-    """``applied``, ``duplicate``, ``rejected``, or ``failed`` (kept to be tried again: bots.pathway.feed)."""
+    """``applied``, ``duplicate``, ``rejected``; or ``failed``, or ``waiting`` behind an earlier event of hers that
+    failed (both kept, to be tried again: bots.pathway.feed)."""
     event: str
     """The sender's id of the event."""
     error: str | None = None
@@ -82,7 +83,7 @@ async def take(store: PathwayStore, source: str, body: bytes, now: datetime) -> 
         event, error = None, str(exc)
     external = event.id if event is not None else sender_id(body)
     type_ = None if event is None else str(type(event).__struct_config__.tag)
-    event_id = await store.receive(source, external, type_, body)
+    event_id = await store.receive(source, external, type_, body, None if event is None else event.patient.username)
     if event_id is None:
         return Outcome("duplicate", external)
     if event is None:
@@ -126,6 +127,9 @@ async def act(store: PathwayStore, event_id: int, event: Event, now: datetime) -
 
 
 async def _attempt(store: PathwayStore, event_id: int, event: Event, now: datetime) -> Outcome:
+    """Act on a stored event, unless an earlier one of hers failed: then it waits, stored, to be tried after it."""
+    if await store.waiting_behind(event_id, event.patient.username, now) is not None:
+        return Outcome("waiting", event.id)
     try:
         return await act(store, event_id, event, now)
     except Exception as exc:
@@ -179,10 +183,13 @@ async def _apply_txn(store: PathwayStore, conn: asyncpg.Connection, event: Event
         day, revision = cancelled
         cycle = replace(cycle, dates={p: d for p, d in cycle.dates.items() if p != event.procedure},
                         revisions=cycle.revisions | {event.procedure: revision})
-        await store.state.jobs.schedule_txn(  # at once, even at night: she must not come in for it
-            conn, f"cancelled:{cycle.id}:{event.procedure}:{revision}", "cancelled", now,
-            {"cycle": cycle.id, "procedure": event.procedure, "revision": revision, "day": day.isoformat()},
-            max_attempts=JOB_ATTEMPTS)
+        # She had its notice: told at once, even at night, where the notice went (she must not come in for it);
+        # else in the day, in the app.
+        notified = await store.notice_sent_txn(conn, cycle.id, event.procedure, day, revision - 1)
+        await store.state.jobs.schedule_txn(
+            conn, f"cancelled:{cycle.id}:{event.procedure}:{revision}", "cancelled", now if notified else daytime(now),
+            {"cycle": cycle.id, "procedure": event.procedure, "revision": revision, "day": day.isoformat(),
+             "notified": notified}, max_attempts=JOB_ATTEMPTS)
     if isinstance(event, OrdersWritten):
         for order in event.orders:
             for rule in cycle.pathway.matching(order.category, order.code):

@@ -174,14 +174,15 @@ class PathwayStore:
 
     # -- inbound events: stored before they are acted on -------------------------------------
 
-    async def receive(self, source: str, external_id: str, type_: str | None, body: bytes) -> int | None:
+    async def receive(self, source: str, external_id: str, type_: str | None, body: bytes,
+                      patient: str | None = None) -> int | None:
         """Store an event; None if one with this id was stored and settled before (a duplicate). An event stored
         but never acted on (acting failed, the bot stopped) comes back with its id: received again, it is acted on."""
         async def txn(conn: asyncpg.Connection) -> int | None:
             found: int | None = await conn.fetchval(
-                f"insert into {self.s}.inbound_events as e (source, external_id, type, body) values ($1, $2, $3, $4)"
-                " on conflict (source, external_id) do update set source = excluded.source"
-                "   where e.status = 'received' returning id", source, external_id, type_, body,
+                f"insert into {self.s}.inbound_events as e (source, external_id, type, body, patient)"
+                " values ($1, $2, $3, $4, $5) on conflict (source, external_id) do update set source = excluded.source"
+                "   where e.status = 'received' returning id", source, external_id, type_, body, patient,
             )
             return found
         result: int | None = await self._run("pathway_receive", txn)
@@ -206,13 +207,26 @@ class PathwayStore:
         attempts: int = await self._run("pathway_event_failed", txn)
         return attempts
 
+    async def waiting_behind(self, event_id: int, patient: str, at: datetime) -> int | None:
+        """The earlier event of hers that failed to apply (or waits itself), if any: this one then waits behind
+        it (recorded, and tried again with it), so her events apply in the order they came."""
+        async def txn(conn: asyncpg.Connection) -> int | None:
+            earlier: int | None = await conn.fetchval(
+                f"select id from {self.s}.inbound_events where patient = $1 and status = 'received' and id < $2"
+                " and tried_at is not null order by id limit 1", patient, event_id)
+            if earlier is not None:
+                await conn.execute(f"update {self.s}.inbound_events set tried_at = $2, error = $3 where id = $1",
+                                   event_id, at, f"waiting behind event {earlier}")
+            return earlier
+        found: int | None = await self._run("pathway_waiting_behind", txn)
+        return found
+
     async def unsettled(self, tried_before: datetime | None = None) -> list[tuple[int, bytes]]:
         """Events stored but not yet acted on (the bot stopped in between, acting failed), oldest first; with
-        ``tried_before``, those not tried since."""
+        ``tried_before``, only those that failed or waited, and not since (one being acted on now is left)."""
         async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
             return await conn.fetch(f"select id, body from {self.s}.inbound_events where status = 'received'"
-                                    " and ($1::timestamptz is null or tried_at is null or tried_at < $1)"
-                                    " order by id", tried_before)
+                                    " and ($1::timestamptz is null or tried_at < $1) order by id", tried_before)
         return [(r["id"], r["body"]) for r in await self._run("pathway_unsettled", txn, transaction=False)]
 
     async def event(self, source: str, external_id: str) -> dict[str, Any] | None:
@@ -514,6 +528,14 @@ class PathwayStore:
             " where cycle_id = $1 and procedure = $2 and cancelled_at is null returning day, revision",
             cycle_id, procedure, at)
         return None if row is None else (row["day"], row["revision"])
+
+    async def notice_sent_txn(self, conn: asyncpg.Connection, cycle_id: int, procedure: str, day: date,
+                              revision: int) -> bool:
+        """Whether she was sent the notice of this procedure for this date and revision."""
+        sent: bool = await conn.fetchval(
+            f"select exists (select from {self.s}.deliveries where cycle_id = $1 and item = $2 and day = $3"
+            " and revision = $4)", cycle_id, f"treatment:{procedure}", day, revision)
+        return sent
 
     # -- the mini-program feed (TRT-4) -------------------------------------------------------
 

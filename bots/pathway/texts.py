@@ -68,6 +68,7 @@ KIND_NAMES = {"text": "文本", "link": "链接", "image": "图片", "video": "�
               "signature": "电子签名"}
 NODE_LIST = "{pathway}（{key}）第{version}版的节点：{nodes}\n查看节点内容：/pathway {key} 节点"
 
+CANCELLED_UNANNOUNCED = "您的{procedure}安排已取消。后续安排医生会再通知您，如有疑问请联系您的主管护士。"
 CANCELLED_TITLE = "{center}{procedure}安排取消"
 CANCELLED = ("您的{procedure}安排已取消，之前发送的{procedure}事项不再适用。"
              "后续安排医生会再通知您，如有疑问请联系您的主管护士。")
@@ -82,6 +83,8 @@ REFUSED = {
     "no_procedure": "未能处理：{patient} 当前的治疗路径没有这项手术。",
     "not_dated": "未能处理：{patient} 这项手术还没有日期，无需取消。",
 }
+WAITING = ("已收到，但 {patient} 之前的一条医院系统消息处理失败，本条将排在其后自动处理。"
+           "如长时间未生效，请联系信息科。")
 PROCEDURE_NAMES = {
     "trigger": "夜针", "retrieval": "取卵", "fresh_transfer": "鲜胚移植", "frozen_transfer": "冻胚移植",
     "insemination": "人工授精",

@@ -110,8 +110,9 @@ class Work:
                                  treatment_note(treatment, day), policy=TREATMENT_OUTSIDE, now=job.now)
 
     async def cancelled(self, job: Job) -> None:
-        """Her procedure was cancelled (a freeze-all, say): she is told at once where she had its notice (the app,
-        WeChat, SMS), so the notice does not stand; its WeChat and SMS steps not yet taken are called off."""
+        """Her procedure was cancelled (a freeze-all, say). If she had its notice, she is told where it went (the
+        app, WeChat, SMS), so it does not stand, and its WeChat and SMS steps not yet taken are called off; if not,
+        she is told in the app."""
         cycle = await self.store.cycle(job.payload["cycle"])
         procedure: str = job.payload["procedure"]
         revision: int = job.payload["revision"]
@@ -121,8 +122,11 @@ class Work:
             old = _notice_key(cycle.id, procedure, date.fromisoformat(job.payload["day"]), revision - 1)
             await self.outbox.settle(old, "cancelled", now=job.now)
         name = texts.PROCEDURE_NAMES[procedure]
-        text = texts.CANCELLED.format(procedure=name)
+        notified: bool = job.payload.get("notified", True)
+        text = (texts.CANCELLED if notified else texts.CANCELLED_UNANNOUNCED).format(procedure=name)
         await self.client.send(f"u:{cycle.patient}", text, cid=f"pw-x:{cycle.id}:{procedure}:{revision}")
+        if not notified:
+            return
         note = Note(texts.CANCELLED_TITLE.format(center=texts.CENTER, procedure=name), text)
         await self.outbox.notify(f"pw-x:{cycle.id}:{procedure}:{revision}", _recipient(cycle), note,
                                  policy=TREATMENT_OUTSIDE, now=job.now)

@@ -25,6 +25,8 @@ STARTED = {"type": "cycle_started", "id": "his-1", "patient": CHEN, "pathway": "
 DATED = {"type": "procedure_dated", "id": "his-2", "patient": CHEN, "procedure": "trigger", "day": "2026-12-14"}
 WANG_STARTED = {"type": "cycle_started", "id": "wang-1", "patient": {"username": "wang_li"}, "pathway": "ivf",
                 "day": "2026-12-01"}
+WANG_DATED = {"type": "procedure_dated", "id": "wang-2", "patient": {"username": "wang_li"}, "procedure": "trigger",
+              "day": "2026-12-14"}
 BAD = {"type": "procedure_dated", "id": "his-3", "patient": CHEN, "procedure": "surgery", "day": "2026-12-14"}
 
 
@@ -69,15 +71,15 @@ async def test_an_event_that_keeps_failing_does_not_hold_up_the_others(
     store: PathwayStore, nursery: trio.Nursery,
 ) -> None:
     """DESIGN rule 8: one patient's event that the database keeps refusing (here a trigger stands in for a bug) is
-    read again a few times, then the feed moves past it to the next patient's; it stays stored with its error and
-    applies once it can, when tried again."""
+    read again a few times, then the feed moves past it to the next patient's; it stays stored with its error, her
+    later event waits behind it, and both apply in their order once they can, when tried again."""
     await sql(store, "create function bot_pathway.refuse() returns trigger language plpgsql as $$ begin"
                      " if new.patient = 'wang_li' then raise exception 'refused for the test'; end if;"
                      " return new; end $$")
     await sql(store, "create trigger refuse before insert on bot_pathway.cycles for each row"
                      " execute function bot_pathway.refuse()")
     url = await start_simulator(nursery, "his")
-    await publish(url, WANG_STARTED, STARTED)
+    await publish(url, WANG_STARTED, STARTED, WANG_DATED)
     async with connect(url, DEMO_KEY, retry=QUICK) as service:
         his = HisClient(service)
         for _ in range(EVENT_ATTEMPTS - 1):
@@ -85,7 +87,7 @@ async def test_an_event_that_keeps_failing_does_not_hold_up_the_others(
                 await poll_once(store, his, NOW)
         assert await store.open_cycle("chen_hong") is None  # she waits behind it, for now
         assert [(o.event, o.status) for o in await poll_once(store, his, NOW)] == [
-            ("wang-1", "failed"), ("his-1", "applied")]
+            ("wang-1", "failed"), ("his-1", "applied"), ("wang-2", "waiting")]
         assert await poll_once(store, his, NOW) == []
     kept = await store.event("his", "wang-1")
     assert kept is not None and kept["status"] == "received" and "refused for the test" in kept["error"]
@@ -94,5 +96,6 @@ async def test_an_event_that_keeps_failing_does_not_hold_up_the_others(
     assert await resume(store, NOW, tried_before=NOW) == []  # tried just now: not yet
     later = NOW + RETRY_EVERY + timedelta(minutes=1)
     assert [(o.event, o.status) for o in await resume(store, later, tried_before=later - RETRY_EVERY)] == [
-        ("wang-1", "applied")]
-    assert await store.open_cycle("wang_li") is not None
+        ("wang-1", "applied"), ("wang-2", "applied")]
+    wang = await store.open_cycle("wang_li")
+    assert wang is not None and set(wang.dates) == {"trigger"}

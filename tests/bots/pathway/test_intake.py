@@ -78,7 +78,8 @@ async def test_doctors_orders_schedule_matching_education_at_once(store: Pathway
 
 
 async def test_an_order_written_at_night_brings_its_education_in_the_morning(store: PathwayStore) -> None:
-    """EDU-4: nobody is woken by an education message; a cancellation, though, is told at once (TRT-2)."""
+    """EDU-4: nobody is woken by an education message; nor by a cancellation of a procedure whose notice she has
+    not had yet (one she had is told at once: test_work)."""
     await take(store, "his", event(type="cycle_started", id="c", patient=CHEN, pathway="ivf", day="2026-12-01"), NOW)
     await take(store, "his", event(type="procedure_dated", id="d", patient=CHEN, procedure="trigger",
                                    day="2026-12-14"), NOW)
@@ -90,7 +91,7 @@ async def test_an_order_written_at_night_brings_its_education_in_the_morning(sto
     assert cycle is not None
     due = await jobs(store)
     assert due[f"order:{cycle.id}:progesterone:o-1"] == at("2026-12-14 08:00")
-    assert due[f"cancelled:{cycle.id}:trigger:1"] == at("2026-12-13 23:30")
+    assert due[f"cancelled:{cycle.id}:trigger:1"] == at("2026-12-14 08:00")
 
 
 @pytest.mark.parametrize(("body", "reason"), [

@@ -246,9 +246,10 @@ async def test_a_cancelled_transfer_is_not_announced_and_she_is_told(server: Run
         assert (refused.status, refused.reason) == ("rejected", "not_dated")
         await run_due(work, at("2027-01-20 09:00"))
         (told,) = await take(patient, 1)
-        assert told.text == texts.CANCELLED.format(procedure="鲜胚移植")
+        assert told.text == texts.CANCELLED_UNANNOUNCED.format(procedure="鲜胚移植")  # she had no notice of it
         cycle = await work.store.open_cycle("chen")
         assert cycle is not None and cycle.dates == {}
+        assert await work.outbox.history(f"pw-x:{cycle.id}:fresh_transfer:1") is None  # nor by WeChat or SMS
         assert {d["node"] for d in await work.store.deliveries(cycle.id)} == {"filing"}
 
         await frozen_transfer_on_10_march(work, patient)
