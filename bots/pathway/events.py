@@ -18,7 +18,10 @@ from msgspec import Meta
 from bots.pathway.definition import PROCEDURES, OrderCategory
 from protocol.frames import Username
 
-EventId = Annotated[str, Meta(min_length=1, max_length=128)]
+NO_NUL = r"^[^\x00]*\Z"
+"""Texts kept in Postgres text columns hold anything but NUL, which Postgres refuses: such an event is rejected
+as malformed rather than stuck."""
+EventId = Annotated[str, Meta(min_length=1, max_length=128, pattern=NO_NUL)]
 PathwayKey = Literal["ivf", "iui"]
 Procedure = Literal["trigger", "retrieval", "fresh_transfer", "frozen_transfer", "insemination"]
 assert set(Procedure.__args__) == set(PROCEDURES)  # type: ignore[attr-defined]
@@ -27,11 +30,11 @@ assert set(Procedure.__args__) == set(PROCEDURES)  # type: ignore[attr-defined]
 class Patient(msgspec.Struct, frozen=True):
     username: Username
     """Her account in the app."""
-    his_id: Annotated[str, Meta(max_length=64)] = ""
+    his_id: Annotated[str, Meta(max_length=64, pattern=NO_NUL)] = ""
     """Her record number in the hospital system (an external identifier, kept as such)."""
-    phone: Annotated[str, Meta(max_length=32)] = ""
+    phone: Annotated[str, Meta(max_length=32, pattern=NO_NUL)] = ""
     """Her mobile number, for treatment items by SMS (TRT-2); the latest event that gives one counts."""
-    openid: Annotated[str, Meta(max_length=64)] = ""
+    openid: Annotated[str, Meta(max_length=64, pattern=NO_NUL)] = ""
     """Her openid with the hospital's WeChat official account, for treatment items by WeChat (TRT-2)."""
 
 
@@ -90,6 +93,6 @@ def sender_id(raw: bytes) -> str:
         found = msgspec.json.decode(raw).get("id")
     except (msgspec.DecodeError, AttributeError):
         found = None
-    if isinstance(found, str) and 0 < len(found) <= 128:
+    if isinstance(found, str) and 0 < len(found) <= 128 and "\x00" not in found:
         return found
     return "sha256:" + hashlib.sha256(raw).hexdigest()

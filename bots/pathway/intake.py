@@ -196,17 +196,19 @@ async def _apply_txn(store: PathwayStore, conn: asyncpg.Connection, event: Event
                 await store.state.jobs.schedule_txn(conn, f"order:{cycle.id}:{rule.key}:{event.id}", "order",
                                                     daytime(now), {"cycle": cycle.id, "rule": rule.key},
                                                     max_attempts=JOB_ATTEMPTS)
-    else:
-        await _schedule_txn(store, conn, cycle)
+    else:  # after a cancellation, not onto another procedure's date already past (she is beyond it)
+        await _schedule_txn(store, conn, cycle, after=now if isinstance(event, ProcedureCancelled) else None)
     return cycle
 
 
-async def _schedule_txn(store: PathwayStore, conn: asyncpg.Connection, cycle: CycleRow) -> None:
-    """A job for each node whose date is known, keyed by the date and its revision: scheduling again changes
-    nothing, and a date that moves (even back) brings a job of its own while the old one finds itself stale."""
+async def _schedule_txn(store: PathwayStore, conn: asyncpg.Connection, cycle: CycleRow,
+                        after: datetime | None = None) -> None:
+    """A job for each node whose date is known (with ``after``: due after it), keyed by the date and its revision:
+    scheduling again changes nothing, and a date that moves (even back) brings a job of its own while the old one
+    finds itself stale."""
     for node in cycle.pathway.nodes:
         due, day, revision = cycle.cycle.node_due(node), cycle.cycle.node_date(node), cycle.cycle.revision(node)
-        if due is not None and day is not None:
+        if due is not None and day is not None and (after is None or due > after):
             await store.state.jobs.schedule_txn(
                 conn, f"node:{cycle.id}:{node.key}:{day}:{revision}", "node", due,
                 {"cycle": cycle.id, "node": node.key, "day": day.isoformat(), "revision": revision},

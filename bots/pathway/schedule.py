@@ -42,11 +42,13 @@ class Cycle:
         return None if day is None else at_clock(day - timedelta(days=node.before_days), node.at)
 
     def occurrence(self, node: Node) -> str:
-        """Which time the node's step comes in this cycle: ``""`` the first time; for a second (a frozen transfer
-        after a fresh one), the procedure that dates it, so its content is sent again (the pregnancy test's form
-        asked anew)."""
+        """Which time the node's step comes in this cycle: ``""`` while one procedure of the step was ever dated;
+        once another was too (a frozen transfer after a fresh one, even a cancelled one), the procedure that dates
+        it now, so its content is sent again (the pregnancy test's form asked anew)."""
+        if len([p for p in self.revisions if PROCEDURES[p] == node.step]) < 2:
+            return ""
         dated = [(day, procedure) for procedure, day in self.dates.items() if PROCEDURES[procedure] == node.step]
-        return max(dated)[1] if len(dated) > 1 else ""
+        return max(dated)[1] if dated else ""
 
     def revision(self, node: Node) -> int:
         """Grows with every change of a date the node hangs on: a date moved back is a new date for the node."""

@@ -168,7 +168,7 @@ async def test_an_ivf_cycle_through_all_six_nodes(server: Running, db: str, nurs
             assert await groups(chen) == await groups(li) == {"试管婴儿·建档群"}
             await chen.request("read", conv=conv, seq=filing[1].seq)  # she reads the welcome and the visit flow
 
-            await bot.run_due("2026-12-02 07:29")
+            assert await bot.run_due("2026-12-02 07:29") == 0  # not in the evening: the day is not over
             await bot.run_due("2026-12-02 07:30")  # the summary of the 1st, the next morning
             (summary,) = await bot_says(nurse, 1)
             assert summary.conv == station

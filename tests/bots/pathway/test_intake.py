@@ -97,6 +97,9 @@ async def test_an_order_written_at_night_brings_its_education_in_the_morning(sto
 @pytest.mark.parametrize(("body", "reason"), [
     (event(type="procedure_dated", id="x1", patient=CHEN, procedure="surgery", day="2026-12-16"), "$.procedure"),
     (b"{not json", "malformed"),
+    (event(type="cycle_started", id="x\u0000", patient=CHEN, pathway="ivf", day="2026-12-01"), "$.id"),
+    (event(type="cycle_started", id="x4", patient=CHEN | {"his_id": "P\u0000"}, pathway="ivf", day="2026-12-01"),
+     "$.patient.his_id"),
     (event(type="procedure_dated", id="x2", patient=CHEN, procedure="retrieval", day="2026-12-16"),
      "no open cycle"),
     (event(type="cycle_started", id="x3", patient=CHEN, pathway="iui", day="2026-12-01"), "no pathway 'iui'"),

@@ -306,6 +306,7 @@ async def test_a_procedure_cancelled_at_night_is_told_at_once_everywhere_her_not
         await run_due(work, at("2026-12-19 12:00"))  # the old notice's reminder was due at 09:00
         notices = [d for d in await work.store.deliveries(cycle.id) if d["item"] == "treatment:fresh_transfer"]
         assert [d["reminders"] for d in notices] == [0]
+        await frozen_transfer_on_10_march(work, patient)  # the transfer's content again, for this transfer
 
 
 async def test_a_node_overtaken_while_the_bot_was_down_still_asks_for_her_consent_and_form(
@@ -355,3 +356,30 @@ async def test_a_frozen_transfer_after_a_fresh_one_brings_the_transfer_content_a
         assert pregnancy == ["test", "result", "test@frozen_transfer", "result@frozen_transfer"]
         second_form = await work.store.delivery(conv=second_test[1].conv, seq=second_test[1].seq)
         assert second_form is not None and second_form.pathway.item("pregnancy", second_form.item) is not None
+
+
+async def test_a_frozen_transfer_cancelled_after_a_fresh_one_brings_back_nothing_of_the_fresh_one(
+    server: Running, db: str,
+) -> None:
+    """TRT-2, IM-2: months after her fresh transfer, the frozen transfer planned next is cancelled: she is told,
+    and that is all — the transfer, pregnancy test and ultrasound of the fresh transfer (long past) are not sent
+    again, and she stays where she is."""
+    async with with_chen(server, db) as (work, patient):
+        await start(work, fresh_transfer="2026-12-19")
+        for day, count in (("2026-12-01", 5), ("2026-12-18", 3), ("2027-01-02", 2), ("2027-01-16", 1)):
+            await run_due(work, at(f"{day} 09:00"))
+            await take(patient, count)
+        assert await groups(patient) == {"试管婴儿·B超群"}
+        cycle = await work.store.open_cycle("chen")
+        assert cycle is not None
+        before = await work.store.deliveries(cycle.id)
+        await event(work, at("2027-02-20 10:00"), type="procedure_dated", id="e3", patient=CHEN,
+                    procedure="frozen_transfer", day="2027-03-10")
+        await event(work, at("2027-02-25 10:00"), type="procedure_cancelled", id="e4", patient=CHEN,
+                    procedure="frozen_transfer")
+        await run_due(work, at("2027-02-25 10:00"))
+        (told,) = await take(patient, 1)
+        assert told.text == texts.CANCELLED_UNANNOUNCED.format(procedure="冻胚移植")
+        await run_due(work, at("2027-03-20 09:00"))
+        assert await work.store.deliveries(cycle.id) == before
+        assert await groups(patient) == {"试管婴儿·B超群"}
