@@ -349,11 +349,12 @@ class PathwayStore:
                         msgspec.convert(row["definition"], Pathway), row["day"], row["revision"])
 
     async def to_do(self, cycle_id: int) -> list[str]:
-        """The titles of the forms and consents sent in this cycle and not yet filled in or signed, oldest first."""
+        """The titles of the forms and consents sent in this cycle and not yet filled in or signed, oldest first;
+        each title once (a form asked again for a later transfer)."""
         async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
             return await conn.fetch(f"select title from {self.s}.deliveries where cycle_id = $1"
                                     " and completed_at is null and kind in ('form', 'signature_request')"
-                                    " order by id", cycle_id)
+                                    " group by title order by min(id)", cycle_id)
         return [r["title"] for r in await self._run("pathway_to_do", txn, transaction=False)]
 
     async def mark_read(self, conv: str, upto: int, at: datetime) -> int:

@@ -356,6 +356,7 @@ async def test_a_frozen_transfer_after_a_fresh_one_brings_the_transfer_content_a
         assert pregnancy == ["test", "result", "test@frozen_transfer", "result@frozen_transfer"]
         second_form = await work.store.delivery(conv=second_test[1].conv, seq=second_test[1].seq)
         assert second_form is not None and second_form.pathway.item("pregnancy", second_form.item) is not None
+        assert (await work.store.to_do(cycle.id)).count("验孕结果") == 1  # once, though asked for each transfer
 
 
 async def test_a_frozen_transfer_cancelled_after_a_fresh_one_brings_back_nothing_of_the_fresh_one(
