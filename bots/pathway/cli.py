@@ -108,7 +108,7 @@ async def _main(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
                 outcome = await set_date(store, SOURCE, _event_id(), Patient(username=args.patient),
                                          args.procedure, args.day, now)
         except ActFailed as exc:  # kept: the bot tries it again at its next start
-            outcome = Outcome("failed", exc.event, str(exc.__cause__))
+            outcome = exc.outcome()
         return outcome_json(outcome)
 
 

@@ -44,7 +44,7 @@ async def poll_once(store: PathwayStore, his: HisClient, now: datetime, *, limit
                 raise
             log.exception("HIS event keeps failing; the feed moves past it, it is tried again later",
                           extra={"event": exc.event})
-            outcomes.append(Outcome("failed", exc.event, str(exc.__cause__)))
+            outcomes.append(exc.outcome())
     await store.set_cursor(SOURCE, page.next)
     for outcome in outcomes:
         if outcome.status in ("rejected", "waiting"):

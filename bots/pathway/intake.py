@@ -62,6 +62,10 @@ class ActFailed(Exception):
         self.event = event
         self.attempts = attempts
 
+    def outcome(self) -> Outcome:
+        """As an outcome for a caller that goes on (the event is kept, to be tried again)."""
+        return Outcome("failed", self.event, str(self.__cause__))
+
 
 class Refused(Exception):
     """An event that is well formed but cannot apply; recorded as rejected with this reason."""
@@ -89,7 +93,7 @@ async def take(store: PathwayStore, source: str, body: bytes, now: datetime) -> 
     if event is None:
         await store.reject(event_id, f"malformed event: {error}")
         return Outcome("rejected", external, f"malformed event: {error}", reason="malformed")
-    return await _attempt(store, event_id, event, now)
+    return await act(store, event_id, event, now)
 
 
 async def enroll(store: PathwayStore, source: str, event_id: str, patient: Patient, pathway: PathwayKey, day: date,
@@ -114,7 +118,14 @@ async def cancel(store: PathwayStore, source: str, event_id: str, patient: Patie
 
 
 async def act(store: PathwayStore, event_id: int, event: Event, now: datetime) -> Outcome:
+    """Act on a stored event in one transaction, unless an earlier one of hers failed: then it waits, stored, to be
+    tried after it.
+
+    Error handling: ActFailed if acting failed (recorded; the event stays stored to be tried again).
+    """
     async def txn(conn: asyncpg.Connection) -> Outcome:
+        if await store.waiting_behind_txn(conn, event_id, event.patient.username, now) is not None:
+            return Outcome("waiting", event.id)
         try:
             cycle = await _apply_txn(store, conn, event, now)
         except Refused as exc:
@@ -122,16 +133,9 @@ async def act(store: PathwayStore, event_id: int, event: Event, now: datetime) -
             return Outcome("rejected", event.id, str(exc), reason=exc.reason)
         await store.settle_txn(conn, event_id)
         return Outcome("applied", event.id, cycle=cycle.id)
-    outcome: Outcome = await store.state.store.run("pathway_act", txn)
-    return outcome
-
-
-async def _attempt(store: PathwayStore, event_id: int, event: Event, now: datetime) -> Outcome:
-    """Act on a stored event, unless an earlier one of hers failed: then it waits, stored, to be tried after it."""
-    if await store.waiting_behind(event_id, event.patient.username, now) is not None:
-        return Outcome("waiting", event.id)
     try:
-        return await act(store, event_id, event, now)
+        outcome: Outcome = await store.state.store.run("pathway_act", txn)
+        return outcome
     except Exception as exc:
         attempts = await store.failed(event_id, f"{type(exc).__name__}: {exc}", now)
         raise ActFailed(event.id, attempts) from exc
@@ -143,7 +147,7 @@ async def resume(store: PathwayStore, now: datetime, *, tried_before: datetime |
     done = []
     for event_id, body in await store.unsettled(tried_before):
         try:
-            done.append(await _attempt(store, event_id, parse(body), now))
+            done.append(await act(store, event_id, parse(body), now))
         except EventError as exc:  # cannot happen for stored events, which were parsed before storing
             await store.reject(event_id, f"malformed event: {exc}")
         except ActFailed:  # one event that fails must not keep the others (nor the bot's start) waiting

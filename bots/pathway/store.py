@@ -207,19 +207,17 @@ class PathwayStore:
         attempts: int = await self._run("pathway_event_failed", txn)
         return attempts
 
-    async def waiting_behind(self, event_id: int, patient: str, at: datetime) -> int | None:
+    async def waiting_behind_txn(self, conn: asyncpg.Connection, event_id: int, patient: str, at: datetime,
+                                 ) -> int | None:
         """The earlier event of hers that failed to apply (or waits itself), if any: this one then waits behind
         it (recorded, and tried again with it), so her events apply in the order they came."""
-        async def txn(conn: asyncpg.Connection) -> int | None:
-            earlier: int | None = await conn.fetchval(
-                f"select id from {self.s}.inbound_events where patient = $1 and status = 'received' and id < $2"
-                " and tried_at is not null order by id limit 1", patient, event_id)
-            if earlier is not None:
-                await conn.execute(f"update {self.s}.inbound_events set tried_at = $2, error = $3 where id = $1",
-                                   event_id, at, f"waiting behind event {earlier}")
-            return earlier
-        found: int | None = await self._run("pathway_waiting_behind", txn)
-        return found
+        earlier: int | None = await conn.fetchval(
+            f"select id from {self.s}.inbound_events where patient = $1 and status = 'received' and id < $2"
+            " and tried_at is not null order by id limit 1", patient, event_id)
+        if earlier is not None:
+            await conn.execute(f"update {self.s}.inbound_events set tried_at = $2, error = $3 where id = $1",
+                               event_id, at, f"waiting behind event {earlier}")
+        return earlier
 
     async def unsettled(self, tried_before: datetime | None = None) -> list[tuple[int, bytes]]:
         """Events stored but not yet acted on (the bot stopped in between, acting failed), oldest first; with

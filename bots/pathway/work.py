@@ -75,6 +75,12 @@ class Work:
         if (cycle.cycle.node_date(node), cycle.cycle.revision(node)) != (
                 date.fromisoformat(job.payload["day"]), job.payload.get("revision", 0)):  # none before revisions
             return  # the date changed since: the job for the new date does it
+        occurrence = cycle.cycle.occurrence(node)
+
+        async def send(item: Item, *, remind: bool) -> None:  # named once per occurrence of the node's step
+            key = f"{item.key}@{occurrence}" if occurrence else item.key
+            await self._send_item(cycle, node.key, item, job, remind=remind, key=key)
+
         latest = reached(cycle.cycle, job.now)
         if latest is not None and latest.key != node.key:
             # The hospital system sent her dates late, or the bot was down past a later node: that node's job
@@ -82,12 +88,12 @@ class Work:
             log.warning("node overtaken by a later one", extra={"cycle": cycle.id, "node": node.key})
             for item in node.content:
                 if item.kind in ("form", "signature"):
-                    await self._send_item(cycle, node.key, item, job, remind=True, key=_content_key(cycle, node, item))
+                    await send(item, remind=True)
             return
         for item in node.welcome:
-            await self._send_item(cycle, node.key, item, job, remind=False, key=_content_key(cycle, node, item))
+            await send(item, remind=False)
         for item in node.content:
-            await self._send_item(cycle, node.key, item, job, remind=True, key=_content_key(cycle, node, item))
+            await send(item, remind=True)
         for procedure in node.treatment:
             await self._treatment(cycle, node, procedure, job)
         async with self._serial:
@@ -118,18 +124,17 @@ class Work:
         revision: int = job.payload["revision"]
         if cycle is None or cycle.revisions.get(procedure) != revision:
             return  # dated again since: the new date's notice says it
-        if "day" in job.payload:
+        notified: bool = job.payload["notified"]
+        if notified:  # first, what is left of the old notice's sending stops
             old = _notice_key(cycle.id, procedure, date.fromisoformat(job.payload["day"]), revision - 1)
             await self.outbox.settle(old, "cancelled", now=job.now)
         name = texts.PROCEDURE_NAMES[procedure]
-        notified: bool = job.payload.get("notified", True)
         text = (texts.CANCELLED if notified else texts.CANCELLED_UNANNOUNCED).format(procedure=name)
         await self.client.send(f"u:{cycle.patient}", text, cid=f"pw-x:{cycle.id}:{procedure}:{revision}")
-        if not notified:
-            return
-        note = Note(texts.CANCELLED_TITLE.format(center=texts.CENTER, procedure=name), text)
-        await self.outbox.notify(f"pw-x:{cycle.id}:{procedure}:{revision}", _recipient(cycle), note,
-                                 policy=TREATMENT_OUTSIDE, now=job.now)
+        if notified:
+            note = Note(texts.CANCELLED_TITLE.format(center=texts.CENTER, procedure=name), text)
+            await self.outbox.notify(f"pw-x:{cycle.id}:{procedure}:{revision}", _recipient(cycle), note,
+                                     policy=TREATMENT_OUTSIDE, now=job.now)
 
     async def order(self, job: Job) -> None:
         """Education for a doctor's order (EDU-4), as soon as the order arrives."""
@@ -272,12 +277,6 @@ class Work:
             return found
         made = await self.client.request("group_create", name=node.group)
         return await self.store.keep_node_group(cycle.pathway.key, node.key, made["conv"])
-
-
-def _content_key(cycle: CycleRow, node: Node, item: Item) -> str:
-    """A node's item as its delivery is named: once per occurrence of the node's step (Cycle.occurrence)."""
-    occurrence = cycle.cycle.occurrence(node)
-    return f"{item.key}@{occurrence}" if occurrence else item.key
 
 
 def _notice_key(cycle_id: int, procedure: str, day: date, revision: int) -> str:
