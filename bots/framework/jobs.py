@@ -14,12 +14,13 @@ ends), none lost, and a job whose runner dies every time fails after ``max_attem
 after a job's effect but before recording it means a second run, so handlers
 make their effects idempotent (the job's ``key`` is there for that).
 
-Time. What is due is judged by the database's clock, or by the ``now`` a caller
-passes to ``claim``, ``run`` or ``run_due``: tests and ``imbot run-due --now``
-run exactly what is due by a given time, with no sleeping. ``Job.now`` carries
-that time to the handler (its clock for whatever it records or schedules); a
-retry's backoff counts from the given ``now``, else from the failure. Leases are always on the database's real
-clock: they keep two runners apart in real time.
+Time (DESIGN rule 10). Every time the table records or compares comes from the ``clock`` the
+jobs were given (the machine's clock in production), never from the database's ``now()``, so a
+test on a fixed or mock clock sees exactly what production would at that time. What is due is
+judged by that clock, or by the ``now`` a caller passes to ``claim``, ``run_due`` or ``fail``:
+``imbot run-due --now`` runs exactly what is due by a given time. ``Job.now`` carries that time to
+the handler (its clock for whatever it records or schedules); a retry's backoff counts from it.
+Leases always run on the clock, not on a given ``now``: they keep two runners apart in real time.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import trio
 
 from pgtrio.bridge import Store
 from pgtrio.migrate import IDENTIFIER
+from protocol.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ class Job:
     attempt: int
     """1 for the first run; the fence for finishing it."""
     now: datetime
-    """The time it was claimed at: the database's clock, or the ``now`` the runner was given."""
+    """The time it was claimed at: the jobs' clock, or the ``now`` the runner was given."""
 
 
 Handler = Callable[[Job], Awaitable[None]]
@@ -71,10 +73,14 @@ LEASE_USE = 0.8
 class Jobs:
     """The jobs table of one bot's schema (made by ``BotState.migrate``)."""
 
-    def __init__(self, store: Store, schema: str, *, lease_s: float = 300.0, backoff_s: float = 30.0) -> None:
+    def __init__(
+        self, store: Store, schema: str, *, lease_s: float = 300.0, backoff_s: float = 30.0,
+        clock: Clock = system_clock,
+    ) -> None:
         if not IDENTIFIER.match(schema):
             raise ValueError(f"not a schema name: {schema!r}")
         self._store = store
+        self.clock = clock
         self._table = f"{schema}.jobs"
         self.schema = schema
         self.lease_s = lease_s
@@ -111,55 +117,59 @@ class Jobs:
     async def cancel_txn(self, conn: asyncpg.Connection, keys: list[str]) -> int:
         """``cancel`` of several jobs inside the caller's transaction; how many were cancelled."""
         status: str = await conn.execute(
-            f"update {self._table} set state = 'cancelled', finished_at = now()"
-            " where key = any($1::text[]) and state in ('requested', 'in-progress')", keys,
+            f"update {self._table} set state = 'cancelled', finished_at = $2"
+            " where key = any($1::text[]) and state in ('requested', 'in-progress')", keys, self.clock(),
         )
         return int(status.rsplit(" ", 1)[1])
 
     async def claim(self, limit: int, *, now: datetime | None = None) -> list[Job]:
-        """Take up to ``limit`` jobs due by ``now`` (default: the database's clock), or whose lease passed."""
+        """Take up to ``limit`` jobs due by ``now`` (default: the clock), or whose lease passed."""
+        real = self.clock()
+        due = real if now is None else now
+
         async def txn(conn: asyncpg.Connection) -> list[Job]:
             rows = await conn.fetch(
                 f"update {self._table} j set state = 'in-progress', attempts = j.attempts + 1,"
-                "   lease_until = now() + make_interval(secs => $2)"
+                "   lease_until = $4 + make_interval(secs => $2)"
                 f" where j.id in (select id from {self._table}"
-                "   where due_at <= coalesce($3::timestamptz, now()) and (state = 'requested'"
-                "     or state = 'in-progress' and lease_until < now() and attempts < max_attempts)"
+                "   where due_at <= $3 and (state = 'requested'"
+                "     or state = 'in-progress' and lease_until < $4 and attempts < max_attempts)"
                 "   order by priority desc, due_at limit $1 for update skip locked)"
-                " returning j.id, j.key, j.kind, j.payload, j.due_at, j.attempts,"
-                "   coalesce($3::timestamptz, now()) as now",
-                limit, self.lease_s, now,
+                " returning j.id, j.key, j.kind, j.payload, j.due_at, j.attempts",
+                limit, self.lease_s, due, real,
             )
             await conn.execute(  # runners kept dying on it: give up rather than claim it for ever
-                f"update {self._table} set state = 'failed', finished_at = now(), lease_until = null,"
+                f"update {self._table} set state = 'failed', finished_at = $1, lease_until = null,"
                 "   last_error = coalesce(last_error, 'the runner stopped during every attempt')"
-                " where state = 'in-progress' and lease_until < now() and attempts >= max_attempts",
+                " where state = 'in-progress' and lease_until < $1 and attempts >= max_attempts", real,
             )
-            return [Job(r["id"], r["key"], r["kind"], r["payload"], r["due_at"], r["attempts"], r["now"]) for r in rows]
+            return [Job(r["id"], r["key"], r["kind"], r["payload"], r["due_at"], r["attempts"], due) for r in rows]
         return await self._store.run("jobs_claim", txn)
 
     async def complete(self, job: Job) -> bool:
         """Record success; False if this attempt no longer owns the job (its lease passed and it was re-claimed)."""
         async def txn(conn: asyncpg.Connection) -> bool:
             status: str = await conn.execute(
-                f"update {self._table} set state = 'completed', finished_at = now(), lease_until = null"
-                " where id = $1 and attempts = $2 and state = 'in-progress'", job.id, job.attempt,
+                f"update {self._table} set state = 'completed', finished_at = $3, lease_until = null"
+                " where id = $1 and attempts = $2 and state = 'in-progress'", job.id, job.attempt, self.clock(),
             )
             return status.endswith(" 1")
         return await self._store.run("jobs_complete", txn)
 
     async def fail(self, job: Job, error: str, *, now: datetime | None = None) -> bool:
         """Record a failed attempt: retry after a backoff (30 s, 60 s, 120 s… from ``now``, default the
-        database's clock) or give up at ``max_attempts``."""
+        clock) or give up at ``max_attempts``."""
+        real = self.clock()
+
         async def txn(conn: asyncpg.Connection) -> bool:
             status: str = await conn.execute(
                 f"update {self._table} set last_error = $3, lease_until = null,"
                 "   state = case when attempts >= max_attempts then 'failed' else 'requested' end,"
-                "   finished_at = case when attempts >= max_attempts then now() end,"
+                "   finished_at = case when attempts >= max_attempts then $6::timestamptz end,"
                 "   due_at = case when attempts >= max_attempts then due_at"
-                "            else coalesce($5::timestamptz, now()) + make_interval(secs => $4 * 2 ^ (attempts - 1)) end"
+                "            else $5::timestamptz + make_interval(secs => $4 * 2 ^ (attempts - 1)) end"
                 " where id = $1 and attempts = $2 and state = 'in-progress'",
-                job.id, job.attempt, error[:2000], self.backoff_s, now,
+                job.id, job.attempt, error[:2000], self.backoff_s, real if now is None else now, real,
             )
             return status.endswith(" 1")
         return await self._store.run("jobs_fail", txn)
@@ -173,10 +183,11 @@ class Jobs:
         return await self._store.run("jobs_state", txn, transaction=False)
 
     async def run(
-        self, handlers: Mapping[str, Handler], batch: int = 20, poll_s: float = 1.0, *, now: datetime | None = None,
+        self, handlers: Mapping[str, Handler], batch: int = 20, poll_s: float = 1.0, *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Claim and run jobs due by ``now`` until cancelled, ``batch`` at a time, polling every ``poll_s`` when idle.
+        """Claim and run jobs due by the clock until cancelled, ``batch`` at a time, polling every ``poll_s`` when
+        idle.
 
         A handler's exception fails that attempt (retried later); a job of an
         unknown kind fails too, so it is seen rather than left waiting.
@@ -184,7 +195,7 @@ class Jobs:
         task_status.started()
         while True:
             try:
-                ran = len(await self._run_batch(handlers, batch, now))
+                ran = len(await self._run_batch(handlers, batch, None))
             except (asyncpg.PostgresError, OSError):  # the database is away: the jobs wait for it
                 log.exception("claiming jobs failed; retrying")
                 ran = 0
@@ -192,7 +203,7 @@ class Jobs:
                 await trio.sleep(poll_s)
 
     async def run_due(self, handlers: Mapping[str, Handler], *, now: datetime | None = None, batch: int = 20) -> int:
-        """Run every job due by ``now`` (default: the database's clock), then return how many attempts ran.
+        """Run every job due by ``now`` (default: the clock), then return how many attempts ran.
 
         A failed attempt is retried only when its backoff is due, so by a later ``now``. Jobs another
         runner holds are left to it.

@@ -26,8 +26,9 @@ person acted (paid the fee, came to the clinic): no later step runs.
 One race remains by design: a step that has checked "not settled" and is sending while the bot
 settles still sends (no transaction can span an outside call). ``history(key)`` shows what happened.
 
-Time: steps are due by the database's clock, or by the ``now`` given to ``notify``, ``settle`` and
-the job runner (``Jobs.run_due``), so tests and ``imbot run-due --now`` drive days in seconds.
+Time: steps are due by the bot's clock (``BotState.clock``), or by the ``now`` given to ``notify``,
+``settle`` and the job runner (``Jobs.run_due``), so tests and ``imbot run-due --now`` drive days in
+seconds.
 """
 
 from __future__ import annotations
@@ -155,9 +156,9 @@ class Outbox:
         async def txn(conn: asyncpg.Connection) -> bool:
             created = await conn.fetchval(
                 f"insert into {self._s}.outbox (key, recipient, title, content, link, policy, priority, created_at)"
-                " values ($1, $2, $3, $4, $5, $6, $7, coalesce($8::timestamptz, now()))"
-                " on conflict (key) do nothing returning created_at",
-                key, _recipient_data(to), note.title, note.content, note.link, policy.to_data(), priority, now,
+                " values ($1, $2, $3, $4, $5, $6, $7, $8) on conflict (key) do nothing returning created_at",
+                key, _recipient_data(to), note.title, note.content, note.link, policy.to_data(), priority,
+                self.state.clock() if now is None else now,
             )
             if created is None:
                 return False
@@ -330,9 +331,9 @@ class Outbox:
     ) -> bool:
         """Settle and cancel the steps after ``after_step`` (a running step does not cancel itself)."""
         steps = await conn.fetchval(
-            f"update {self._s}.outbox set settled_at = coalesce($3::timestamptz, now()), settled = $2"
+            f"update {self._s}.outbox set settled_at = $3, settled = $2"
             " where key = $1 and settled_at is null returning jsonb_array_length(policy)",
-            key, reason, now,
+            key, reason, self.state.clock() if now is None else now,
         )
         if steps is None:
             return False

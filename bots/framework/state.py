@@ -12,6 +12,7 @@ import asyncpg
 from bots.framework.jobs import Jobs
 from pgtrio.bridge import Store
 from pgtrio.migrate import migrate
+from protocol.clock import Clock, system_clock
 
 MIGRATIONS = "bots.framework.migrations"
 
@@ -21,10 +22,15 @@ def schema_of(bot_name: str) -> str:
 
 
 class BotState:
-    def __init__(self, store: Store, bot_name: str, migrations: str | None = None) -> None:
+    """One bot's schema; ``clock`` is the time its jobs and outbox go by (DESIGN rule 10)."""
+
+    def __init__(
+        self, store: Store, bot_name: str, migrations: str | None = None, *, clock: Clock = system_clock,
+    ) -> None:
         self._store = store
         self.schema = schema_of(bot_name)
-        self.jobs = Jobs(store, self.schema)
+        self.clock = clock
+        self.jobs = Jobs(store, self.schema, clock=clock)
         self._migrations = migrations
 
     @property

@@ -44,7 +44,7 @@ async def running_bot(server: Running, db: str) -> AsyncIterator[Outbox]:
     """The pathway bot as ``imbot run pathway`` runs it (its schema, its outbox, its jobs beside its messages)."""
     await server.user("pathway", Role.BOT, "宣教助手")
     async with open_store(db, min_size=1, max_size=3) as store, trio.open_nursery() as bot:
-        state = BotState(store, "pathway", PathwayBot.migrations)
+        state = BotState(store, "pathway", PathwayBot.migrations, clock=lambda: NOW)
         await state.migrate()  # the bot publishes the shipped pathways itself
         outbox = Outbox(state)
         await bot.start(partial(run_bot, PathwayBot(clock=lambda: NOW), server.url, username="pathway",
@@ -194,7 +194,7 @@ async def test_a_restarted_bot_acts_on_what_it_stored_before_stopping(server: Ru
     """Issue 6 acceptance, through the real runner: the bot stored a hospital event and stopped before acting on it;
     started again, it acts on it (Bot.serve) and its jobs runner sends her content, once."""
     await server.user("chen", Role.PATIENT, "陈红")
-    yesterday = (datetime.now(ZONE) - timedelta(days=1)).date()  # the jobs runner goes by the real clock
+    yesterday = (NOW - timedelta(days=1)).date()  # the jobs runner goes by the bot's clock
     body = json.dumps({"type": "cycle_started", "id": "his-1", "patient": {"username": "chen"}, "pathway": "ivf",
                        "day": yesterday.isoformat()}).encode()
     async with open_store(db, min_size=1, max_size=2) as pool:
@@ -225,13 +225,13 @@ async def test_a_form_sent_again_corrects_it_and_a_consent_stays_signed_the_firs
     """EDU-2, EDU-5: she fills in the file-building form, then sends it again corrected: the newer answer is kept.
     She signs the consent, then signs again: the first signature stands, and she is told when she signed."""
     await server.user("chen", Role.PATIENT, "陈红")
-    yesterday = (datetime.now(ZONE) - timedelta(days=1)).date()
+    yesterday = (NOW - timedelta(days=1)).date()
     async with (
         running_bot(server, db) as outbox,
         open_client(server.url, username="chen", password=PASSWORD) as chen,
     ):
         store = PathwayStore(outbox.state)
-        await enroll(store, "staff", "e1", Patient(username="chen"), "ivf", yesterday, datetime.now(ZONE))
+        await enroll(store, "staff", "e1", Patient(username="chen"), "ivf", yesterday, NOW)
         content = await take(chen, 5, seconds=15)
         consent, form = content[3], content[4]
         for weight in (52, 53):
@@ -257,7 +257,7 @@ async def test_progress_asked_in_her_node_group_is_answered_for_her_eyes_only(se
     forms and dates; the other patient never sees it."""
     await server.user("chen", Role.PATIENT, "陈红")
     await server.user("wang", Role.PATIENT, "王丽")
-    yesterday = (datetime.now(ZONE) - timedelta(days=1)).date()
+    yesterday = (NOW - timedelta(days=1)).date()
     async with (
         running_bot(server, db) as outbox,
         open_client(server.url, username="chen", password=PASSWORD) as chen,
@@ -265,8 +265,7 @@ async def test_progress_asked_in_her_node_group_is_answered_for_her_eyes_only(se
     ):
         store = PathwayStore(outbox.state)
         for patient in ("chen", "wang"):
-            await enroll(store, "staff", f"e-{patient}", Patient(username=patient), "ivf", yesterday,
-                         datetime.now(ZONE))
+            await enroll(store, "staff", f"e-{patient}", Patient(username=patient), "ivf", yesterday, NOW)
         await take(chen, 5, seconds=15)
         with trio.fail_after(15):  # both moved into the file-building group
             while None in (groups := {await store.current_group(p) for p in ("chen", "wang")}):  # noqa: ASYNC110
