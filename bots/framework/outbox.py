@@ -44,8 +44,8 @@ from typing import Any
 import asyncpg
 
 from bots.framework import texts
-from bots.framework.bot import CONNECTION_ERRORS
 from bots.framework.channels import Channel, Note, Recipient, Undeliverable
+from bots.framework.connection import CONNECTION_ERRORS
 from bots.framework.escalation import APP_ONLY, Policy
 from bots.framework.jobs import Handler, Job
 from bots.framework.state import BotState

@@ -22,8 +22,8 @@ from bots.framework.jobs import Jobs
 from bots.framework.outbox import STEP, Outbox
 from bots.framework.state import BotState
 from clients.python import open_client
-from imserver import demo
 from imserver.model import Role
+from launcher import demo
 from pgtrio.bridge import open_store
 from tests.conftest import PASSWORD, Running
 from tests.helpers import take

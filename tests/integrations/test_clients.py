@@ -8,12 +8,12 @@ import httpx
 import pytest
 import trio
 
-from imserver import demo
 from integrations.http import Backoff, Refused, Retry
 from integrations.phone import client as phone
 from integrations.phone.simulator import DEMO_KEY as PHONE_KEY
 from integrations.wechat import client as wechat
 from integrations.wechat.simulator import DEMO_APP_ID, DEMO_SECRET
+from launcher import demo
 from tests.simulators import faults, received, start_simulator
 
 QUICK = Retry(3, Backoff(first=0.01, cap=0.05))

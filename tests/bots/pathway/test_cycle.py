@@ -39,8 +39,8 @@ from bots.pathway.schedule import ZONE
 from bots.pathway.store import PathwayStore
 from bots.pathway.work import schedule_summary
 from clients.python import Client, ClientError, ConnectionLost, open_client
-from imserver import demo
 from imserver.model import Role
+from launcher import demo
 from pgtrio.bridge import open_store
 from protocol import Message
 from tests.bots.test_echo import bot_says
