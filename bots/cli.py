@@ -1,4 +1,4 @@
-"""``imbot``: run one bot, or list the bots this install has (issue 5's scripted command line).
+"""``imbot``: run one bot, or list the bots this install has (its output is a stable interface for scripts).
 
     imbot run NAME                 logs in as the bot account NAME and runs until stopped (Ctrl-C, SIGTERM)
     imbot run-due NAME --now ISO   runs the bot's jobs due by that time (outbox steps included), then exits

@@ -1,5 +1,5 @@
 """The notification outbox: one way for a bot to reach a person, over the app and outside channels
-(DESIGN rule 8; issue 5; FEE-3, TRT-2, SVC-2).
+(DESIGN rule 8; FEE-3, TRT-2, SVC-2).
 
 Theory of operation. ``notify(key, to, note, policy)`` stores the notification and schedules one
 durable job per step of its escalation policy (bots.framework.escalation), due at the notify

@@ -1,4 +1,4 @@
-"""The echo bot over a real server and real SDK clients (issue 5: a bot answers a slash command in a group and 1:1)."""
+"""The echo bot over a real server and real SDK clients (a bot answers a slash command in a group and 1:1)."""
 
 from __future__ import annotations
 
@@ -177,7 +177,7 @@ async def test_imbot_list_and_run(server: Running) -> None:
 async def test_a_restarted_bot_answers_what_was_said_while_it_was_down_and_nothing_twice(
     server: Running, db: str,
 ) -> None:
-    """With its own schema (BotState) the runner resumes from the last message it handled (issue 5)."""
+    """With its own schema (BotState) the runner resumes from the last message it handled (IM-19)."""
     await server.user("echo", Role.BOT, "回声机器人")
     await server.user("nurse", Role.STAFF)
 
