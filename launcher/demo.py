@@ -18,6 +18,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -43,6 +44,8 @@ DEMO_OUTSIDE_KEY = "demo-outside-key"
 DEMO_WECHAT_APP_ID = "wx0000demo0000"
 DEMO_WECHAT_TEMPLATE = "demo-template-notice"
 _IMBOT = [sys.executable, "-m", "bots.cli"]
+BOTS_ONLINE_WITHIN = 60
+"""Seconds the banner waits for every bot to log in; after that it is printed all the same."""
 
 
 def run_demo(settings: Settings, clock: Clock) -> None:
@@ -85,8 +88,12 @@ async def _serve(store: Store, settings: Settings, clock: Clock, group_id: int, 
         url = f"{'wss' if settings.tls_cert else 'ws'}://127.0.0.1:{addresses.ws_port}/"
         outside = {system: await start_simulator(nursery, system) for system in SIMULATORS}
         await _publish_demo_cycle(outside["his"], clock)
+        online = {name: trio.Event() for name in bots}
         for name in bots:
-            nursery.start_soon(_run_bot, name, url, settings.database_url, outside)
+            nursery.start_soon(_run_bot, name, url, settings.database_url, outside, online[name])
+        with trio.move_on_after(BOTS_ONLINE_WITHIN):  # a /help sent before a bot is online is never answered
+            for event in online.values():
+                await event.wait()
         print(banner(settings, addresses, group_id, bots, outside), flush=True)
 
 
@@ -96,11 +103,34 @@ async def _bot_names() -> list[str]:
     return [json.loads(line)["name"] for line in listed.stdout.decode().splitlines() if line.strip()]
 
 
-async def _run_bot(name: str, url: str, dsn: str, outside: dict[str, str]) -> None:
+async def _run_bot(name: str, url: str, dsn: str, outside: dict[str, str], online: trio.Event) -> None:
     """One bot as its own process (``imbot run``, its state in its own schema), stopped when the demo stops;
-    its outbox reaches the simulators (bots/README.md, "Notify someone")."""
+    its outbox reaches the simulators (bots/README.md, "Notify someone"). Its log lines are passed on to ours;
+    ``online`` is set when one says it is online, or when it stops."""
     env = os.environ | {"IMBOT_URL": url, "IMBOT_PASSWORD": DEMO_PASSWORD, "IMBOT_DATABASE_URL": dsn}
-    await trio.run_process([*_IMBOT, "run", name], env=env | outside_env(outside), check=False)
+    command = partial(trio.run_process, [*_IMBOT, "run", name], env=env | outside_env(outside),
+                      stderr=subprocess.PIPE, check=False)
+    async with trio.open_nursery() as nursery:
+        process: trio.Process = await nursery.start(command)
+        assert process.stderr is not None
+        async for line in _lines(process.stderr):
+            sys.stderr.buffer.write(line)
+            sys.stderr.flush()
+            if b'"msg": "bot online"' in line:
+                online.set()
+    online.set()
+
+
+async def _lines(stream: trio.abc.ReceiveStream) -> AsyncIterator[bytes]:
+    """The lines of ``stream``, each with its newline, until it ends."""
+    pending = b""
+    async for chunk in stream:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line + b"\n"
+    if pending:
+        yield pending + b"\n"
 
 
 def outside_env(urls: dict[str, str]) -> dict[str, str]:
@@ -127,18 +157,17 @@ async def _publish_demo_cycle(his_url: str, clock: Clock) -> None:
 async def start_simulator(nursery: trio.Nursery, system: str) -> str:
     """The simulator of an outside system as a process in ``nursery`` (stopped with it); the URL it listens on.
 
-    Error handling: TooSlowError if it does not say where it listens within 30 s.
+    Error handling: TooSlowError if it does not say where it listens within 30 s; RuntimeError if it stops first.
     """
     command = [sys.executable, "-m", "integrations.simulator", system, "--port", "0",
                "--app-id", DEMO_WECHAT_APP_ID, "--secret", DEMO_OUTSIDE_KEY, "--api-key", DEMO_OUTSIDE_KEY]
     process: trio.Process = await nursery.start(partial(trio.run_process, command, stdout=subprocess.PIPE,
                                                         check=False))
     assert process.stdout is not None
-    line = b""
     with trio.fail_after(30):
-        while not line.endswith(b"\n"):
-            line += await process.stdout.receive_some(1)
-    return str(json.loads(line)["url"])
+        async for line in _lines(process.stdout):
+            return str(json.loads(line)["url"])
+    raise RuntimeError(f"the {system} simulator stopped before it listened")
 
 
 def installed(script: str) -> str:

@@ -156,7 +156,7 @@ async def test_the_banners_command_works_as_printed(demo: Demo) -> None:
 
 
 async def test_a_patients_help_lists_the_commands_she_may_use(demo: Demo) -> None:
-    await bots_online(demo)
+    """Sent as soon as the banner is up: the banner waits for the bots, so none misses it."""
     async with open_client(demo.url, username="chen_hong", password=DEMO_PASSWORD) as patient:
         await patient.send("u:pathway", "/help")
         with trio.fail_after(60):
