@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/imserver demo
+	$(VENV)/bin/imdemo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,4 @@
-"""Bots: ordinary protocol clients with a bot account (DESIGN.md). ``imbot`` finds them here.
+"""Bots: ordinary protocol clients with a bot account (docs/architecture.md). ``imbot`` finds them here.
 
 ``BOTS`` maps a bot's name to the factory that makes it; add a line when you add a bot.
 """

@@ -1,4 +1,4 @@
-"""``imbot``: run one bot, or list the bots this install has (issue 5's scripted command line).
+"""``imbot``: run one bot, or list the bots this install has (its output is a stable interface for scripts).
 
     imbot run NAME                 logs in as the bot account NAME and runs until stopped (Ctrl-C, SIGTERM)
     imbot run-due NAME --now ISO   runs the bot's jobs due by that time (outbox steps included), then exits
@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import trio
 
+import jsonlog
 from bots import BOTS
 from bots.framework import Bot, run_bot
 from bots.framework.channels import ChannelConfigError, open_channels
@@ -37,6 +36,7 @@ from bots.pathway import cli as pathway_cli
 from bots.pathway.bot import PathwayBot
 from clients.python import ClientError, open_client
 from pgtrio.bridge import open_store
+from protocol.clock import HOSPITAL_ZONE
 
 DEFAULT_URL = "ws://127.0.0.1:8080/"
 
@@ -66,15 +66,12 @@ def _add_run_due(sub: argparse._SubParsersAction, bot: str | None = None) -> Non
     due.add_argument("--url", default=os.environ.get("IMBOT_URL", DEFAULT_URL), help="server URL (IMBOT_URL)")
 
 
-ZONE = ZoneInfo("Asia/Shanghai")
-
-
 def _when(text: str) -> datetime:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-    return when if when.tzinfo else when.replace(tzinfo=ZONE)
+    return when if when.tzinfo else when.replace(tzinfo=HOSPITAL_ZONE)
 
 
 def describe(bot: Bot) -> dict[str, object]:
@@ -137,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     password, token = os.environ.get("IMBOT_PASSWORD"), os.environ.get("IMBOT_TOKEN")
     if not password and not token:
         raise SystemExit("imbot: set IMBOT_PASSWORD or IMBOT_TOKEN")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    jsonlog.setup(bot=args.name)  # the one log format (jsonlog); every line names the bot
     try:
         if args.command in ("run-due", "pathway"):
             attempts = trio.run(_run_due, BOTS[args.name](), args.url, password or None, token or None, args.now)

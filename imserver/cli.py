@@ -17,13 +17,13 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import asyncpg
 import msgspec
 import trio
 
-from imserver import auth, logs, visibility
+import jsonlog
+from imserver import auth, visibility
 from imserver.config import Settings
 from imserver.custom_kinds import parse_definition
 from imserver.model import MemberRole, Role, Roster
@@ -34,6 +34,7 @@ from imserver.store.migrate import available, migrate
 from imserver.words import Policy, normalise
 from pgtrio.bridge import Store, open_store
 from protocol import ProtocolError
+from protocol.clock import HOSPITAL_ZONE
 from protocol.frames import USERNAME_PATTERN
 
 
@@ -51,7 +52,6 @@ MIN_PASSWORD = 8
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imserver", description="Hospital chat server")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="start everything with demo data (a private Postgres unless DATABASE_URL is set)")
     sub.add_parser("migrate", help="apply pending schema migrations to DATABASE_URL")
     run = sub.add_parser("run", help="run the server on DATABASE_URL")
     run.add_argument("--listen", help="HOST:PORT for WebSocket clients (default 127.0.0.1:8080)")
@@ -123,18 +123,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _local_time(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=HOSPITAL_ZONE)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    logs.setup()
+    jsonlog.setup()
     try:
         settings = Settings.load()
-        if args.command == "demo":
-            from imserver.demo import run_demo
-            run_demo(settings)
-            return
         if not settings.database_url:
             raise CliError("DATABASE_URL is not set")
         command = _COMMANDS[(args.command, getattr(args, "action", None))]

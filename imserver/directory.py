@@ -24,7 +24,7 @@ class Directory:
         self._usernames: dict[str, User] = {}
         self._family: dict[int, frozenset[int]] = {}
         self._viewers: dict[int, Viewer] = {}
-        """Built once per account: fan-out asks for every member of every message (load/bench_hotpath.py)."""
+        """Built once per account: fan-out asks for every member of every message (imserver/bench/hotpath.py)."""
 
     # -- rosters ----------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """A private PostgreSQL cluster built from the local Postgres binaries.
 
-``imserver demo`` and the test suite need a database on machines that have the
+The demo launcher (``imdemo``) and the test suite need a database on machines that have the
 Postgres binaries installed but no server running (or none they may touch).
 This module creates a cluster in a folder of its own and serves it on a unix
 socket only, so it never clashes with a system Postgres on TCP port 5432.

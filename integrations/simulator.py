@@ -2,19 +2,20 @@
 
 Prints one JSON line when listening, ``{"system": "sms", "url": "http://127.0.0.1:40123"}`` (port 0
 picks a free port), then serves until stopped (Ctrl-C, SIGTERM). Credentials default to the demo
-ones (``integrations.<system>.simulator.DEMO_*``). Tests and ``imserver demo`` start it this way.
+ones (``integrations.<system>.simulator.DEMO_*``). Tests and the demo launcher (``imdemo``) start it this way.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
+import signal
 from functools import partial
 
 import trio
 from starlette.applications import Starlette
 
+import jsonlog
 from integrations.his import simulator as his
 from integrations.phone import simulator as phone
 from integrations.serving import serve
@@ -46,16 +47,20 @@ def create_app(
 
 
 async def _serve(args: argparse.Namespace) -> None:
+    """Serve until SIGINT or SIGTERM, then stop quietly: a terminal's Ctrl-C reaches every process of the demo."""
     app = create_app(args.system, app_id=args.app_id, secret=args.secret, api_key=args.api_key)
-    async with trio.open_nursery() as nursery:
-        url = await nursery.start(partial(serve, app, args.host, args.port))
-        print(json.dumps({"system": args.system, "url": url}), flush=True)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            url = await nursery.start(partial(serve, app, args.host, args.port))
+            print(json.dumps({"system": args.system, "url": url}), flush=True)
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
 
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        trio.run(_serve, args)
+    jsonlog.setup(system=args.system)
+    trio.run(_serve, args)
 
 
 if __name__ == "__main__":

@@ -1,1 +1,1 @@
-"""Load harness and benchmarks (issue 4 adds the harness; see RESULTS.md)."""
+"""Load harness and benchmarks (NFR-3; the numbers in RESULTS.md)."""

@@ -22,10 +22,9 @@ from urllib.parse import urlsplit
 
 import trio
 
-from imserver.store.migrate import migrate
+from imserver.admin import open_admin
 from load import report, scenario, setup
 from load.run import Run
-from pgtrio.bridge import open_store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,11 +58,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _main(args: argparse.Namespace, plan: scenario.Scenario) -> int:
-    async with open_store(args.database_url, min_size=1, max_size=4) as store:
+    async with open_admin(args.database_url) as admin:
         if args.command == "setup":
             started = time.perf_counter()
-            await migrate(store)
-            layout = await setup.setup(store, plan)
+            await admin.migrate()
+            layout = await setup.setup(admin, plan)
             print(
                 f"imload: {plan.name}: {len(layout.user_ids)} users, {len(layout.groups)} groups, "
                 f"{len(layout.pairs)} pairs ready in {time.perf_counter() - started:.1f} s"
@@ -74,7 +73,7 @@ async def _main(args: argparse.Namespace, plan: scenario.Scenario) -> int:
             print("imload: ramp needs a `ramp` list of rates in the scenario", file=sys.stderr)
             return 2
         begun = time.strftime("%Y-%m-%d %H:%M:%S")
-        run = Run(plan, args.url, store, args.metrics or _metrics_url(args.url))
+        run = Run(plan, args.url, admin, args.metrics or _metrics_url(args.url))
         result = await run.execute(rates)
     result |= {"command": args.command, "url": args.url, "started": begun, "machine": _machine()}
     _headline(result)

@@ -20,10 +20,10 @@ from typing import Any
 
 import trio
 
+from imserver.admin import Admin
 from load import setup
 from load.scenario import Scenario
 from load.stats import Histogram
-from pgtrio.bridge import Store
 
 
 @dataclass
@@ -33,29 +33,29 @@ class Plan:
     agents: list[dict[str, Any]]
     churners: list[dict[str, Any]]
     positions: dict[str, int]
+    """Where each conversation was when the run began (address: last seq)."""
     storm_convs: list[str]
-    convs: dict[int, str]
 
 
-async def make_plan(store: Store, scenario: Scenario) -> Plan:
-    layout = await setup.layout_of(store, scenario)
+async def make_plan(admin: Admin, scenario: Scenario) -> Plan:
+    layout = await setup.layout_of(admin, scenario)
     convs_of: dict[int, list[str]] = defaultdict(list)
     sends: dict[int, list[str]] = defaultdict(list)
     for group in range(scenario.groups):
-        addr = layout.group_address(group)
+        addr = layout.groups[group]
         for k, number in enumerate(scenario.group_members(group)):
             user = scenario.member(number)
             convs_of[user].append(addr)
             if k < scenario.senders:
                 sends[user].append(addr)
     for pair in range(scenario.dm_pairs):
-        addr = layout.pair_address(pair)
+        addr = layout.pairs[pair]
         for user in (2 * pair, 2 * pair + 1):
             convs_of[user].append(addr)
             sends[user].append(addr)
     online = sorted(set(range(scenario.online)) | set(sends))
     churn = [n for n in range(scenario.online, scenario.online + scenario.churn_users) if n not in sends]
-    tokens = await setup.mint_tokens(store, [layout.user_ids[n] for n in online + churn])
+    tokens = await setup.mint_tokens(admin, [layout.user_ids[n] for n in online + churn])
     storm = {n for n in online if n not in sends}
     storm = set(sorted(storm)[: scenario.reconnect_storm])
     agents = [
@@ -63,11 +63,9 @@ async def make_plan(store: Store, scenario: Scenario) -> Plan:
         for i, n in enumerate(online)
     ]
     churners = [{"id": layout.user_ids[n], "token": tokens[len(online) + i]} for i, n in enumerate(churn)]
-    addresses = {cid: layout.group_address(g) for g, cid in enumerate(layout.groups)}
-    addresses |= {cid: layout.pair_address(p) for p, cid in enumerate(layout.pairs)}
-    start = await setup.conv_positions(store, list(addresses))
+    positions = await admin.last_seqs(layout.addresses())
     storm_convs = sorted({c for n in storm for c in convs_of[n]})
-    return Plan(agents, churners, {addresses[c]: s for c, s in start.items()}, storm_convs, addresses)
+    return Plan(agents, churners, positions, storm_convs)
 
 
 class WorkerProcess:
@@ -197,7 +195,7 @@ def _proc_cpu() -> dict[str, float]:
 class Run:
     scenario: Scenario
     url: str
-    store: Store
+    admin: Admin
     metrics_url: str | None
     log: Any = field(default=sys.stderr)
     _load_cpu_s: float = 0.0
@@ -210,7 +208,7 @@ class Run:
 
     async def execute(self, rates: list[float]) -> dict[str, Any]:
         scenario = self.scenario
-        plan = await make_plan(self.store, scenario)
+        plan = await make_plan(self.admin, scenario)
         sampler = Sampler(self.metrics_url)
         self.say(f"{len(plan.agents)} users online, {len(plan.churners)} churners, {scenario.workers} workers")
         async with trio.open_nursery() as nursery:
@@ -319,8 +317,8 @@ class Run:
         """Check until every receiver has everything stored, or ``drain_s`` has passed."""
         deadline = time.monotonic() + self.scenario.drain_s
         while True:
-            stored = await setup.stored_since(self.store, {c: plan.positions[a] for c, a in plan.convs.items()})
-            by_address = {plan.convs[c]: {str(s): n for s, n in senders.items()} for c, senders in stored.items()}
+            stored = await self.admin.stored_since(plan.positions)
+            by_address = {conv: {str(s): n for s, n in senders.items()} for conv, senders in stored.items()}
             checked = await _ask(workers, "checked", {"cmd": "check", "stored": by_address})
             total = sum(sum(s.values()) for s in by_address.values())
             for c in checked:

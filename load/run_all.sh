@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every acceptance scenario of issue 4 against a running server, as load/RESULTS.md records them.
+# Run every acceptance scenario (NFR-3) against a running server, as load/RESULTS.md records them.
 #   DATABASE_URL=... load/run_all.sh ws://127.0.0.1:9100/ [OUT_DIR]
 # The server should run with IMSERVER_RATE=100 (see README, "Load tests and benchmarks").
 set -euo pipefail

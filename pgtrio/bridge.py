@@ -1,4 +1,4 @@
-"""The one place where trio meets asyncpg (FINDINGS.md: asyncpg inside trio).
+"""The one place where trio meets asyncpg (docs/architecture.md, "Measured findings": asyncpg inside trio).
 
 asyncpg is an asyncio library; trio-asyncio runs an asyncio loop inside trio.
 The rules that keep this safe are kept here so no other module needs them:
@@ -127,7 +127,7 @@ async def open_store(dsn: str, *, min_size: int = 2, max_size: int = 8) -> Async
             dsn, min_size=min_size, max_size=max_size, init=_init_connection, reset=_no_session_reset,
             # No idle-connection timer: asyncpg arms a 300 s timer on every release and cancels it on the next
             # acquire; the trio-asyncio loop keeps cancelled timers until they are due, hundreds of thousands
-            # under load, and the garbage collector's full passes over them stalled the server (issue 4).
+            # under load, and the garbage collector's full passes over them stalled the server (NFR-3).
             max_inactive_connection_lifetime=0,
         )
         try:

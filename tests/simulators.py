@@ -16,7 +16,7 @@ from integrations.simulator import create_app
 async def start_simulator(nursery: trio.Nursery, system: str, **credentials: str) -> str:
     """A fresh simulator served in ``nursery`` (accepting ``credentials``, else the demo ones); its URL.
 
-    ``imserver.demo.start_simulator`` starts one as a process of its own."""
+    ``launcher.demo.start_simulator`` starts one as a process of its own."""
     url: str = await nursery.start(partial(serve, create_app(system, **credentials)))
     return url
 

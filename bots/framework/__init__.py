@@ -1,4 +1,4 @@
-"""The bot framework: bots are protocol clients with a bot account (DESIGN.md, issue 5).
+"""The bot framework: bots are protocol clients with a bot account (docs/architecture.md).
 
 ``commands`` parses and validates slash commands (pure), ``bot`` holds the ``Bot`` base and
 the dispatch rule, ``runner`` logs in and keeps a bot running, ``texts`` has every sentence

@@ -9,10 +9,12 @@ Who may run commands (the dispatch rule, :func:`dispatch`):
 
 - Only ``text`` messages whose text starts with ``/`` are commands.
 - Staff and admin accounts run them.
-- Patient and family accounts do not: the bot answers with a polite refusal, visible only to
-  her in a group (a mention-only message, SPEC.md §5.1 ``only``), so the group is not
-  disturbed and she is not left wondering. Commands act on the care team's behalf (moving
-  patients, sending notices) and must not be reachable by patients.
+- Patient and family accounts run only the commands declared for them (``Command.patients``:
+  ``/help``, which lists just those, and e.g. the pathway bot's ``/progress``); anything else is
+  answered with a polite refusal. Her answers are visible only to her in a group (a
+  mention-only message, SPEC.md §5.1 ``only``), so the group is not disturbed and she is not
+  left wondering. Staff commands act on the care team's behalf (moving patients, sending
+  notices) and must not be reachable, nor even named, for patients.
 - Other bots' commands are ignored silently, so two bots can never talk each other into a loop.
 - Everything else goes to ``on_message``.
 """
@@ -23,11 +25,10 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import trio
-
 from bots.framework import texts
 from bots.framework.commands import Args, Call, Command, CommandError, Registry, is_command
-from clients.python import Client, ClientError, ConnectionLost
+from bots.framework.connection import CONNECTION_ERRORS
+from clients.python import Client, ClientError
 from protocol import Message
 
 if TYPE_CHECKING:
@@ -38,8 +39,6 @@ log = logging.getLogger("bots")
 
 STAFF_ROLES = ("staff", "admin")
 """Account roles that may run commands (SPEC.md §1.2)."""
-CONNECTION_ERRORS = (ConnectionLost, OSError, trio.TooSlowError, trio.BrokenResourceError)
-"""What a lost connection looks like from the SDK; the runner reconnects, the message is handled again."""
 
 
 class Context:
@@ -117,7 +116,9 @@ class Bot:
         default does nothing."""
 
     async def run_help(self, ctx: Context, args: Args) -> None:
-        await ctx.reply(self.registry.help_text(args.get("命令名")))
+        """``/help``: staff see every command; a patient or family member sees hers only, and only she does."""
+        patient = ctx.message.sender.role not in STAFF_ROLES
+        await ctx.reply(self.registry.help_text(args.get("命令名"), patients=patient), privately=patient)
 
 
 async def dispatch(bot: Bot, ctx: Context) -> None:
@@ -156,8 +157,8 @@ async def dispatch(bot: Bot, ctx: Context) -> None:
                                          conv=ctx.conv, detail={"seq": message.seq, "args": dict(call.args)})
         try:
             await run(ctx, call.args)
-        except CommandError as exc:  # a handler may refuse with the same kind of answer
-            await ctx.reply(str(exc))
+        except CommandError as exc:  # a handler may refuse with the same kind of answer (hers to her alone)
+            await ctx.reply(str(exc), privately=role not in STAFF_ROLES)
     except CONNECTION_ERRORS:
         raise
     except ClientError:

@@ -261,8 +261,9 @@ class Registry:
     def __init__(self, title: str, commands: Iterable[Command] = ()) -> None:
         self.title = title
         self._commands: dict[str, Command] = {}
-        self.help = Command(
-            "help", texts.HELP_COMMAND_HELP, (Param("命令名", texts.HELP_COMMAND_PARAM, required=False),)
+        self.help = Command(  # everyone's: a patient is shown the commands she may use
+            "help", texts.HELP_COMMAND_HELP, (Param("命令名", texts.HELP_COMMAND_PARAM, required=False),),
+            patients=True,
         )
         self.add(self.help)
         for command in commands:
@@ -298,26 +299,35 @@ class Registry:
             raise UnknownCommand(name, self.suggest(name))
         return Call(command, command.bind(words[1:], line))
 
-    def suggest(self, name: str) -> list[str]:
-        """The closest command names to a mistyped one (difflib), best first, at most three."""
-        names = [c.name for c in self]
+    def suggest(self, name: str, *, patients: bool = False) -> list[str]:
+        """The closest command names to a mistyped one (difflib), best first, at most three; for ``patients``,
+        among the commands they may run only."""
+        names = [c.name for c in self.available(patients=patients)]
         close = difflib.get_close_matches(name.lower(), [n.lower() for n in names], n=3, cutoff=0.5)
         prefixed = [n for n in names if name and n.lower().startswith(name.lower()) and n.lower() not in close]
         by_lower = {n.lower(): n for n in names}
         return ([by_lower[c] for c in close] + prefixed)[:3]
 
-    def help_text(self, name: Value = None) -> str:
-        """The answer to ``/help`` (every command, one line each) or ``/help NAME`` (one command in detail).
+    def available(self, *, patients: bool = False) -> list[Command]:
+        """The commands staff may run (all), or those patients and family may run (``Command.patients``)."""
+        return [c for c in self if c.patients or not patients]
 
-        Error handling: UnknownCommand for a NAME that is not a command.
+    def help_text(self, name: Value = None, *, patients: bool = False) -> str:
+        """The answer to ``/help`` (every command, one line each) or ``/help NAME`` (one command in detail); for
+        ``patients``, of the commands they may run only, so that staff commands stay unknown to them.
+
+        Error handling: UnknownCommand for a NAME that is not a command (for patients: not one of theirs).
         """
+        commands = self.available(patients=patients)
         if name is not None:
             wanted = str(name).removeprefix(PREFIX)
             command = self.get(wanted)
-            if command is None:
-                raise UnknownCommand(wanted, self.suggest(wanted))
+            if command is None or command not in commands:
+                raise UnknownCommand(wanted, self.suggest(wanted, patients=patients))
             return command.describe()
-        lines = [texts.HELP_TITLE.format(bot=self.title)]
-        lines += [f"{c.usage()}  {c.help}" for c in self]
+        if patients and commands == [self.help]:
+            return texts.HELP_NOTHING_FOR_PATIENTS.format(bot=self.title)
+        lines = [(texts.HELP_TITLE_PATIENTS if patients else texts.HELP_TITLE).format(bot=self.title)]
+        lines += [f"{c.usage()}  {c.help}" for c in commands]
         lines.append(texts.HELP_FOOTER)
         return "\n".join(lines)

@@ -1,5 +1,5 @@
 """The notification outbox: one way for a bot to reach a person, over the app and outside channels
-(DESIGN rule 8; issue 5; FEE-3, TRT-2, SVC-2).
+(DESIGN rule 8; FEE-3, TRT-2, SVC-2).
 
 Theory of operation. ``notify(key, to, note, policy)`` stores the notification and schedules one
 durable job per step of its escalation policy (bots.framework.escalation), due at the notify
@@ -44,8 +44,8 @@ from typing import Any
 import asyncpg
 
 from bots.framework import texts
-from bots.framework.bot import CONNECTION_ERRORS
 from bots.framework.channels import Channel, Note, Recipient, Undeliverable
+from bots.framework.connection import CONNECTION_ERRORS
 from bots.framework.escalation import APP_ONLY, Policy
 from bots.framework.jobs import Handler, Job
 from bots.framework.state import BotState

@@ -27,7 +27,8 @@ from functools import partial
 
 import trio
 
-from bots.framework.bot import CONNECTION_ERRORS, Bot, Context, dispatch
+from bots.framework.bot import Bot, Context, dispatch
+from bots.framework.connection import CONNECTION_ERRORS
 from bots.framework.jobs import Handler
 from bots.framework.outbox import Outbox
 from bots.framework.state import BotState

@@ -7,6 +7,8 @@ and so that a later translation touches nothing else.
 from __future__ import annotations
 
 HELP_TITLE = "{bot}可用的命令："
+HELP_TITLE_PATIENTS = "{bot}可供您使用的命令："
+HELP_NOTHING_FOR_PATIENTS = "{bot}暂时没有可供您使用的命令。如需帮助，请直接留言，工作人员会尽快回复您。"
 HELP_FOOTER = "发送 /help 命令名 查看某个命令的用法。"
 USAGE = "用法：{usage}"
 PARAM_LINE = "  {name}（{kind}{optional}）：{help}"

@@ -29,9 +29,9 @@ from starlette.routing import Route
 
 from bots.framework.channels import ChannelConfigError
 from bots.pathway.render import treatment_message
-from bots.pathway.schedule import ZONE
 from bots.pathway.store import NoticeRow, PathwayStore
 from integrations.serving import serve
+from protocol.clock import HOSPITAL_ZONE
 from protocol.frames import USERNAME_PATTERN
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def _notice(row: NoticeRow) -> dict[str, Any] | None:
     body = treatment_message(treatment, row.day).body or {}
     return {"id": row.id, "cycle": row.cycle, "pathway": row.pathway.key, "procedure": row.procedure,
             "title": body["title"], "day": body["day"], "items": body["items"],
-            "sent_at": row.sent_at.astimezone(ZONE).isoformat(), "read": row.read, "current": row.current}
+            "sent_at": row.sent_at.astimezone(HOSPITAL_ZONE).isoformat(), "read": row.read, "current": row.current}
 
 
 def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:

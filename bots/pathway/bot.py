@@ -1,4 +1,4 @@
-"""The pathway bot (issue 6): education pathways and treatment-item notices, as a protocol client.
+"""The pathway bot (EDU-1..EDU-6, TRT-1..TRT-4; docs/pathway.md): education and treatment-item notices, a client.
 
 Its work is durable jobs (``work.py``) scheduled from what the hospital system says (``intake.py``);
 its commands let a patient ask where she stands (``/progress``, in her service conversation) and let
@@ -31,19 +31,16 @@ from bots.pathway.events import PathwayKey, Patient, Procedure
 from bots.pathway.feed import follow
 from bots.pathway.intake import Outcome, cancel, enroll, resume, set_date
 from bots.pathway.render import progress_text
-from bots.pathway.schedule import ZONE, position
+from bots.pathway.schedule import position
 from bots.pathway.store import PathwayStore
 from bots.pathway.work import REMIND_AFTER, SUMMARY_AT, Work, schedule_summary
 from integrations.his.client import HisClient, connect
 from protocol import Message
+from protocol.clock import HOSPITAL_ZONE, Clock, system_clock
 from protocol.errors import ProtocolError
 from protocol.kinds import Form, check_form_reply
 
 log = logging.getLogger(__name__)
-
-
-def shanghai_now() -> datetime:
-    return datetime.now(ZONE)
 
 
 class PathwayBot(Bot):
@@ -52,7 +49,7 @@ class PathwayBot(Bot):
     description = texts.DESCRIPTION
     migrations = "bots.pathway.migrations"
 
-    def __init__(self, clock: Callable[[], datetime] = shanghai_now, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, clock: Clock = system_clock, env: Mapping[str, str] | None = None) -> None:
         """``env``: the configuration (``os.environ`` by default): IMBOT_HIS_URL and IMBOT_HIS_KEY to follow the
         hospital system's feed (docs/integrations/his.md); IMBOT_PATHWAY_API_* for the mini-program's notices
         (docs/pathway-api.md); IMBOT_PATHWAY_REMIND, the reminder policy as
@@ -83,7 +80,7 @@ class PathwayBot(Bot):
         learns what patients have read), then serve the mini-program's notices API (TRT-4) and follow the HIS feed,
         each if configured."""
         store = await self._published_store(outbox)
-        await schedule_summary(store, self.clock().astimezone(ZONE).date())
+        await schedule_summary(store, self.clock().astimezone(HOSPITAL_ZONE).date())
         for outcome in await resume(store, self.clock()):
             log.info("stored event acted on at start", extra={"event": outcome.event, "status": outcome.status})
         async with trio.open_nursery() as nursery:
@@ -162,11 +159,11 @@ class PathwayBot(Bot):
             if not ctx.in_group:  # in a group it may well be another bot's form
                 await ctx.reply(texts.FORM_UNKNOWN)
             return
-        when = datetime.fromtimestamp(message.ts / 1000, ZONE)
+        when = datetime.fromtimestamp(message.ts / 1000, HOSPITAL_ZONE)
         if message.kind == "signature":
             before = await store.complete(delivery.id, {"image": message.body["image"], "signed_at": when.isoformat(),
                                                         "seq": message.seq}, when, correctable=False)
-            signed = (before or when).astimezone(ZONE).strftime("%Y-%m-%d %H:%M")
+            signed = (before or when).astimezone(HOSPITAL_ZONE).strftime("%Y-%m-%d %H:%M")
             await ctx.reply((texts.SIGNED_BEFORE if before else texts.SIGNED).format(title=delivery.title, time=signed))
             return
         item = delivery.pathway.item(delivery.node, delivery.item)
@@ -192,7 +189,7 @@ class PathwayBot(Bot):
 
     async def enroll(self, ctx: Context, args: Args) -> None:
         patient, pathway = str(args["患者"]), cast(PathwayKey, args["路径"])
-        day = _day(str(args["日期"])) if args["日期"] else self.clock().astimezone(ZONE).date()
+        day = _day(str(args["日期"])) if args["日期"] else self.clock().astimezone(HOSPITAL_ZONE).date()
         outcome = await enroll(await self._store(ctx), "staff", _event_id(ctx), Patient(username=patient), pathway,
                                day, self.clock())
         await _answer(ctx, outcome, patient, texts.ENROLLED.format(patient=patient, pathway=pathway, day=day))
@@ -338,7 +335,7 @@ class PathwayBot(Bot):
         on = args["开关"] == "on"
         await store.set_summary_target(ctx.conv, ctx.message.sender.id, on)
         if on:
-            await schedule_summary(store, self.clock().astimezone(ZONE).date())
+            await schedule_summary(store, self.clock().astimezone(HOSPITAL_ZONE).date())
         await ctx.reply(texts.DAILY_ON.format(at=SUMMARY_AT) if on else texts.DAILY_OFF)
 
     async def _progress_of(self, store: PathwayStore, patient: str | None) -> str:

@@ -1,4 +1,4 @@
-"""``imbot pathway``: the pathway bot from a shell (issue 6), for operators and scripted checks.
+"""``imbot pathway``: the pathway bot from a shell (EDU-3, TRT-2), for operators and scripted checks.
 
     imbot pathway enroll PATIENT --pathway ivf|iui [--day D] [--his-id] [--phone] [--openid] [--now T]
     imbot pathway date PATIENT trigger|retrieval|fresh_transfer|frozen_transfer|insemination YYYY-MM-DD [--now T]
@@ -36,13 +36,14 @@ import trio
 
 from bots.framework.jobs import Attempt
 from bots.framework.state import BotState
-from bots.pathway.bot import PathwayBot, shanghai_now
+from bots.pathway.bot import PathwayBot
 from bots.pathway.definition import PROCEDURES
 from bots.pathway.events import Patient
 from bots.pathway.intake import ActFailed, Outcome, enroll, set_date
-from bots.pathway.schedule import ZONE, position
+from bots.pathway.schedule import position
 from bots.pathway.store import CycleRow, PathwayStore
 from pgtrio.bridge import open_store
+from protocol.clock import HOSPITAL_ZONE, system_clock
 from protocol.frames import USERNAME_PATTERN
 
 SOURCE = "cli"
@@ -95,14 +96,14 @@ def main(args: argparse.Namespace, dsn: str | None) -> int:
 
 
 async def _main(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
-    now: datetime = args.now or shanghai_now()
+    now: datetime = args.now or system_clock()
     async with open_pathways(dsn) as store:
         if args.action == "status":
             return status_of(args.patient, await store.open_cycle(args.patient), now)
         try:
             if args.action == "enroll":
                 patient = Patient(username=args.patient, his_id=args.his_id, phone=args.phone, openid=args.openid)
-                day = args.day or now.astimezone(ZONE).date()
+                day = args.day or now.astimezone(HOSPITAL_ZONE).date()
                 outcome = await enroll(store, SOURCE, _event_id(), patient, args.pathway, day, now)
             else:
                 outcome = await set_date(store, SOURCE, _event_id(), Patient(username=args.patient),

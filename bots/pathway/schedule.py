@@ -10,11 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from bots.pathway.definition import PROCEDURES, Node, Pathway, Step
-
-ZONE = ZoneInfo("Asia/Shanghai")
+from protocol.clock import HOSPITAL_ZONE
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,7 @@ def position(cycle: Cycle, now: datetime) -> Position:
     is the retrieval (with its fasting), although the retrieval's content came that morning. Nodes without a date
     are passed over (a frozen-transfer cycle has no trigger shot or retrieval); the next step is the first dated
     one ahead, else the first undated one."""
-    today = now.astimezone(ZONE).date()
+    today = now.astimezone(HOSPITAL_ZONE).date()
     days = [cycle.node_date(node) for node in cycle.pathway.nodes]
     return _around(cycle, [i for i, day in enumerate(days) if day is not None and day <= today])
 
@@ -101,16 +99,16 @@ reminder a day after it) may reach a patient's phone, Asia/Shanghai."""
 
 def daytime(when: datetime) -> datetime:
     """``when``, or the next 08:00 if it falls outside the day: nobody is woken by an education message."""
-    local = when.astimezone(ZONE)
+    local = when.astimezone(HOSPITAL_ZONE)
     start, end = DAYTIME
     if local.time() < start:
-        return datetime.combine(local.date(), start, ZONE)
+        return datetime.combine(local.date(), start, HOSPITAL_ZONE)
     if local.time() >= end:
-        return datetime.combine(local.date() + timedelta(days=1), start, ZONE)
+        return datetime.combine(local.date() + timedelta(days=1), start, HOSPITAL_ZONE)
     return when
 
 
 def at_clock(day: date, clock: str) -> datetime:
     """``clock`` (``HH:MM``) on ``day``, in Asia/Shanghai."""
     hour, minute = map(int, clock.split(":"))
-    return datetime.combine(day, time(hour, minute), ZONE)
+    return datetime.combine(day, time(hour, minute), HOSPITAL_ZONE)

@@ -15,6 +15,7 @@ import msgspec
 from bots.framework.state import BotState
 from bots.pathway.definition import Pathway, PathwayError, shipped
 from bots.pathway.schedule import Cycle
+from protocol.clock import HOSPITAL_ZONE
 
 log = logging.getLogger(__name__)
 
@@ -398,7 +399,7 @@ class PathwayStore:
         async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
             return await conn.fetch(
                 f"select distinct conv from {self.s}.deliveries where read_at is null and conv is not null"
-                " and sent_at >= $1::date::timestamp at time zone 'Asia/Shanghai' order by conv", since)
+                " and sent_at >= $1::date::timestamp at time zone $2 order by conv", since, HOSPITAL_ZONE.key)
         return [r["conv"] for r in await self._run("pathway_unread_convs", txn, transaction=False)]
 
     async def day_stats(self, day: date) -> list[dict[str, Any]]:

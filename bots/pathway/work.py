@@ -26,9 +26,10 @@ from bots.framework.outbox import Outbox
 from bots.pathway import texts
 from bots.pathway.definition import Item, Node
 from bots.pathway.render import Outgoing, item_message, summary_text, treatment_message, treatment_note
-from bots.pathway.schedule import ZONE, at_clock, daytime, reached
+from bots.pathway.schedule import at_clock, daytime, reached
 from bots.pathway.store import JOB_ATTEMPTS, CycleRow, Delivery, PathwayStore, Sent
 from clients.python import Client, ClientError
+from protocol.clock import HOSPITAL_ZONE
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class Work:
         day = cycle.dates.get(procedure)
         if day is None:
             return
-        if job.now.astimezone(ZONE).date() > day:
+        if job.now.astimezone(HOSPITAL_ZONE).date() > day:
             log.warning("treatment items past their day; not sent", extra={"cycle": cycle.id, "procedure": procedure})
             return
         treatment = node.treatment[procedure]
@@ -199,7 +200,7 @@ class Work:
         if delivery.day is not None:
             procedure = delivery.item.removeprefix("treatment:")
             holds = (cycle.dates.get(procedure), cycle.revisions.get(procedure)) == (delivery.day, delivery.revision)
-            return holds and now.astimezone(ZONE).date() <= delivery.day
+            return holds and now.astimezone(HOSPITAL_ZONE).date() <= delivery.day
         current = reached(cycle.cycle, now)  # content is hers from when it is sent until the next node's is
         return current is not None and current.key == delivery.node
 

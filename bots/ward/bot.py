@@ -1,4 +1,4 @@
-"""The ward bot: staff move a patient between treatment-stage groups with ``/move`` (issue 5; IM-8, TRT-2).
+"""The ward bot: staff move a patient between treatment-stage groups with ``/move`` (IM-2, IM-8).
 
 The bot must be an owner or admin of both groups (the server checks that); the
 staff member who asks must be a member of both, which the bot checks, so a

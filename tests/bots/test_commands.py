@@ -126,6 +126,25 @@ def test_help_lists_every_command_and_describes_one() -> None:
         REGISTRY.help_text("mvoe")
 
 
+def test_a_patients_help_lists_her_commands_and_names_no_staff_command() -> None:
+    staff_commands = [c for c in REGISTRY if c is not REGISTRY.help]
+    progress = Command("progress", "查看我的治疗进度", run=_noop, patients=True)
+    registry = Registry("宣教助手", [*staff_commands, progress])
+    listing = registry.help_text(patients=True)
+    assert listing.splitlines() == ["宣教助手可供您使用的命令：", "/help [命令名]  列出全部命令，或查看某个命令的用法",
+                                    "/progress  查看我的治疗进度", "发送 /help 命令名 查看某个命令的用法。"]
+    assert "用法：/progress" in registry.help_text("progress", patients=True)
+    with pytest.raises(UnknownCommand) as refused:  # /move exists, for staff: to her it does not
+        registry.help_text("move", patients=True)
+    assert refused.value.suggestions == [] and "/move" in str(refused.value) and "/members" not in str(refused.value)
+    assert registry.help_text("move").startswith("/move：")  # staff still see it
+
+
+def test_a_bot_without_patient_commands_says_so_to_a_patient() -> None:
+    assert REGISTRY.help_text(patients=True) == (
+        "测试机器人暂时没有可供您使用的命令。如需帮助，请直接留言，工作人员会尽快回复您。")
+
+
 @pytest.mark.parametrize("bad", [
     lambda: Command("a b", "x"),
     lambda: Command("x", "x", (Param("a", ""), Param("a", ""))),

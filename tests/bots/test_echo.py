@@ -1,4 +1,4 @@
-"""The echo bot over a real server and real SDK clients (issue 5: a bot answers a slash command in a group and 1:1)."""
+"""The echo bot over a real server and real SDK clients (a bot answers a slash command in a group and 1:1)."""
 
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ async def test_bad_argument_is_named(server: Running, echo: Client) -> None:
         assert answer.text.splitlines() == ["缺少参数 文本（要回复的文字）。", "用法：/echo <文本…>"]
 
 
-async def test_a_patient_cannot_run_commands(server: Running, echo: Client) -> None:
+async def test_a_patient_cannot_run_commands_and_her_help_says_so(server: Running, echo: Client) -> None:
     await server.user("dr_wang", Role.STAFF)
     await server.user("alice")
     await server.user("bob")
@@ -130,6 +130,14 @@ async def test_a_patient_cannot_run_commands(server: Running, echo: Client) -> N
         assert [m.text for m in await bot_says(bob, 1)] == ["医生"]  # bob saw neither the refusal nor an echo
         assert [m.text for m in await bot_says(alice, 1)] == ["医生"]  # her command was not run
         await nothing_more(alice)
+        await alice.send(group, "/help")  # the echo bot has no command for her: it says so, to her alone
+        (answer,) = await bot_says(alice, 1)
+        assert answer.text == t.HELP_NOTHING_FOR_PATIENTS.format(bot="回声机器人") and answer.only is not None
+        await alice.send(group, "/help echo")  # a staff command is not hers: not described, not even named
+        (answer,) = await bot_says(alice, 1)
+        assert answer.text.startswith("没有 /echo 这个命令。") and answer.only is not None
+        await doctor.send(group, "/help")
+        assert [m.text.splitlines()[0] for m in await bot_says(bob, 1)] == ["回声机器人可用的命令："]  # his, public
 
 
 async def test_the_bot_reconnects_and_answers_what_was_said_meanwhile_once(server: Running, echo: Client) -> None:
@@ -169,7 +177,7 @@ async def test_imbot_list_and_run(server: Running) -> None:
 async def test_a_restarted_bot_answers_what_was_said_while_it_was_down_and_nothing_twice(
     server: Running, db: str,
 ) -> None:
-    """With its own schema (BotState) the runner resumes from the last message it handled (issue 5)."""
+    """With its own schema (BotState) the runner resumes from the last message it handled (IM-19)."""
     await server.user("echo", Role.BOT, "回声机器人")
     await server.user("nurse", Role.STAFF)
 

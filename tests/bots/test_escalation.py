@@ -1,4 +1,4 @@
-"""Escalation policies as data (issue 5, DESIGN rule 8; FEE-3): what the center writes, and what is refused
+"""Escalation policies as data (DESIGN rule 8; FEE-3): what the center writes, and what is refused
 with the part named, when the policy is loaded rather than when a patient is due a reminder."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Durable jobs in a bot's own schema: claimed with SKIP LOCKED, leased, fenced, retried (DESIGN rule 9; issue 5)."""
+"""Durable jobs in a bot's own schema: claimed with SKIP LOCKED, leased, fenced, retried (DESIGN rule 9)."""
 
 from __future__ import annotations
 
@@ -165,7 +165,7 @@ async def test_the_most_urgent_due_job_is_claimed_first(db: str) -> None:
 
 
 async def test_run_due_runs_exactly_what_is_due_by_a_given_time(db: str) -> None:
-    """The next issue's tests drive a whole treatment cycle by date, with no sleeping (TRT-2)."""
+    """Tests drive a whole treatment cycle by date, with no sleeping (TRT-2)."""
     day0 = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
     ran: list[tuple[str, datetime]] = []
 

@@ -1,5 +1,5 @@
-"""The notification outbox over a real server, real SDK clients and simulators on real sockets (issue 5,
-DESIGN rules 8 and 9; FEE-3 fee reminders, TRT-2 treatment notices, SVC-2 WeChat, MSG-1 notices).
+"""The notification outbox over a real server, real SDK clients and simulators on real sockets
+(DESIGN rules 8 and 9; FEE-3 fee reminders, TRT-2 treatment notices, SVC-2 WeChat, MSG-1 notices).
 
 Time is driven by ``run_due(now=...)``: days pass in seconds, nothing sleeps for a due time."""
 
@@ -22,8 +22,8 @@ from bots.framework.jobs import Jobs
 from bots.framework.outbox import STEP, Outbox
 from bots.framework.state import BotState
 from clients.python import open_client
-from imserver import demo
 from imserver.model import Role
+from launcher import demo
 from pgtrio.bridge import open_store
 from tests.conftest import PASSWORD, Running
 from tests.helpers import take
@@ -38,7 +38,7 @@ ESCALATION = Policy.parse([
 CHEN = Recipient("chen", phone="13800138000", openid="o-chen")
 FEE = Note("冷冻胚胎保管费到期提醒", "您的冷冻胚胎保管费将于3月31日到期，请及时缴费。", "app://fees/42")
 CREDENTIALS = {"app_id": demo.DEMO_WECHAT_APP_ID, "secret": demo.DEMO_OUTSIDE_KEY, "api_key": demo.DEMO_OUTSIDE_KEY}
-"""What the simulators accept, here and in ``imserver demo``."""
+"""What the simulators accept, here and in the demo (``imdemo``)."""
 
 
 @asynccontextmanager
@@ -72,8 +72,8 @@ async def simulators(nursery: trio.Nursery, *systems: str) -> dict[str, str]:
 async def test_an_escalation_stops_at_the_step_where_the_patient_reads_the_app_notice(
     server: Running, db: str, nursery: trio.Nursery,
 ) -> None:
-    """Issue 5 acceptance: app → wechat → sms → phone; she reads after the WeChat step, so no SMS and no call.
-    The simulators run as processes of their own, as ``imserver demo`` starts them."""
+    """FEE-3, TRT-2: app → wechat → sms → phone; she reads after the WeChat step, so no SMS and no call.
+    The simulators run as processes of their own, as the demo launcher starts them."""
     await accounts(server)
     urls = {system: await demo.start_simulator(nursery, system) for system in ("wechat", "sms", "phone")}
     async with (
@@ -131,7 +131,7 @@ async def test_an_unread_notice_goes_through_every_channel_with_delivery_reports
 async def test_an_sms_gateway_that_fails_three_times_then_succeeds_delivers_exactly_once(
     server: Running, db: str, nursery: trio.Nursery,
 ) -> None:
-    """Issue 5 acceptance (FEE-3)."""
+    """FEE-3: the reminders stop when she pays."""
     await accounts(server)
     urls = await simulators(nursery, "sms")
     await faults(urls["sms"], fail=3, status=503)
@@ -328,7 +328,7 @@ async def test_a_running_bot_notifies_from_a_command_and_its_runner_delivers(
 async def test_imbot_run_due_runs_what_is_due_by_the_given_time(
     server: Running, db: str, nursery: trio.Nursery,
 ) -> None:
-    """The command the next issue's checks script: ``imbot run-due NAME --now ISO`` (here the echo bot)."""
+    """The command scripted checks use: ``imbot run-due NAME --now ISO`` (here the echo bot)."""
     await server.user("echo", Role.BOT, "回声机器人")
     await server.user("chen", Role.PATIENT, "陈红")
     urls = await simulators(nursery, "sms")

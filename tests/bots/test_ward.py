@@ -1,4 +1,4 @@
-"""A staff member moves a patient, and her husband follows, to another group through a bot (issue 5; IM-8)."""
+"""A staff member moves a patient, and her husband follows, to another group through a bot (IM-2, IM-8)."""
 
 from __future__ import annotations
 

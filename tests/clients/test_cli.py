@@ -1,4 +1,4 @@
-"""The imclient command line against a real server (issue 2's scripted acceptance commands)."""
+"""The imclient command line against a real server (the commands of README's "Running it for real")."""
 
 from __future__ import annotations
 

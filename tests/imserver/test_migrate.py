@@ -1,4 +1,4 @@
-"""``imserver migrate``: ordered SQL files, each applied once and recorded (issue 2, store)."""
+"""``imserver migrate``: ordered SQL files, each applied once and recorded (the store)."""
 
 from __future__ import annotations
 

@@ -19,10 +19,10 @@ import trio
 
 from clients.python import ClientError
 from imserver.model import Role
-from imserver.quickreplies import SHANGHAI
 from imserver.server import ChatServer, open_keys
 from imserver.store import quickreplies
 from imserver.templating import day_text
+from protocol.clock import HOSPITAL_ZONE
 from tests.clients.test_cli import imclient, lines
 from tests.conftest import Running
 from tests.helpers import take
@@ -242,9 +242,9 @@ async def test_today_is_the_date_in_beijing(server: Running) -> None:
     """MSG-3: ``{{today}}`` is today's date in Asia/Shanghai, as patients write it; ``{{group}}`` the group's name."""
     async with open_teams(server) as w:
         reply = await save(w, "staff", "jt", "今天", "今天是{{today}}，欢迎来到{{group}}")
-        before = datetime.now(SHANGHAI).date()
+        before = datetime.now(HOSPITAL_ZONE).date()
         (text,) = await rendered(w, "staff", w.group, reply)
-        after = datetime.now(SHANGHAI).date()
+        after = datetime.now(HOSPITAL_ZONE).date()
         assert text["text"] in {f"今天是{day_text(d)}，欢迎来到移植一组" for d in (before, after)}
         assert (await refused(w["staff"].request("qr_render", conv=f"u:{A.username}", ids=[reply]),
                               "bad_request")).field == "conv"

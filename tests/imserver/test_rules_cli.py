@@ -1,4 +1,4 @@
-"""The operator commands of issue 3 (docs/operations.md) against a running server's database: each takes effect
+"""The operator commands (docs/operations.md) against a running server's database: each takes effect
 live, through the event bus, and is audited as ``cli:<os user>``. (``imclient members`` is tested elsewhere.)
 Each command is a real ``imserver`` process, which takes about half a second to start."""
 
@@ -8,10 +8,10 @@ import getpass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import trio
 
+from protocol.clock import HOSPITAL_ZONE
 from tests.conftest import Running
 from tests.imserver.test_rules_support import (
     PEOPLE,
@@ -149,7 +149,7 @@ async def test_accounts_family_words_and_the_audit_log(server: Running, db: str)
             nursery.start_soon(ok, "none", "audit", "--since", "2999-01-01T00:00:00+08:00")
             # A time without a zone is Beijing time: since an hour ago there, everything of this test (taken as
             # UTC, that time would be hours ahead, and nothing would be listed).
-            hour_ago = datetime.now(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None) - timedelta(hours=1)
+            hour_ago = datetime.now(HOSPITAL_ZONE).replace(tzinfo=None) - timedelta(hours=1)
             nursery.start_soon(ok, "naive", "audit", "--since", hour_ago.isoformat())
         assert sorted((e["action"], e["target"], str(e["detail"])) for e in out["mine"]) == sorted([
             ("family_link", B, str({"family": "fam_bella", "relation": "husband"})),

@@ -1,4 +1,4 @@
-"""Shared set-up for the ``test_rules_*`` suites (issue 3: IM-2..IM-18, SEC-1, SEC-2); it holds no tests.
+"""Shared set-up for the ``test_rules_*`` suites (IM-2..IM-18, SEC-1, SEC-2); it holds no tests.
 
 ``open_ward`` starts the scene every rule is tested in: a treatment group owned by a
 doctor (``owner``), with a nurse who is a plain member (``staff``), patient A

@@ -1,5 +1,5 @@
 """Service conversations and read receipts: a bot's 1:1 chat with a person is that service's inbox, and a bot
-(or staff) learns whether its notice was read before escalating it to another channel (issue 5, FEE-3, TRT-2)."""
+(or staff) learns whether its notice was read before escalating it to another channel (FEE-3, TRT-2)."""
 
 from __future__ import annotations
 

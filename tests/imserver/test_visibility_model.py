@@ -2,7 +2,7 @@
 
 A hypothesis state machine drives the real server over real sockets, one SDK client
 per person of a fixed cast, and keeps a reference model of who may see what, written
-from REQUIREMENTS.md (IM-4..IM-15) and SPEC.md §11, independent of ``imserver.visibility``.
+from the requirements (IM-4..IM-15, docs/requirements.md) and SPEC.md §11, independent of ``imserver.visibility``.
 It checks that:
 
 (a) every ``msg`` push went to exactly the members the model allowed when it was sent,

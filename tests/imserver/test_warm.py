@@ -1,4 +1,4 @@
-"""After a restart the server loads recently active rosters by itself (issue 4, NFR-3).
+"""After a restart the server loads recently active rosters by itself (NFR-3).
 
 Without it, under load every conversation's first message after a restart waited
 for its own roster load; load/RESULTS.md shows the seconds-long stall that caused.

@@ -1,4 +1,4 @@
-"""The server's own WebSocket layer (imserver/websocket.py; NFR-3, issue 4).
+"""The server's own WebSocket layer (imserver/websocket.py; NFR-3).
 
 Frames the server builds are checked against wsproto's parser; the layer is
 driven by a wsproto client over an in-memory stream (every byte up to the test)

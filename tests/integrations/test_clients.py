@@ -1,6 +1,6 @@
 """Each adapter speaks its documented contract (docs/integrations/*.md) against its simulator: WeChat template
 messages with a cached access token (SVC-2), robot calls with their outcome, and the simulator as the process
-``imserver demo`` starts (DESIGN rule 8; issue 5)."""
+the demo launcher starts (DESIGN rule 8)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import httpx
 import pytest
 import trio
 
-from imserver import demo
 from integrations.http import Backoff, Refused, Retry
 from integrations.phone import client as phone
 from integrations.phone.simulator import DEMO_KEY as PHONE_KEY
 from integrations.wechat import client as wechat
 from integrations.wechat.simulator import DEMO_APP_ID, DEMO_SECRET
+from launcher import demo
 from tests.simulators import faults, received, start_simulator
 
 QUICK = Retry(3, Backoff(first=0.01, cap=0.05))
@@ -77,7 +77,7 @@ async def test_a_robot_call_reports_whether_it_was_answered(nursery: trio.Nurser
 
 
 async def test_the_simulator_runs_as_a_process_and_prints_its_url(nursery: trio.Nursery) -> None:
-    """As ``imserver demo`` starts it, with the credentials it is given."""
+    """As the demo (``imdemo``) starts it, with the credentials it is given."""
     url = await demo.start_simulator(nursery, "phone")
     async with phone.connect(url, demo.DEMO_OUTSIDE_KEY, retry=QUICK) as service:
         call_id = await phone.phone_client(service).send("13800138000", "请按时复诊", key="p1")

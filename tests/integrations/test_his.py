@@ -1,4 +1,4 @@
-"""The hospital system's event feed (docs/integrations/his.md; issue 6, EDU-4, DESIGN rule 8): the client pages
+"""The hospital system's event feed (docs/integrations/his.md; EDU-4, DESIGN rule 8): the client pages
 through it with a cursor and carries each event as sent, malformed ones included; a wrong key is refused, an
 outage retried; the simulator runs as the process operators and tests start."""
 

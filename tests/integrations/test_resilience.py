@@ -1,5 +1,5 @@
 """Adapters survive outside failures: retries with backoff, timeouts, no retry of refusals, circuit breaking,
-and the idempotency key that makes a retried send deliver once (DESIGN rule 8; issue 5; FEE-3, TRT-2, SVC-2).
+and the idempotency key that makes a retried send deliver once (DESIGN rule 8; FEE-3, TRT-2, SVC-2).
 Each against a simulator on a real socket."""
 
 from __future__ import annotations

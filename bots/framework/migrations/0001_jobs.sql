@@ -1,4 +1,4 @@
--- Durable jobs of one bot (DESIGN rule 9; issue 5). Applied into each bot's own schema by
+-- Durable jobs of one bot (DESIGN rule 9). Applied into each bot's own schema by
 -- pgtrio.migrate(schema=...). States are FHIR Task codes.
 create table jobs (
     id            bigint generated always as identity primary key,

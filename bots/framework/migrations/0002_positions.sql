@@ -1,4 +1,4 @@
--- Where a bot has got to in each conversation: the last message it handled (issue 5). With this a
+-- Where a bot has got to in each conversation: the last message it handled (IM-19). With this a
 -- restarted bot answers what was said while it was down, and nothing twice (replies have fixed ids).
 create table positions (
     conv        text primary key,

@@ -1,4 +1,4 @@
--- The notification outbox of one bot (DESIGN rule 8; issue 5): what was to be said to whom, over which
+-- The notification outbox of one bot (DESIGN rule 8; FEE-3, TRT-2): what was to be said to whom, over which
 -- channels when, and every attempt to say it. Applied into each bot's own schema like 0001/0002.
 
 -- More urgent work is claimed first (a fee overdue before a routine reminder).

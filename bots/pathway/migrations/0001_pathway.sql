@@ -1,4 +1,4 @@
--- The pathway bot's own tables (issue 6; EDU-1..EDU-6, TRT-1..TRT-4), in schema bot_pathway.
+-- The pathway bot's own tables (EDU-1..EDU-6, TRT-1..TRT-4), in schema bot_pathway.
 
 -- Every version of every pathway a patient was ever enrolled on: editing a pathway adds a version,
 -- and a cycle keeps the version it started with, so what a patient received never changes.

@@ -1,4 +1,4 @@
--- Statistics the web console reads (issue 6; EDU-5, TRT-3): views only, over deliveries.
+-- Statistics the web console reads (EDU-5, TRT-3): views only, over deliveries.
 -- Days are Beijing days. 'read' counts items the patient has seen; 'completed' forms filled
 -- and consents signed; 'reminded' items that needed at least one reminder.
 

@@ -1,4 +1,4 @@
--- What the pathway bot's work needs beyond 0001 (issue 6): item titles for reminders, the files it
+-- What the pathway bot's work needs beyond 0001 (EDU-3, TRT-2, TRT-3, EDU-6): item titles for reminders, the files it
 -- uploaded, where daily summaries go, and classroom groups.
 
 -- The item's title as sent, for reminders and statistics without reading the pathway version again.

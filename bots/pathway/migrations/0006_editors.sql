@@ -1,3 +1,3 @@
--- Who published each pathway version (issue 6; EDU-1): '' for the versions the install ships, else the
+-- Who published each pathway version (EDU-1): '' for the versions the install ships, else the
 -- member id of the staff member whose command made it.
 alter table pathway_versions add column created_by text not null default '';

@@ -1,4 +1,4 @@
--- Review mends (issue 6).
+-- Review mends (EDU-3, TRT-2).
 -- A procedure date moved and then moved back is news for the patient: each change of a date has its own
 -- revision, so the jobs and the notice for the date moved back to are new, not the completed old ones.
 alter table procedure_dates add column revision int not null default 0;

@@ -17,18 +17,18 @@ from bots.framework.channels import ChannelConfigError
 from bots.pathway.api import PATH, ApiConfig, api_config, serve_api
 from bots.pathway.intake import take
 from bots.pathway.render import treatment_message
-from bots.pathway.schedule import ZONE
 from bots.pathway.store import PathwayStore, Sent
+from protocol.clock import HOSPITAL_ZONE
 from tests.bots.pathway.test_intake import CHEN, IVF, event
 
 KEY, OTHER_KEY = "mini-program-key-0001", "mini-program-key-0002"
 ENV = {"IMBOT_PATHWAY_API_PORT": "0", "IMBOT_PATHWAY_API_KEYS": f"{KEY}, {OTHER_KEY}"}
 WANG = {"username": "wang_li", "his_id": "P0099999"}
-NOW = datetime(2026, 12, 1, 15, 0, tzinfo=ZONE)
+NOW = datetime(2026, 12, 1, 15, 0, tzinfo=HOSPITAL_ZONE)
 
 
 def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=ZONE)
+    return datetime.fromisoformat(text).replace(tzinfo=HOSPITAL_ZONE)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The pathway bot as a running protocol client (issue 6; EDU-3): staff enroll a patient and date her procedures
+"""The pathway bot as a running protocol client (EDU-3): staff enroll a patient and date her procedures
 by command, her content arrives, and she asks ``/progress`` in her service conversation — the one command a patient
 may run; her other commands get the polite staff-only answer."""
 
@@ -20,17 +20,17 @@ from bots.pathway import texts
 from bots.pathway.bot import PathwayBot
 from bots.pathway.events import Patient
 from bots.pathway.intake import enroll
-from bots.pathway.schedule import ZONE
 from bots.pathway.store import PathwayStore
 from clients.python import Client, open_client
 from imserver.model import Role
 from pgtrio.bridge import open_store
+from protocol.clock import HOSPITAL_ZONE
 from tests.bots.test_echo import bot_says
 from tests.conftest import PASSWORD, Running
 from tests.helpers import take
 from tests.imserver.test_attachments import SAMPLES
 
-NOW = datetime(2026, 12, 5, 10, 0, tzinfo=ZONE)
+NOW = datetime(2026, 12, 5, 10, 0, tzinfo=HOSPITAL_ZONE)
 
 
 async def rows(state: BotState, query: str) -> list[Any]:
@@ -182,7 +182,8 @@ async def test_staff_edit_a_pathway_and_only_new_cycles_get_the_new_version(serv
                 assert "第4版（医护修改）" in await answer(nurse, "u:pathway", "/pathways")
                 await answer(nurse, "u:pathway", "/enroll wang ivf 2026-12-10")  # after: version 4
 
-                await state.jobs.run_due(PathwayBot().jobs(outbox), now=datetime(2026, 12, 10, 9, 0, tzinfo=ZONE))
+                later = datetime(2026, 12, 10, 9, 0, tzinfo=HOSPITAL_ZONE)
+                await state.jobs.run_due(PathwayBot().jobs(outbox), now=later)
                 hers = [m.text for m in await take(chen, 5) if m.kind == "text"]
                 theirs = [m.text for m in await take(wang, 6) if m.kind == "text"]
                 assert hers[1].startswith("【建档就诊流程】\n建档流程：")
@@ -191,7 +192,7 @@ async def test_staff_edit_a_pathway_and_only_new_cycles_get_the_new_version(serv
 
 
 async def test_a_restarted_bot_acts_on_what_it_stored_before_stopping(server: Running, db: str) -> None:
-    """Issue 6 acceptance, through the real runner: the bot stored a hospital event and stopped before acting on it;
+    """EDU-4, DESIGN rule 8, through the real runner: the bot stored a hospital event and stopped before acting on it;
     started again, it acts on it (Bot.serve) and its jobs runner sends her content, once."""
     await server.user("chen", Role.PATIENT, "陈红")
     yesterday = (NOW - timedelta(days=1)).date()  # the jobs runner goes by the bot's clock

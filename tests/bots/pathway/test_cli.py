@@ -1,4 +1,4 @@
-"""``imbot pathway enroll|date|status|run-due`` as a script runs them (issue 6's command line): each a separate
+"""``imbot pathway enroll|date|status|run-due`` as a script runs them (a stable interface for scripts): each a separate
 process against a real server and a real Postgres, reading only its JSON output and exit code, and what the
 patient receives in the app."""
 

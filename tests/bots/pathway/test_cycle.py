@@ -1,4 +1,4 @@
-"""Issue 6 acceptance: an IVF cycle through all six nodes, time driven by ``run_due(now=...)`` (nothing sleeps).
+"""EDU-1, EDU-3, TRT-1, TRT-2: an IVF cycle through all six nodes, time driven by ``run_due(now=...)`` (nothing sleeps).
 
 What a patient, her husband and the staff would notice (EDU-2..EDU-6, IM-2, TRT-1..TRT-3):
 
@@ -35,14 +35,14 @@ from bots.pathway import texts
 from bots.pathway.bot import PathwayBot
 from bots.pathway.definition import shipped
 from bots.pathway.intake import take as take_event
-from bots.pathway.schedule import ZONE
 from bots.pathway.store import PathwayStore
 from bots.pathway.work import schedule_summary
 from clients.python import Client, ClientError, ConnectionLost, open_client
-from imserver import demo
 from imserver.model import Role
+from launcher import demo
 from pgtrio.bridge import open_store
 from protocol import Message
+from protocol.clock import HOSPITAL_ZONE
 from tests.bots.test_echo import bot_says
 from tests.conftest import PASSWORD, Running
 from tests.imserver.test_attachments import SAMPLES
@@ -54,7 +54,7 @@ CREDENTIALS = {"app_id": demo.DEMO_WECHAT_APP_ID, "secret": demo.DEMO_OUTSIDE_KE
 
 
 def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=ZONE)
+    return datetime.fromisoformat(text).replace(tzinfo=HOSPITAL_ZONE)
 
 
 @dataclass
@@ -197,7 +197,7 @@ async def test_an_ivf_cycle_through_all_six_nodes(server: Running, db: str, nurs
             await bot.handle("signature")
             thanks, signed = await bot_says(chen, 2)
             assert thanks.text == "已收到您填写的「建档基本信息」，谢谢！"
-            signed_at = datetime.fromtimestamp(signed.ts / 1000, ZONE)  # (her message was stored just before)
+            signed_at = datetime.fromtimestamp(signed.ts / 1000, HOSPITAL_ZONE)  # (her message was stored just before)
             assert signed.text == f"已收到您对「辅助生殖治疗知情同意书」的签名（{signed_at:%Y-%m-%d %H:%M}），谢谢！"
             await read_all(chen, conv)
 

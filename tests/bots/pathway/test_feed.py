@@ -1,4 +1,4 @@
-"""Following the hospital system's feed (issue 6; EDU-4, DESIGN rule 8): through the real HIS adapter and its
+"""Following the hospital system's feed (EDU-4, DESIGN rule 8): through the real HIS adapter and its
 simulator, every event is stored and acted on once, a malformed one recorded as rejected, a page re-read after a
 crash changes nothing, and an outage loses nothing."""
 

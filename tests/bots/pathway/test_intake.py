@@ -1,4 +1,4 @@
-"""Events from the hospital system, stored before they are acted on (issue 6; EDU-3, EDU-4, TRT-2): each is
+"""Events from the hospital system, stored before they are acted on (EDU-3, EDU-4, TRT-2): each is
 acted on once, a duplicate changes nothing, a malformed or senseless one is recorded as rejected with the reason,
 and one stored but not acted on when the bot stopped is acted on when it starts."""
 
@@ -14,10 +14,10 @@ import pytest
 
 from bots.pathway.definition import PathwayError, shipped
 from bots.pathway.intake import resume, take
-from bots.pathway.schedule import ZONE
 from bots.pathway.store import PathwayStore
+from protocol.clock import HOSPITAL_ZONE
 
-NOW = datetime(2026, 12, 1, 15, 0, tzinfo=ZONE)
+NOW = datetime(2026, 12, 1, 15, 0, tzinfo=HOSPITAL_ZONE)
 CHEN = {"username": "chen_hong", "his_id": "P0012345"}
 IVF = next(p for p in shipped() if p.key == "ivf")
 
@@ -29,7 +29,7 @@ def event(**fields: Any) -> bytes:
 async def jobs(store: PathwayStore) -> dict[str, datetime]:
     async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
         return await conn.fetch("select key, due_at from bot_pathway.jobs where state = 'requested'")
-    return {r["key"]: r["due_at"].astimezone(ZONE).replace(tzinfo=None)
+    return {r["key"]: r["due_at"].astimezone(HOSPITAL_ZONE).replace(tzinfo=None)
             for r in await store.state.store.run("t", txn)}
 
 
@@ -83,7 +83,7 @@ async def test_an_order_written_at_night_brings_its_education_in_the_morning(sto
     await take(store, "his", event(type="cycle_started", id="c", patient=CHEN, pathway="ivf", day="2026-12-01"), NOW)
     await take(store, "his", event(type="procedure_dated", id="d", patient=CHEN, procedure="trigger",
                                    day="2026-12-14"), NOW)
-    night = at("2026-12-13 23:30").replace(tzinfo=ZONE)
+    night = at("2026-12-13 23:30").replace(tzinfo=HOSPITAL_ZONE)
     await take(store, "his", event(type="orders_written", id="o-1", patient=CHEN,
                                    orders=[{"category": "medication", "code": "地屈孕酮片"}]), night)
     await take(store, "his", event(type="procedure_cancelled", id="x", patient=CHEN, procedure="trigger"), night)

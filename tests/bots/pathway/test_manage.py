@@ -1,4 +1,4 @@
-"""Staff edit pathways (issue 6; EDU-1, EDU-2, EDU-3): each edit is the next version, checked like a shipped one,
+"""Staff edit pathways (EDU-1, EDU-2, EDU-3): each edit is the next version, checked like a shipped one,
 and what cannot be done is refused in Chinese naming what is wrong. A version the install ships never overwrites a
 staff edit that took its number, and a shipped version changed in place is refused."""
 

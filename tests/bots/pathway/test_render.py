@@ -10,7 +10,8 @@ import pytest
 
 from bots.pathway.definition import Pathway
 from bots.pathway.render import item_message, progress_text, treatment_message, treatment_note
-from bots.pathway.schedule import ZONE, Cycle, position
+from bots.pathway.schedule import Cycle, position
+from protocol.clock import HOSPITAL_ZONE
 from protocol.kinds import default_registry
 from tests.bots.pathway.test_schedule import IUI, IVF
 
@@ -59,12 +60,12 @@ FRESH = Cycle(IVF, date(2026, 12, 1), {"trigger": date(2026, 12, 14)})
                          "下一步：取卵，具体日期由医生确定后会第一时间通知您。\n需要准备：取卵前一晚22点后禁食禁水，丈夫同日取精"),
 ])
 def test_progress_says_where_she_is_what_is_next_and_what_to_prepare(now: str, expected: str) -> None:
-    moment = datetime.fromisoformat(now).replace(tzinfo=ZONE)
+    moment = datetime.fromisoformat(now).replace(tzinfo=HOSPITAL_ZONE)
     assert progress_text(FRESH, position(FRESH, moment)) == expected
 
 
 def test_progress_without_a_cycle_and_at_the_end() -> None:
     assert progress_text(None, None) == "您目前没有进行中的治疗周期。如有疑问，请联系您的主管护士。"
     done = Cycle(IUI, date(2026, 12, 1), {"insemination": date(2026, 12, 10)})
-    answer = progress_text(done, position(done, datetime(2027, 2, 1, tzinfo=ZONE)))
+    answer = progress_text(done, position(done, datetime(2027, 2, 1, tzinfo=HOSPITAL_ZONE)))
     assert answer.endswith("本周期的各阶段已全部完成，祝您一切顺利！")

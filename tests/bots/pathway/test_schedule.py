@@ -8,14 +8,15 @@ from datetime import date, datetime
 import pytest
 
 from bots.pathway.definition import shipped
-from bots.pathway.schedule import ZONE, Cycle, daytime, position, reached
+from bots.pathway.schedule import Cycle, daytime, position, reached
+from protocol.clock import HOSPITAL_ZONE
 
 IVF, IUI = (next(p for p in shipped() if p.key == key) for key in ("ivf", "iui"))
 D = date.fromisoformat
 
 
 def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=ZONE)
+    return datetime.fromisoformat(text).replace(tzinfo=HOSPITAL_ZONE)
 
 
 FRESH = Cycle(IVF, D("2026-12-01"), {"trigger": D("2026-12-14"), "retrieval": D("2026-12-16"),

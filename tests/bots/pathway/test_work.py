@@ -1,4 +1,4 @@
-"""The pathway bot's jobs against a real server (issue 6; EDU-3, IM-2, TRT-1, TRT-2, EDU-4), time driven by
+"""The pathway bot's jobs against a real server (EDU-3, IM-2, TRT-1, TRT-2, EDU-4), time driven by
 ``run_due(now=...)``: each node's content arrives in her service conversation the day before at 09:00, she moves
 from group to group with her husband following, treatment items arrive by their date, doctor's orders bring
 their education at once; running a job again sends nothing twice, and a job for a changed date does nothing."""
@@ -15,13 +15,13 @@ from bots.framework.state import BotState
 from bots.pathway import texts
 from bots.pathway.definition import shipped
 from bots.pathway.intake import take as take_event
-from bots.pathway.schedule import ZONE
 from bots.pathway.store import PathwayStore
 from bots.pathway.work import Work, schedule_summary
 from clients.python import Client, open_client
 from imserver.model import Role
 from imserver.moderation import link_family_txn
 from pgtrio.bridge import open_store
+from protocol.clock import HOSPITAL_ZONE
 from tests.bots.test_echo import bot_says
 from tests.conftest import PASSWORD, Running
 from tests.helpers import take
@@ -30,7 +30,7 @@ CHEN = {"username": "chen", "his_id": "P001"}
 
 
 def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=ZONE)
+    return datetime.fromisoformat(text).replace(tzinfo=HOSPITAL_ZONE)
 
 
 @asynccontextmanager

@@ -6,7 +6,7 @@ server does for every text a patient sends to a group:
 1. decode and validate the ``send`` frame the client sent (``ServerSession.receive``,
    i.e. ``protocol.codec.decode_request`` after the phase checks): 150 bytes of Chinese text;
 2. the sensitive-word check of its text (``WordFilter.check``, 2,000 words from
-   ``load.bench_words.word_list``);
+   ``imserver.bench.words.word_list``);
 3. the visibility work of fanning it out, per member, as ``ChatServer._deliver`` does it:
    the viewer look-up (``Directory.viewer``), ``visibility.can_see`` and the view key
    (``visibility.shows_real`` of the sender and of the mention target), also timed apart;
@@ -23,29 +23,28 @@ loads). Every member counts as online (the server skips offline ones before any 
 Not timed: the WebSocket framing of each encoded frame, queueing it to connections
 (``Hub.deliver``), the store and the ack.
 
-    .venv/bin/python -m load.bench_hotpath [--words 2000] [--runs 7] [--seconds 0.3] [--json]
+    .venv/bin/python -m imserver.bench.hotpath [--words 2000] [--runs 7] [--seconds 0.3] [--json]
 
-Results are recorded in ``load/RESULTS.md``. Like ``bench_words``, one of the micro-benchmarks
-that may import ``imserver`` (tests/test_layout.py).
+Results are recorded in ``load/RESULTS.md``.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import platform
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import cast
 
 from imserver import views, visibility
+from imserver.bench.words import Run, clean_message, command_line, measure, word_list
 from imserver.directory import Directory
 from imserver.model import MemberRole, MemberState, Role, Roster, User
 from imserver.store.messages import Row
 from imserver.views import ViewKey
 from imserver.visibility import Audience, Viewer
 from imserver.words import WordFilter
-from load.bench_words import arguments, clean_message, measure, word_list
 from pgtrio.bridge import Store
 from protocol import ServerSession, encode
 from protocol.frames import Send
@@ -261,11 +260,11 @@ def run(count: int, runs: int, seconds: float) -> tuple[dict[str, object], list[
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = arguments("Time the server's per-message hot path (decode, words, fan-out)").parse_args(argv)
-    info, results = run(args.words, args.runs, args.seconds)
-    if args.json:
-        print(json.dumps({"info": info, "results": [asdict(r) for r in results]}, ensure_ascii=False, indent=1))
-        return
+    command_line(argv, "Time the server's per-message hot path (decode, words, fan-out)", run, _table)
+
+
+def _table(args: argparse.Namespace, done: Run) -> None:
+    info, results = done
     print(f"Hot path of one group text: {info['text_chars']} chars ({info['text_bytes']} bytes UTF-8), "
           f"{info['frame_bytes']}-byte send frame, {info['words']} words; Python {info['python']}; "
           f"median of {args.runs} runs of ~{args.seconds} s")

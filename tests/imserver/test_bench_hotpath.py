@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from load import bench_hotpath
+from imserver.bench import hotpath
 
 
 def test_the_table_has_every_case(capsys: pytest.CaptureFixture[str]) -> None:
-    bench_hotpath.main(["--runs", "1", "--seconds", "0.001", "--words", "200"])
+    hotpath.main(["--runs", "1", "--seconds", "0.001", "--words", "200"])
     out = capsys.readouterr().out
     assert "150 bytes UTF-8" in out
     for case in ("1 decode", "2 sensitive-word", "3 visibility loop", "4 views.message + encode",
@@ -19,7 +19,7 @@ def test_the_table_has_every_case(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_the_json_counts_views_as_the_rules_say(capsys: pytest.CaptureFixture[str]) -> None:
-    bench_hotpath.main(["--runs", "1", "--seconds", "0.001", "--words", "200", "--json"])
+    hotpath.main(["--runs", "1", "--seconds", "0.001", "--words", "200", "--json"])
     report = json.loads(capsys.readouterr().out)
     results = {r["case"]: r for r in report["results"]}
     assert report["info"]["text_bytes"] == 150

@@ -9,12 +9,9 @@ inside a word) for each policy, and with an empty filter. Prints the median
 over several runs of the time per message (``time.perf_counter_ns``) and the
 messages per second one core sustains.
 
-    .venv/bin/python -m load.bench_words [--words 2000] [--runs 7] [--seconds 0.3] [--json]
+    .venv/bin/python -m imserver.bench.words [--words 2000] [--runs 7] [--seconds 0.3] [--json]
 
 Results are recorded in ``load/RESULTS.md``.
-
-A micro-benchmark of a server component, measured in-process: the one kind of
-code in ``load/`` that imports ``imserver`` (tests/test_layout.py).
 """
 
 from __future__ import annotations
@@ -26,11 +23,14 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from imserver.words import WordFilter, normalise
+
+Run = tuple[dict[str, Any], Sequence[Any]]
+"""What a benchmark's run gives: facts about the run (machine, sizes), and one dataclass per case."""
 
 SEED = 20261127
 
@@ -190,22 +190,29 @@ def run(count: int, runs: int, seconds: float) -> tuple[dict[str, Any], list[Res
     return info, results
 
 
-def arguments(description: str) -> argparse.ArgumentParser:
-    """The options every in-process micro-benchmark here takes."""
+def command_line(argv: list[str] | None, description: str, run: Callable[[int, int, float], Run],
+                 table: Callable[[argparse.Namespace, Run], None]) -> None:
+    """What every in-process micro-benchmark here does: take its options, ``run(words, runs, seconds)``, and
+    print the result (``info``, dataclasses) as JSON with ``--json``, else as ``table`` prints it."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--words", type=int, default=2000, help="size of the word list (default 2000)")
     parser.add_argument("--runs", type=int, default=7, help="timed runs per case; the median is reported")
     parser.add_argument("--seconds", type=float, default=0.3, help="approximate length of one run")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    return parser
+    args = parser.parse_args(argv)
+    info, results = done = run(args.words, args.runs, args.seconds)
+    if args.json:
+        print(json.dumps({"info": info, "results": [asdict(r) for r in results]}, ensure_ascii=False, indent=1))
+    else:
+        table(args, done)
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = arguments("Time imserver.words.WordFilter.check() per message").parse_args(argv)
-    info, results = run(args.words, args.runs, args.seconds)
-    if args.json:
-        print(json.dumps({"info": info, "results": [asdict(r) for r in results]}, ensure_ascii=False, indent=1))
-        return
+    command_line(argv, "Time imserver.words.WordFilter.check() per message", run, _table)
+
+
+def _table(args: argparse.Namespace, done: Run) -> None:
+    info, results = done
     print(f"WordFilter: {info['words']} words, built in {info['build_ms']} ms; Python {info['python']}; "
           f"median of {args.runs} runs of ~{args.seconds} s")
     print(f"{'case':<36} {'chars':>5} {'µs/msg':>9} {'best':>9} {'msgs/s':>10}  verdict")
