@@ -9,18 +9,16 @@ one node is accepted on all of them.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import asyncpg
 import msgspec
 
+from imserver.actions.kinds import do_define_kind
 from imserver.connection import Connection
 from imserver.handlers import Handler, Handlers, Reply, session_of
 from imserver.model import Role
 from imserver.store import kinds
 from pgtrio.bridge import Store
 from protocol import ErrorCode, ProtocolError
-from protocol.codec import field_path
 from protocol.frames import KindDefine, Kinds, Request
 from protocol.kinds import KindDefinition, KindRegistry, default_registry
 
@@ -38,24 +36,6 @@ async def load_registry(store: Store) -> KindRegistry:
     return registry
 
 
-def parse_definition(raw: dict[str, Any]) -> KindDefinition:
-    """A definition checked as a registry would take it (on the built-in kinds alone: custom ones may be replaced).
-
-    Error handling: raises ProtocolError(BAD_REQUEST) with the path of the bad part under ``definition``.
-    """
-    try:
-        definition = msgspec.convert(raw, KindDefinition)
-        default_registry().define(definition)  # compiling it is the check
-    except msgspec.ValidationError as exc:
-        inner = field_path(str(exc))
-        raise ProtocolError(ErrorCode.BAD_REQUEST, str(exc),
-                            field=f"definition.{inner}" if inner else "definition") from None
-    except ProtocolError as exc:
-        exc.field = f"definition.{exc.field}" if exc.field else "definition"
-        raise
-    return definition
-
-
 class KindHandlers:
     def __init__(self, core: Handlers) -> None:
         self.core = core
@@ -70,15 +50,5 @@ class KindHandlers:
         user = session_of(conn).user
         if user.role is not Role.ADMIN:
             raise ProtocolError(ErrorCode.FORBIDDEN, "administrators only", rid=req.rid)
-        try:
-            definition = parse_definition(req.definition)
-        except ProtocolError as exc:
-            exc.rid = req.rid
-            raise
-        stored = msgspec.to_builtins(definition)
-
-        async def txn(c: asyncpg.Connection) -> None:
-            await kinds.define_txn(c, stored, user.id)
-        await self.core.audit(conn, "kind_define", detail={"kind": definition.name}, txn=txn)
-        self.core.kinds.define(definition)  # this node at once; every node reloads on the bus event
+        definition = await do_define_kind(self.core.ctx, self.core.actor(conn), req.definition)
         return {"kind": definition.name}

@@ -19,20 +19,22 @@ from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import httpx
 import trio
 
-from imserver import auth
+from imserver.actions.accounts import do_create_user, do_link_family
+from imserver.actions.base import Actor, Context
+from imserver.actions.conversations import do_add_member, do_create_group
+from imserver.actions.words import do_set_word
 from imserver.cli import serve_until_signal
 from imserver.config import Settings
-from imserver.model import MemberRole, Role
-from imserver.moderation import link_family_txn
+from imserver.model import MemberRole, Role, User
 from imserver.pgcluster import PrivateCluster
 from imserver.server import Addresses
-from imserver.store import accounts, conversations, moderation
+from imserver.store import accounts, conversations
 from imserver.store.messages import Draft, write_batch
-from imserver.store.migrate import migrate
+from imserver.store.migrate import create_database, migrate
+from imserver.words import Policy
 from pgtrio.bridge import Store, open_store
 from protocol.frames import Sender
 
@@ -65,11 +67,8 @@ def run_demo(settings: Settings) -> None:
 
 
 async def _create_database(admin_dsn: str) -> None:
-    async def txn(conn: asyncpg.Connection) -> None:
-        if not await conn.fetchval("select true from pg_database where datname = $1", DATABASE):
-            await conn.execute(f"create database {DATABASE}")
     async with open_store(admin_dsn, min_size=1, max_size=1) as store:
-        await store.run("create_database", txn, transaction=False)
+        await create_database(store, DATABASE)
 
 
 async def _serve_demo(settings: Settings) -> None:
@@ -99,12 +98,12 @@ async def _bot_names() -> list[str]:
 
 async def _seed_bots(store: Store, names: list[str], group_id: int) -> None:
     """A bot account per bot (its name, the demo password), each an admin of the demo group."""
-    password_hash = await auth.hash_password(DEMO_PASSWORD)
+    ctx, operator = Context(store), Actor.operator()
     for name in names:
         bot = await accounts.user_by_name(store, name)
         if bot is None:
-            bot = await accounts.create_user(store, name, f"{name} 机器人", Role.BOT, password_hash)
-        await store.run("seed_bot", conversations.set_members_txn, group_id, [(bot.id, MemberRole.ADMIN)])
+            bot = await do_create_user(ctx, operator, name, f"{name} 机器人", Role.BOT, DEMO_PASSWORD)
+        await do_add_member(ctx, operator, group_id, bot.id, MemberRole.ADMIN)
 
 
 async def _run_bot(name: str, url: str, dsn: str, outside: dict[str, str]) -> None:
@@ -161,32 +160,29 @@ async def start_simulator(nursery: trio.Nursery, system: str) -> str:
 
 
 async def seed(store: Store) -> int:
-    """Create the demo accounts and group once; return the group's id."""
-    existing = await accounts.user_by_name(store, USERS[0][0])
-    if existing is None:
-        password_hash = await auth.hash_password(DEMO_PASSWORD)
+    """Create the demo accounts and group once, as an operator would; return the group's id."""
+    ctx, operator = Context(store), Actor.operator()
+    if await accounts.user_by_name(store, USERS[0][0]) is None:
         for username, name, role, title in USERS:
-            await accounts.create_user(store, username, name, role, password_hash, title=title)
-    ids = {u: (await accounts.user_by_name(store, u)) for u, _, _, _ in USERS}
-
-    async def txn(conn: asyncpg.Connection) -> int:
-        found = await conn.fetchval("select id from conversations where kind = 'group' and name = $1", GROUP)
-        if found:
-            return int(found)
-        doctor, wife, husband = ids["dr_wang"], ids["chen_hong"], ids["chen_family"]
-        assert doctor is not None and wife is not None and husband is not None
-        await link_family_txn(conn, wife.id, husband.id, "husband")  # he follows her into her groups
-        for word, policy in WORDS:
-            await moderation.set_word_txn(conn, word, policy, None)
-        patients = [u.id for u in ids.values() if u and u.role is Role.PATIENT]
-        conv_id = await conversations.create_group_txn(conn, GROUP, doctor.id, patients)
-        nurse = ids["nurse_li"]
-        assert nurse is not None
-        await conversations.set_members_txn(conn, conv_id, [(nurse.id, MemberRole.ADMIN)])
-        sender = Sender(doctor.ref, doctor.display_name, str(doctor.role))
-        await write_batch(conn, [Draft(conv_id, doctor.id, sender, "text", WELCOME, None, "demo-welcome")])
-        return conv_id
-    return await store.run("seed", txn)
+            await do_create_user(ctx, operator, username, name, role, DEMO_PASSWORD, title=title)
+    found = await conversations.group_by_name(store, GROUP)
+    if found is not None:
+        return found
+    users: dict[str, User] = {}
+    for username, _, _, _ in USERS:
+        user = await accounts.user_by_name(store, username)
+        assert user is not None
+        users[username] = user
+    doctor, wife, husband = users["dr_wang"], users["chen_hong"], users["chen_family"]
+    await do_link_family(ctx, operator, wife, husband, "husband")  # he follows her into her groups
+    for word, policy in WORDS:
+        await do_set_word(ctx, operator, word, Policy(policy))
+    patients = [u.id for u in users.values() if u.role is Role.PATIENT]
+    conv_id = await do_create_group(ctx, operator, GROUP, doctor.id, patients)
+    await do_add_member(ctx, operator, conv_id, users["nurse_li"].id, MemberRole.ADMIN)
+    sender = Sender(doctor.ref, doctor.display_name, str(doctor.role))
+    await store.run("seed", write_batch, [Draft(conv_id, doctor.id, sender, "text", WELCOME, None, "demo-welcome")])
+    return conv_id
 
 
 def _banner(settings: Settings, addresses: Addresses, group_id: int, bots: list[str], outside: dict[str, str]) -> None:

@@ -17,14 +17,17 @@ from typing import Any
 import asyncpg
 
 from imserver import auth, filetypes, views, visibility
+from imserver.actions.accounts import do_end_session
+from imserver.actions.audit import do_record
+from imserver.actions.base import Actor, Context
+from imserver.actions.conversations import do_add_member, do_create_group, do_open_direct_chat, do_remove_member
 from imserver.attachments import AttachmentRules
-from imserver.bus import MembersChanged, SessionsEnded, notify_txn
 from imserver.config import Settings
 from imserver.connection import Connection, TokenBucket, framed
 from imserver.directory import Directory
 from imserver.hub import Hub
 from imserver.model import MemberRole, Role, Roster, Session, User
-from imserver.store import accounts, conversations, messages, moderation
+from imserver.store import accounts, conversations, messages
 from imserver.visibility import Audience, Viewer
 from imserver.words import Verdict, WordFilter
 from imserver.writer import MessageWriter, Outcome, WriterClosed
@@ -67,7 +70,7 @@ def session_of(conn: Connection) -> Session:
 class Handlers:
     def __init__(
         self, settings: Settings, store: Store, directory: Directory, hub: Hub, writer: MessageWriter,
-        signer: auth.TokenSigner, cipher: auth.FieldCipher, kinds: KindRegistry,
+        signer: auth.TokenSigner, cipher: auth.FieldCipher, kinds: KindRegistry, ctx: Context,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -80,6 +83,8 @@ class Handlers:
         self.words = WordFilter()
         """Replaced whole when the word list changes (the bus tells the server)."""
         self.attachments = AttachmentRules(store, directory)
+        self.ctx = ctx
+        """Actions run by this node bring its caches up to date before it answers."""
         self._direct: dict[tuple[int, int], int] = {}
         self.table: dict[type[Request], Handler] = {
             Hello: self.hello, Ping: self.ping, Logout: self.logout, Send: self.send, Sync: self.sync,
@@ -149,14 +154,10 @@ class Handlers:
 
     async def logout(self, conn: Connection, req: Logout) -> Reply:
         session = session_of(conn)
-
-        async def txn(c: asyncpg.Connection) -> None:
-            revoked = await accounts.revoke_sessions_txn(c, session_id=session.id)
-            await notify_txn(c, SessionsEnded([str(s) for s in revoked]))
         # The SessionsEnded event closes the session's other connections; this one answers first, then closes.
         self.hub.detach(conn)
         try:
-            await self.store.run("logout", txn)
+            await do_end_session(self.ctx, Actor.of(session.user, conn.remote), session.id)
         except BaseException:
             self.hub.attach(conn)
             raise
@@ -177,7 +178,8 @@ class Handlers:
         if blocked:
             if await self._answer_resend(conn, user, req):
                 return None
-            await self.audit(conn, "message_refused", conv_id=roster.conv_id, detail={"cid": req.cid, "words": blocked})
+            await do_record(self.ctx, self.actor(conn), "message_refused", conv_id=roster.conv_id,
+                            detail={"cid": req.cid, "words": blocked})
 
         def done(outcome: Outcome) -> None:
             if isinstance(outcome, Exception):
@@ -228,8 +230,8 @@ class Handlers:
         text, body, verdict = self._screen(user, req.kind, text, body, files or [])
         audience = Audience.STAFF if verdict.blocked else Audience.ONLY if only_id else Audience.ALL
         if verdict.flagged and not verdict.blocked:
-            await self.audit(conn, "message_flagged", conv_id=roster.conv_id,
-                             detail={"cid": req.cid, "words": verdict.flagged})
+            await do_record(self.ctx, self.actor(conn), "message_flagged", conv_id=roster.conv_id,
+                            detail={"cid": req.cid, "words": verdict.flagged})
         draft = messages.Draft(
             roster.conv_id, user.id, Sender(user.ref, user.display_name, str(user.role), user.title),
             req.kind, text, body, req.cid, audience=str(audience), only_user_id=only_id,
@@ -391,15 +393,14 @@ class Handlers:
         for index, username in enumerate(req.members):
             member = await self.user(username, req.rid, field=f"members[{index}]")
             member_ids.append(member.id)
-        conv_id = await self.store.run("group_create", conversations.create_group_txn, req.name, user.id, member_ids)
+        conv_id = await do_create_group(self.ctx, self.actor(conn), req.name, user.id, member_ids)
         return {"conv": f"g:{conv_id}"}
 
     async def group_add(self, conn: Connection, req: GroupAdd) -> Reply:
         roster = await self.managed_group(conn, req.conv, req.rid)
         member = await self.user(req.user, req.rid, field="user")
         role = MemberRole(req.role)
-        await self.store.run("group_add", conversations.set_members_txn, roster.conv_id, [(member.id, role)])
-        await self.directory.reload(roster.conv_id)  # new members need their pseudonym numbers at once
+        await do_add_member(self.ctx, self.actor(conn), roster.conv_id, member.id, role)
         return {"conv": roster.address, "user": member.username, "role": str(role)}
 
     async def group_remove(self, conn: Connection, req: GroupRemove) -> Reply:
@@ -409,12 +410,9 @@ class Handlers:
                   else await self.managed_group(conn, req.conv, req.rid))
         if roster.kind != "group":
             raise ProtocolError(ErrorCode.BAD_REQUEST, "not a group", rid=req.rid, field="conv")
-        left = await self.store.run("group_remove", conversations.remove_member_txn, roster.conv_id, member.id)
-        if member.id not in left:
-            raise ProtocolError(ErrorCode.NOT_FOUND, "not a member", rid=req.rid, field="user")
-        # Everyone who left, the family who came in with her too: this node must not list them
-        # or deliver to them once answered, whether or not its own bus event has arrived yet.
-        self.directory.apply(MembersChanged(roster.conv_id, [(u, None) for u in left]))
+        # Everyone who left, the family who came in with her too: once answered, this node neither
+        # lists them nor delivers to them, whether or not its own bus event has arrived yet.
+        await do_remove_member(self.ctx, self.actor(conn), roster.conv_id, member.id)
         return {"conv": roster.address, "user": member.username}
 
     async def members(self, conn: Connection, req: Members) -> Reply:
@@ -461,10 +459,7 @@ class Handlers:
         conv_id = self._direct.get(key)
         if conv_id is None:
             me, them = self.directory.viewer(user.id), self.directory.viewer(other.id)
-            needs_friends = not visibility.may_chat_directly(me, them, friends=False)
-            if needs_friends and not await moderation.are_friends(self.store, user.id, other.id):
-                raise ProtocolError(ErrorCode.FORBIDDEN, "patients chat one to one only as friends", rid=rid)
-            conv_id = await self.store.run("direct_conv", conversations.direct_conv_txn, user.id, other.id)
+            conv_id = await do_open_direct_chat(self.ctx, Actor(user.id, user.username, user.role, ""), me, them)
             self._direct[key] = conv_id
         return conv_id
 
@@ -502,18 +497,5 @@ class Handlers:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no user {username}", rid=rid, field=field)
         return user
 
-    async def audit(
-        self, conn: Connection, action: str, *, target_id: int | None = None, conv_id: int | None = None,
-        detail: dict[str, Any] | None = None, txn: Callable[[asyncpg.Connection], Awaitable[Any]] | None = None,
-    ) -> Any:
-        """Record an action in the audit log (SEC-1), in one transaction with ``txn`` when given."""
-        user = session_of(conn).user
-
-        async def run(c: asyncpg.Connection) -> Any:
-            result = await txn(c) if txn is not None else None
-            await moderation.audit_txn(
-                c, actor_id=user.id, actor=user.username, action=action, target_id=target_id,
-                conv_id=conv_id, detail=detail, remote=conn.remote,
-            )
-            return result
-        return await self.store.run(action, run)
+    def actor(self, conn: Connection) -> Actor:
+        return Actor.of(session_of(conn).user, conn.remote)

@@ -12,8 +12,8 @@ The server fills a reply in for one conversation, since it alone may know the
 values: the patient's name as every reader of that conversation may see it
 (``views.name_for_readers``), so a quick reply never carries a real name into a
 group where she goes by her pseudonym; the facts bots recorded about her. The
-client sends the result with the ordinary ``send``. Managing teams and team or
-shared replies, and recording facts, is audited in the same transaction.
+client sends the result with the ordinary ``send``. Managing teams and quick replies,
+and recording facts, are actions (``imserver.actions``), audited where SEC-1 asks.
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ from operator import or_
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
-
 from imserver import templating, views
+from imserver.actions.facts import do_set_fact
+from imserver.actions.quickreplies import Scope, do_delete_quick_reply, do_save_quick_reply
+from imserver.actions.teams import do_create_team, do_set_team_member
 from imserver.attachments import Grant
 from imserver.connection import Connection
 from imserver.handlers import Handler, Handlers, Reply, session_of
 from imserver.model import Role, Roster, User
-from imserver.store import facts, moderation, quickreplies
+from imserver.store import facts, quickreplies
 from imserver.store.attachments import File
 from imserver.store.quickreplies import QuickReply
 from imserver.templating import Needs
@@ -94,26 +95,13 @@ class QuickReplyHandlers:
 
     async def team_create(self, conn: Connection, req: TeamCreate) -> Reply:
         self._admin(conn, req.rid)
-
-        async def txn(c: asyncpg.Connection) -> None:
-            if await quickreplies.create_team_txn(c, req.name) is None:
-                raise ProtocolError(ErrorCode.BAD_REQUEST, "a team of that name exists", rid=req.rid, field="name")
-        await self.core.audit(conn, "team_create", detail={"team": req.name}, txn=txn)
+        await do_create_team(self.core.ctx, self.core.actor(conn), req.name)
         return {"team": req.name}
 
     async def team_member(self, conn: Connection, req: TeamAdd | TeamRemove) -> Reply:
         self._admin(conn, req.rid)
         member = await self.core.user(req.user, req.rid, field="user")
-        adding = isinstance(req, TeamAdd)
-        if adding and member.role not in _STAFF:
-            raise ProtocolError(ErrorCode.BAD_REQUEST, "care teams are of staff accounts", rid=req.rid, field="user")
-
-        async def txn(c: asyncpg.Connection) -> None:
-            team_id = await self._team_txn(c, req.team, req.rid)
-            if not await quickreplies.set_team_member_txn(c, team_id, member.id, adding) and not adding:
-                raise ProtocolError(ErrorCode.NOT_FOUND, "not a member of the team", rid=req.rid, field="user")
-        await self.core.audit(conn, "team_add" if adding else "team_remove", target_id=member.id,
-                              detail={"team": req.team}, txn=txn)
+        await do_set_team_member(self.core.ctx, self.core.actor(conn), req.team, member, isinstance(req, TeamAdd))
         return {"team": req.team, "user": member.username}
 
     async def teams(self, conn: Connection, req: Teams) -> Reply:
@@ -124,19 +112,11 @@ class QuickReplyHandlers:
             {"name": name, "members": [people[i].public() for i in ids if i in people]} for name, ids in found
         ]}
 
-    async def _team_txn(self, c: asyncpg.Connection, name: str, rid: int) -> int:
-        team_id = await quickreplies.team_id_txn(c, name)
-        if team_id is None:
-            raise ProtocolError(ErrorCode.NOT_FOUND, f"no team {name}", rid=rid, field="team")
-        return team_id
-
     # -- managing quick replies -------------------------------------------------------------
 
     async def save(self, conn: Connection, req: QrSave) -> Reply:
         user = self._staff(conn, req.rid)
-        if (req.scope == "team") != (req.team is not None):
-            raise ProtocolError(ErrorCode.BAD_REQUEST, "a team quick reply names its team, no other does",
-                                rid=req.rid, field="team")
+        scope = Scope.of(req.scope, req.team)
         text, body = self.core.content(req)
         try:
             templating.needs(*((text, "text") if body is None else (body, "body")))
@@ -145,79 +125,19 @@ class QuickReplyHandlers:
             raise
         if body is not None:  # the files it carries exist and are the sender's to send (MSG-4)
             await self.core.attachments.bind(user, self.core.kinds, req.kind, body, req.rid)
-        shortcut = req.shortcut.lower()
-
-        async def txn(c: asyncpg.Connection) -> int:
-            if req.id is not None:
-                await self._managed_txn(c, user, req.id, req.rid)
-            team_id = await self._team_txn(c, req.team, req.rid) if req.team is not None else None
-            owner_id = user.id if req.scope == "personal" else None
-            if not (await self._access_txn(c, user, req.scope, owner_id, team_id))[1]:
-                raise ProtocolError(ErrorCode.FORBIDDEN, f"you may not manage {req.scope} quick replies here",
-                                    rid=req.rid, field="scope")
-            try:
-                reply_id = await quickreplies.save_txn(
-                    c, req.id, scope=req.scope, owner_id=owner_id, team_id=team_id, shortcut=shortcut,
-                    title=req.title, kind=req.kind, text=text, body=body,
-                    attachment_ids=templating.attachments(body), by=user.id,
-                )
-            except asyncpg.UniqueViolationError:
-                raise ProtocolError(ErrorCode.BAD_REQUEST, f"the shortcut {shortcut} is taken in this scope",
-                                    rid=req.rid, field="shortcut") from None
-            await self._audit_txn(c, conn, "quick_reply_save", req.scope, {
-                "id": reply_id, "scope": req.scope, "team": req.team, "shortcut": shortcut, "title": req.title,
-            })
-            return reply_id
-        reply_id = await self.core.store.run("qr_save", txn)
+        reply_id = await do_save_quick_reply(
+            self.core.ctx, self.core.actor(conn), req.id, scope, shortcut=req.shortcut, title=req.title,
+            kind=req.kind, text=text, body=body,
+        )
         saved = (await quickreplies.usable(self.core.store, user.id, [reply_id])).get(reply_id)
         if saved is None:  # deleted the moment it was saved
             raise ProtocolError(ErrorCode.NOT_FOUND, "no such quick reply", rid=req.rid, field="id")
         return self._entry(saved, user)
 
     async def delete(self, conn: Connection, req: QrDelete) -> Reply:
-        user = self._staff(conn, req.rid)
-
-        async def txn(c: asyncpg.Connection) -> None:
-            old = await self._managed_txn(c, user, req.id, req.rid)
-            await quickreplies.delete_txn(c, req.id)
-            await self._audit_txn(c, conn, "quick_reply_delete", old.scope, {
-                "id": old.id, "scope": old.scope, "team": old.team, "shortcut": old.shortcut, "title": old.title,
-            })
-        await self.core.store.run("qr_delete", txn)
+        self._staff(conn, req.rid)
+        await do_delete_quick_reply(self.core.ctx, self.core.actor(conn), req.id)
         return {"id": req.id}
-
-    async def _managed_txn(self, c: asyncpg.Connection, user: User, reply_id: int, rid: int) -> QuickReply:
-        """A quick reply ``user`` manages, locked. NOT_FOUND if they may not even use it, else FORBIDDEN."""
-        old = await quickreplies.locked_txn(c, reply_id)
-        uses, manages = (False, False) if old is None else await self._access_txn(
-            c, user, old.scope, old.owner_id, old.team_id
-        )
-        if old is None or not uses:
-            raise ProtocolError(ErrorCode.NOT_FOUND, "no such quick reply", rid=rid, field="id")
-        if not manages:
-            raise ProtocolError(ErrorCode.FORBIDDEN, "shared quick replies are managed by administrators", rid=rid)
-        return old
-
-    async def _access_txn(
-        self, c: asyncpg.Connection, user: User, scope: str, owner_id: int | None, team_id: int | None
-    ) -> tuple[bool, bool]:
-        """(may use, may manage) a quick reply of this scope; team membership is held until the commit."""
-        if scope == "personal":
-            return owner_id == user.id, owner_id == user.id
-        if scope == "team":
-            assert team_id is not None
-            member = await quickreplies.is_team_member_txn(c, team_id, user.id)
-            return member, member
-        return True, user.role is Role.ADMIN
-
-    async def _audit_txn(
-        self, c: asyncpg.Connection, conn: Connection, action: str, scope: str, detail: dict[str, Any]
-    ) -> None:
-        """Changes to team and shared quick replies are audited like moderation actions (SEC-1)."""
-        if scope != "personal":
-            user = session_of(conn).user
-            await moderation.audit_txn(c, actor_id=user.id, actor=user.username, action=action, detail=detail,
-                                       remote=conn.remote)
 
     # -- listing and search -----------------------------------------------------------------
 
@@ -332,14 +252,7 @@ class QuickReplyHandlers:
         if session_of(conn).user.role not in _FACT_WRITERS:
             raise ProtocolError(ErrorCode.FORBIDDEN, "facts are recorded by bots and staff", rid=req.rid)
         patient = await self.core.user(req.user, req.rid, field="user")
-        if patient.role is not Role.PATIENT:
-            raise ProtocolError(ErrorCode.BAD_REQUEST, "facts are about patients", rid=req.rid, field="user")
-
-        async def txn(c: asyncpg.Connection) -> None:
-            if not await facts.set_fact_txn(c, patient.id, req.key, req.value, session_of(conn).user.id):
-                raise ProtocolError(ErrorCode.NOT_FOUND, "no such fact", rid=req.rid, field="key")
-        await self.core.audit(conn, "fact_set" if req.value is not None else "fact_remove", target_id=patient.id,
-                              detail={"key": req.key}, txn=txn)
+        await do_set_fact(self.core.ctx, self.core.actor(conn), patient, req.key, req.value)
         return {"user": patient.username, "key": req.key, "value": req.value}
 
 

@@ -19,6 +19,7 @@ import logging
 import math
 import ssl
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from imserver import auth, bus, metrics, views, visibility, websocket
+from imserver.actions.base import Context
 from imserver.config import Settings, split_hostport
 from imserver.connection import Connection, framed
 from imserver.custom_kinds import KindHandlers, load_registry
@@ -43,6 +45,7 @@ from imserver.moderation import ModerationHandlers
 from imserver.quickreplies import QuickReplyHandlers
 from imserver.store import accounts, conversations, messages, moderation
 from imserver.store.messages import Draft, Row, Stored
+from imserver.store.migrate import ping
 from imserver.uploads import AttachmentHandlers
 from imserver.websocket import ConnectionClosed, WebSocket
 from imserver.words import WordFilter
@@ -72,7 +75,8 @@ class ChatServer:
             store, self._fan_out, max_batch=settings.batch_max, queue=settings.writer_queue
         )
         self.handlers = Handlers(
-            settings, store, self.directory, self.hub, self.writer, keys.signer, keys.cipher, default_registry()
+            settings, store, self.directory, self.hub, self.writer, keys.signer, keys.cipher, default_registry(),
+            Context(store, self._refresh),
         )
         self.handlers.table |= ModerationHandlers(self.handlers).table
         self.handlers.table |= KindHandlers(self.handlers).table
@@ -160,7 +164,7 @@ class ChatServer:
         ok = not self.closing
         try:
             with trio.fail_after(2):
-                await self.store.run("healthz", _select_one, transaction=False)
+                await ping(self.store)
         except Exception:
             ok = False
         body = {"status": "ok" if ok else "unavailable", "connections": len(self.hub.connections())}
@@ -239,6 +243,7 @@ class ChatServer:
 
     async def _dispatch(self, conn: Connection, data: bytes | str) -> None:
         wait = conn.limiter.take() if conn.limiter is not None else 0.0  # every frame counts, even bad ones
+        request = None
         try:
             try:
                 request = conn.protocol.receive(data)
@@ -253,11 +258,12 @@ class ChatServer:
             if reply is not None:
                 conn.reply(request.rid, **reply)
         except ProtocolError as error:
+            if error.rid is None and request is not None:  # the answer to a request carries its rid (SPEC.md §3)
+                error.rid = request.rid
             conn.fail(error)
         except Exception:
             log.exception("request failed", extra={"remote": conn.remote})
-            rid = getattr(locals().get("request"), "rid", None)
-            conn.fail(ProtocolError(ErrorCode.INTERNAL, rid=rid))
+            conn.fail(ProtocolError(ErrorCode.INTERNAL, rid=None if request is None else request.rid))
 
     # -- delivery and events ----------------------------------------------------------------
 
@@ -331,28 +337,40 @@ class ChatServer:
             except Exception as exc:
                 log.warning("event bus connection lost again: %r", exc)
 
+    async def _refresh(self, events: Sequence[bus.Event]) -> None:
+        """Bring this node's caches up to date with committed events: its own actions' before it answers,
+        everyone's when the bus brings them. Idempotent, so an event may arrive both ways."""
+        users = [e.user for e in events if isinstance(e, bus.UserChanged)]
+        for user_id in users:
+            self.directory.forget_user(user_id)
+        await self.directory.users(users)
+        for event in events:
+            if isinstance(event, bus.MembersChanged):
+                self.directory.apply(event)
+                if any(role is not None for _, role in event.changes):
+                    await self.directory.reload(event.conv)  # newcomers need their pseudonym numbers at once
+            elif isinstance(event, bus.GroupChanged):
+                await self.directory.reload(event.conv)
+        if any(isinstance(e, bus.WordsChanged) for e in events):
+            self.handlers.words = WordFilter(await moderation.words(self.store))
+        if any(isinstance(e, bus.KindsChanged) for e in events):
+            self.handlers.kinds = await load_registry(self.store)
+
     async def _apply_event(self, event: bus.Event) -> None:
+        """An event from the bus: caches first, then what the members are told."""
+        await self._refresh([event])
         if isinstance(event, bus.SessionsEnded):
             reason = ErrorCode(event.reason)
             for sid in event.sessions:
                 for conn in list(self.hub.of_session(uuid.UUID(sid))):
                     conn.finish(4003, reason)
-        elif isinstance(event, bus.UserChanged):
-            self.directory.forget_user(event.user)
-            await self.directory.users([event.user])
-        elif isinstance(event, bus.WordsChanged):
-            self.handlers.words = WordFilter(await moderation.words(self.store))
-        elif isinstance(event, bus.KindsChanged):
-            self.handlers.kinds = await load_registry(self.store)
         elif isinstance(event, bus.GroupChanged):
             await self._group_changed(event)
-        else:
+        elif isinstance(event, bus.MembersChanged):
             await self._members_changed(event)
 
     async def _members_changed(self, event: bus.MembersChanged) -> None:
-        self.directory.apply(event)
-        joined = [user_id for user_id, role in event.changes if role is not None]
-        roster = await (self.directory.reload(event.conv) if joined else self.directory.roster(event.conv))
+        roster = self.directory.cached_roster(event.conv) or await self.directory.roster(event.conv)
         if roster is None:
             return
         for user_id, role in event.changes:
@@ -364,7 +382,7 @@ class ChatServer:
 
     async def _group_changed(self, event: bus.GroupChanged) -> None:
         """Settings, bans or isolation changed: tell the members, and retract what isolation now hides."""
-        roster = await self.directory.reload(event.conv)
+        roster = self.directory.cached_roster(event.conv)
         if roster is None:
             return
         if event.settings:
@@ -378,10 +396,6 @@ class ChatServer:
                 self.hub.deliver(others, framed({
                     "op": "hidden", "conv": roster.address, "ranges": ranges, "retract": True,
                 }))
-
-
-async def _select_one(conn: Any) -> None:
-    await conn.fetchval("select 1")
 
 
 async def _metrics(request: HttpRequest) -> Response:
@@ -423,6 +437,6 @@ class ServerKeys:
 async def open_keys(store: Store) -> ServerKeys:
     """The keys every node shares, made on first use and kept in the database."""
     return ServerKeys(
-        auth.TokenSigner(await accounts.server_key(store, "token_hmac")),
-        auth.FieldCipher(await accounts.server_key(store, "field_aes")),
+        auth.TokenSigner(await accounts.server_key(store, auth.TOKEN_KEY)),
+        auth.FieldCipher(await accounts.server_key(store, auth.FIELD_KEY)),
     )

@@ -21,6 +21,7 @@ import asyncpg
 import trio
 
 from imserver import filetypes, visibility
+from imserver.actions.audit import do_read_file
 from imserver.connection import Connection
 from imserver.handlers import Handler, Handlers, Reply, session_of
 from imserver.store import attachments
@@ -143,14 +144,12 @@ class AttachmentHandlers:
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"the file has {file.size} bytes", rid=req.rid,
                                 field="offset")
 
-        async def read(c: asyncpg.Connection) -> bytes:
-            return await attachments.read_txn(c, file.id, req.offset, req.length)
         if await self._audits(conn, file):  # the read and its record are one transaction (SEC-1)
-            data = await self.core.audit(conn, "attachment_read", target_id=file.uploader_id, conv_id=grant.conv_id,
-                                         detail={"attachment": file.id, "via": grant.via}, txn=read)
+            data = await do_read_file(self.core.ctx, self.core.actor(conn), file, req.offset, req.length,
+                                      conv_id=grant.conv_id, via=grant.via)
             self._audited.setdefault(conn, set()).add(file.id)
         else:
-            data = await self.core.store.run("fetch", read, transaction=False)
+            data = await attachments.read(self.core.store, file.id, req.offset, req.length)
         return {"id": file.id, "mime": file.mime, "size": file.size, "sha256": file.sha256, "offset": req.offset,
                 "data": data}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from datetime import datetime
+from functools import partial
 
 import asyncpg
 
@@ -18,19 +19,26 @@ def _user(row: asyncpg.Record) -> User:
     return User(row["id"], row["username"], row["display_name"], Role(row["role"]), row["title"], row["banned"])
 
 
+async def create_user_txn(
+    conn: asyncpg.Connection, username: str, display_name: str, role: Role, password_hash: str,
+    *, title: str = "", phone_enc: bytes | None = None,
+) -> User:
+    """Error handling: raises asyncpg.UniqueViolationError if the username is taken."""
+    row = await conn.fetchrow(
+        f"insert into users (username, display_name, role, password_hash, title, phone_enc)"
+        f" values ($1, $2, $3, $4, $5, $6) returning {_USER_COLUMNS}",
+        username, display_name, str(role), password_hash, title, phone_enc,
+    )
+    return _user(row)
+
+
 async def create_user(
     store: Store, username: str, display_name: str, role: Role, password_hash: str,
     *, title: str = "", phone_enc: bytes | None = None,
 ) -> User:
-    """Error handling: raises asyncpg.UniqueViolationError if the username is taken."""
-    async def txn(conn: asyncpg.Connection) -> User:
-        row = await conn.fetchrow(
-            f"insert into users (username, display_name, role, password_hash, title, phone_enc)"
-            f" values ($1, $2, $3, $4, $5, $6) returning {_USER_COLUMNS}",
-            username, display_name, str(role), password_hash, title, phone_enc,
-        )
-        return _user(row)
-    return await store.run("create_user", txn)
+    """``create_user_txn`` on its own, for seeding test and demo accounts."""
+    return await store.run("create_user", partial(create_user_txn, title=title, phone_enc=phone_enc),
+                           username, display_name, role, password_hash)
 
 
 async def credentials(store: Store, username: str) -> tuple[User, str] | None:
@@ -127,6 +135,19 @@ async def link_family_txn(conn: asyncpg.Connection, patient_id: int, family_id: 
         " on conflict (patient_id, family_id) do update set relation = excluded.relation",
         patient_id, family_id, relation,
     )
+
+
+async def linked_txn(conn: asyncpg.Connection, patient_id: int, family_id: int) -> bool:
+    """Is this family account linked to this patient?"""
+    return bool(await conn.fetchval(
+        "select true from family_links where patient_id = $1 and family_id = $2", patient_id, family_id
+    ))
+
+
+async def phone_txn(conn: asyncpg.Connection, user_id: int) -> bytes | None:
+    """An account's phone number, encrypted (SEC-2)."""
+    found: bytes | None = await conn.fetchval("select phone_enc from users where id = $1", user_id)
+    return found
 
 
 async def server_key(store: Store, name: str, size: int = 32) -> bytes:

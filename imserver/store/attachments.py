@@ -145,6 +145,10 @@ async def read_txn(conn: asyncpg.Connection, file_id: str, offset: int, length: 
     return window([(r["offset"], r["data"]) for r in rows], offset, length)
 
 
+async def read(store: Store, file_id: str, offset: int, length: int) -> bytes:
+    return await store.run("fetch", read_txn, file_id, offset, length, transaction=False)
+
+
 def window(parts: Iterable[tuple[int, bytes]], offset: int, length: int) -> bytes:
     """The bytes ``offset`` to ``offset + length`` of consecutive ``(offset, data)`` parts that cover them."""
     end = offset + length

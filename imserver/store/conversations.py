@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncpg
 
-from imserver.bus import GroupChanged, MembersChanged, notify_txn
 from imserver.model import MemberRole, MemberState, Roster
 from pgtrio.bridge import Store
 
@@ -54,6 +53,16 @@ async def rosters(store: Store, conv_ids: list[int]) -> dict[int, Roster]:
     return await store.run("rosters", txn)
 
 
+async def group_by_name(store: Store, name: str) -> int | None:
+    """The first group of that name, if any."""
+    async def txn(conn: asyncpg.Connection) -> int | None:
+        found: int | None = await conn.fetchval(
+            "select id from conversations where kind = 'group' and name = $1 order by id limit 1", name
+        )
+        return found
+    return await store.run("group_by_name", txn, transaction=False)
+
+
 async def recently_active(store: Store, messages: int) -> list[int]:
     """Conversations among the last ``messages`` messages, most recent first (an index range scan on ids)."""
     async def txn(conn: asyncpg.Connection) -> list[int]:
@@ -69,8 +78,8 @@ async def recently_active(store: Store, messages: int) -> list[int]:
 async def set_members_txn(
     conn: asyncpg.Connection, conv_id: int, members: list[tuple[int, MemberRole]], *,
     via: int | None = None, follow: bool = True,
-) -> None:
-    """Add members or change their roles, and announce it.
+) -> list[tuple[int, MemberRole]]:
+    """Add members or change their roles; everyone added or changed, followers included.
 
     With ``follow`` (groups) a patient brings her linked husband along, who follows
     her in and out (IM-8); everyone gets a pseudonym number in the conversation on
@@ -84,13 +93,13 @@ async def set_members_txn(
         " and not exists (select 1 from members m where m.conv_id = $2 and m.user_id = f.family_id)",
         ids, conv_id,
     )
-    rows = [(u, str(r), via) for u, r in members]
-    rows += [(f["family_id"], str(MemberRole.MEMBER), f["patient_id"]) for f in followers if f["family_id"] not in ids]
+    rows = [(u, r, via) for u, r in members]
+    rows += [(f["family_id"], MemberRole.MEMBER, f["patient_id"]) for f in followers if f["family_id"] not in ids]
     await conn.execute(
         "insert into members (conv_id, user_id, role, via_user_id)"
         " select $1, u, r, v from unnest($2::bigint[], $3::text[], $4::bigint[]) x(u, r, v)"
         " on conflict (conv_id, user_id) do update set role = excluded.role",
-        conv_id, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+        conv_id, [r[0] for r in rows], [str(r[1]) for r in rows], [r[2] for r in rows],
     )
     await conn.execute(
         "insert into member_state (conv_id, user_id, alias_no)"
@@ -100,15 +109,13 @@ async def set_members_txn(
         " where not exists (select 1 from member_state s where s.conv_id = $1 and s.user_id = x.u)",
         conv_id, [r[0] for r in rows],
     )
-    await notify_txn(conn, MembersChanged(conv_id, [(u, r) for u, r, _ in rows]))
+    return [(u, r) for u, r, _ in rows]
 
 
 async def remove_member_txn(conn: asyncpg.Connection, conv_id: int, user_id: int) -> list[int]:
-    """Remove a member, and the family who came in with her (IM-8), and announce it.
+    """Remove a member, and the family who came in with her (IM-8, SPEC.md §5.6: family leave with her).
 
-    Returns everyone removed, her family included (empty if she was not a member): the
-    caller applies all of it to its own node's cache before answering, as the bus
-    event will later (SPEC.md §5.6: family leave with her).
+    Returns everyone removed, her family included (empty if she was not a member).
     """
     removed = await conn.fetch(
         "delete from members where conv_id = $1 and (user_id = $2 or via_user_id = $2"
@@ -116,14 +123,19 @@ async def remove_member_txn(conn: asyncpg.Connection, conv_id: int, user_id: int
         " returning user_id",
         conv_id, user_id,
     )
-    left = [r["user_id"] for r in removed]
-    if left:
-        await notify_txn(conn, MembersChanged(conv_id, [(u, None) for u in left]))
-    return left
+    return [r["user_id"] for r in removed]
+
+
+async def member_role_txn(conn: asyncpg.Connection, conv_id: int, user_id: int) -> MemberRole | None:
+    """A member's role in a conversation, or None if not a member."""
+    role: str | None = await conn.fetchval(
+        "select role from members where conv_id = $1 and user_id = $2", conv_id, user_id
+    )
+    return None if role is None else MemberRole(role)
 
 
 async def update_group_txn(conn: asyncpg.Connection, conv_id: int, changes: dict[str, bool]) -> None:
-    """Switch group settings (muted, allow_friends, family_can_speak, banned) and announce it."""
+    """Switch group settings (muted, allow_friends, family_can_speak, banned)."""
     columns = {"muted": "muted", "allow_friends": "allow_friends", "family_can_speak": "family_can_speak"}
     sets = [f"{columns[k]} = ${i + 2}" for i, k in enumerate(k for k in changes if k in columns)]
     values = [v for k, v in changes.items() if k in columns]
@@ -131,7 +143,6 @@ async def update_group_txn(conn: asyncpg.Connection, conv_id: int, changes: dict
         sets.append(f"banned_at = case when ${len(values) + 2} then coalesce(banned_at, now()) end")
         values.append(changes["banned"])
     await conn.execute(f"update conversations set {', '.join(sets)} where id = $1", conv_id, *values)
-    await notify_txn(conn, GroupChanged(conv_id))
 
 
 async def isolate_txn(conn: asyncpg.Connection, conv_id: int, user_id: int, isolated: bool) -> None:
@@ -147,23 +158,18 @@ async def isolate_txn(conn: asyncpg.Connection, conv_id: int, user_id: int, isol
         " from conversations c where c.id = s.conv_id and s.conv_id = $1 and s.user_id = $2",
         conv_id, user_id, isolated,
     )
-    await notify_txn(conn, GroupChanged(conv_id, settings=False, isolated=[user_id] if isolated else []))
 
 
-async def create_group_txn(
-    conn: asyncpg.Connection, name: str, owner_id: int, member_ids: list[int]
-) -> int:
+async def insert_group_txn(conn: asyncpg.Connection, name: str) -> int:
+    """A new group, without members yet."""
     conv_id: int = await conn.fetchval(
         "insert into conversations (kind, name) values ('group', $1) returning id", name
     )
-    members = [(owner_id, MemberRole.OWNER)]
-    members += [(u, MemberRole.MEMBER) for u in dict.fromkeys(member_ids) if u != owner_id]
-    await set_members_txn(conn, conv_id, members)
     return conv_id
 
 
-async def direct_conv_txn(conn: asyncpg.Connection, a: int, b: int) -> int:
-    """The direct chat of two users, created with both as members on first use."""
+async def direct_conv_txn(conn: asyncpg.Connection, a: int, b: int) -> tuple[int, list[tuple[int, MemberRole]]]:
+    """The direct chat of two users, created with both as members on first use; who joined (none if it existed)."""
     key = f"{min(a, b)}:{max(a, b)}"
     conv_id: int | None = await conn.fetchval(
         "insert into conversations (kind, direct_key) values ('direct', $1)"
@@ -171,9 +177,9 @@ async def direct_conv_txn(conn: asyncpg.Connection, a: int, b: int) -> int:
     )
     if conv_id is None:
         existing: int = await conn.fetchval("select id from conversations where direct_key = $1", key)
-        return existing
-    await set_members_txn(conn, conv_id, [(a, MemberRole.MEMBER), (b, MemberRole.MEMBER)], follow=False)
-    return conv_id
+        return existing, []
+    return conv_id, await set_members_txn(conn, conv_id, [(a, MemberRole.MEMBER), (b, MemberRole.MEMBER)],
+                                          follow=False)
 
 
 async def mark_read(store: Store, conv_id: int, user_id: int, seq: int) -> int | None:

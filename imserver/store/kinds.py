@@ -6,7 +6,6 @@ from typing import Any
 
 import asyncpg
 
-from imserver.bus import KindsChanged, notify_txn
 from pgtrio.bridge import Store
 
 
@@ -17,11 +16,10 @@ async def definitions(store: Store) -> list[dict[str, Any]]:
 
 
 async def define_txn(conn: asyncpg.Connection, definition: dict[str, Any], actor_id: int | None) -> None:
-    """Add or replace a kind; every server reloads its kinds when this commits."""
+    """Add or replace a kind."""
     await conn.execute(
         "insert into custom_kinds (name, definition, defined_by) values ($1, $2, $3)"
         " on conflict (name) do update set definition = excluded.definition,"
         "   defined_by = excluded.defined_by, defined_at = now()",
         definition["name"], definition, actor_id,
     )
-    await notify_txn(conn, KindsChanged())

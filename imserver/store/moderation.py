@@ -7,9 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from imserver.bus import WordsChanged, notify_txn
 from imserver.model import address
-from imserver.store.conversations import direct_conv_txn
 from pgtrio.bridge import Store
 
 
@@ -61,17 +59,13 @@ async def set_word_txn(conn: asyncpg.Connection, word: str, policy: str | None, 
             " on conflict (word) do update set policy = excluded.policy returning true",
             word, policy, actor_id,
         )
-    if changed:
-        await notify_txn(conn, WordsChanged())
     return bool(changed)
 
 
-async def are_friends(store: Store, a: int, b: int) -> bool:
-    async def txn(conn: asyncpg.Connection) -> bool:
-        return bool(await conn.fetchval(
-            "select true from friendships where low_id = $1 and high_id = $2", min(a, b), max(a, b)
-        ))
-    return await store.run("are_friends", txn, transaction=False)
+async def are_friends_txn(conn: asyncpg.Connection, a: int, b: int) -> bool:
+    return bool(await conn.fetchval(
+        "select true from friendships where low_id = $1 and high_id = $2", min(a, b), max(a, b)
+    ))
 
 
 async def request_friend_txn(conn: asyncpg.Connection, conv_id: int, from_id: int, to_id: int) -> int:
@@ -101,18 +95,14 @@ async def pending_friend_requests(store: Store, to_id: int) -> list[tuple[int, i
 
 
 async def answer_friend_txn(conn: asyncpg.Connection, request_id: int, to_id: int, accept: bool) -> int | None:
-    """Accept or reject a request addressed to ``to_id``; on accepting, the direct chat. None if no such request."""
-    row = await conn.fetchrow(
+    """Accept (and record the friendship) or reject a request addressed to ``to_id``; the requester, or None if
+    there is no such request."""
+    from_id: int | None = await conn.fetchval(
         "update friend_requests set status = $3 where id = $1 and to_id = $2 and status = 'requested'"
         " returning from_id",
         request_id, to_id, "accepted" if accept else "rejected",
     )
-    if row is None:
-        return None
-    if not accept:
-        return 0
-    a, b = sorted((row["from_id"], to_id))
-    await conn.execute("insert into friendships (low_id, high_id) values ($1, $2) on conflict do nothing", a, b)
-    return await direct_conv_txn(conn, a, b)
-
-
+    if from_id is not None and accept:
+        a, b = sorted((from_id, to_id))
+        await conn.execute("insert into friendships (low_id, high_id) values ($1, $2) on conflict do nothing", a, b)
+    return from_id
