@@ -19,7 +19,6 @@ import logging
 import math
 import ssl
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,27 +31,21 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from imserver import auth, bus, metrics, views, visibility, websocket
-from imserver.actions.base import Context
+from imserver import auth, bus, handlers, metrics, views, visibility, websocket
 from imserver.config import Settings, split_hostport
 from imserver.connection import Connection, framed
-from imserver.custom_kinds import KindHandlers, load_registry
 from imserver.directory import Directory
-from imserver.handlers import Handlers
 from imserver.hub import Hub
 from imserver.model import Role, Roster, User
-from imserver.moderation import ModerationHandlers
-from imserver.quickreplies import QuickReplyHandlers
-from imserver.store import accounts, conversations, messages, moderation
+from imserver.services import Services
+from imserver.store import accounts, conversations, messages
 from imserver.store.messages import Draft, Row, Stored
 from imserver.store.migrate import ping
-from imserver.uploads import AttachmentHandlers
 from imserver.websocket import ConnectionClosed, WebSocket
-from imserver.words import WordFilter
 from imserver.writer import MessageWriter
 from pgtrio.bridge import Store
 from protocol import ErrorCode, ProtocolError
-from protocol.kinds import default_registry
+from protocol.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +59,9 @@ class Addresses:
 
 
 class ChatServer:
-    def __init__(self, settings: Settings, store: Store, keys: ServerKeys) -> None:
+    """One server process: it owns the listeners, the connections' tasks, the batch writer and the bus listener."""
+
+    def __init__(self, settings: Settings, store: Store, keys: ServerKeys, *, clock: Clock = system_clock) -> None:
         self.settings = settings
         self.store = store
         self.hub = Hub()
@@ -74,14 +69,9 @@ class ChatServer:
         self.writer = MessageWriter(
             store, self._fan_out, max_batch=settings.batch_max, queue=settings.writer_queue
         )
-        self.handlers = Handlers(
-            settings, store, self.directory, self.hub, self.writer, keys.signer, keys.cipher, default_registry(),
-            Context(store, self._refresh),
+        self.services = Services(
+            settings, store, self.directory, self.hub, self.writer, keys.signer, keys.cipher, clock
         )
-        self.handlers.table |= ModerationHandlers(self.handlers).table
-        self.handlers.table |= KindHandlers(self.handlers).table
-        self.handlers.table |= AttachmentHandlers(self.handlers).table
-        self.handlers.table |= QuickReplyHandlers(self.handlers).table
         self._stop = trio.Event()
         self.closing = False
 
@@ -92,8 +82,7 @@ class ChatServer:
     async def serve(self, *, task_status: trio.TaskStatus[Addresses] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as services:
             await services.start(self._run_bus)
-            self.handlers.words = WordFilter(await moderation.words(self.store))
-            self.handlers.kinds = await load_registry(self.store)
+            await self.services.load()
             services.start_soon(self._warm_directory)
             http_port = await services.start(self._run_http)
             async with trio.open_nursery() as core:
@@ -254,7 +243,7 @@ class ChatServer:
             if wait:
                 raise ProtocolError(ErrorCode.RATE_LIMITED, rid=request.rid, retry_after_ms=math.ceil(wait * 1000))
             metrics.REQUESTS.labels(type(request).__struct_config__.tag).inc()
-            reply = await self.handlers.handle(conn, request)
+            reply = await handlers.handle(self.services, conn, request)
             if reply is not None:
                 conn.reply(request.rid, **reply)
         except ProtocolError as error:
@@ -337,28 +326,9 @@ class ChatServer:
             except Exception as exc:
                 log.warning("event bus connection lost again: %r", exc)
 
-    async def _refresh(self, events: Sequence[bus.Event]) -> None:
-        """Bring this node's caches up to date with committed events: its own actions' before it answers,
-        everyone's when the bus brings them. Idempotent, so an event may arrive both ways."""
-        users = [e.user for e in events if isinstance(e, bus.UserChanged)]
-        for user_id in users:
-            self.directory.forget_user(user_id)
-        await self.directory.users(users)
-        for event in events:
-            if isinstance(event, bus.MembersChanged):
-                self.directory.apply(event)
-                if any(role is not None for _, role in event.changes):
-                    await self.directory.reload(event.conv)  # newcomers need their pseudonym numbers at once
-            elif isinstance(event, bus.GroupChanged):
-                await self.directory.reload(event.conv)
-        if any(isinstance(e, bus.WordsChanged) for e in events):
-            self.handlers.words = WordFilter(await moderation.words(self.store))
-        if any(isinstance(e, bus.KindsChanged) for e in events):
-            self.handlers.kinds = await load_registry(self.store)
-
     async def _apply_event(self, event: bus.Event) -> None:
         """An event from the bus: caches first, then what the members are told."""
-        await self._refresh([event])
+        await self.services.refresh([event])
         if isinstance(event, bus.SessionsEnded):
             reason = ErrorCode(event.reason)
             for sid in event.sessions:

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from imserver.model import Role
 from pgtrio.bridge import Store
 
 _USABLE = (
@@ -138,8 +139,9 @@ async def count_uses(store: Store, user_id: int, ids: list[int]) -> None:
         await store.run("qr_uses", txn)
 
 
-async def may_use_attachment(store: Store, user_id: int, attachment_id: str) -> bool:
-    """May ``user_id`` fetch this attachment because a quick reply it may use carries it?
+async def may_use_attachment(store: Store, user_id: int, attachment_id: str, roles: frozenset[Role]) -> bool:
+    """May ``user_id``, an unbanned account of one of ``roles``, fetch this attachment because a quick reply
+    it may use carries it?
 
     For the attachment access check (MSG-4): a PDF instruction sheet in a shared quick
     reply is every staff member's to send, before any message carries it.
@@ -148,8 +150,8 @@ async def may_use_attachment(store: Store, user_id: int, attachment_id: str) -> 
         return bool(await conn.fetchval(
             "select exists (select 1 from quick_replies q join users me on me.id = $1"
             f" where $2 = any(q.attachment_ids) and {_USABLE}"
-            " and me.role in ('staff', 'admin') and me.banned_at is null)",
-            user_id, attachment_id,
+            " and me.role = any($3) and me.banned_at is null)",
+            user_id, attachment_id, [str(r) for r in roles],
         ))
     return await store.run("qr_attachment", txn, transaction=False)
 

@@ -1,6 +1,6 @@
 """The server's layers, checked by reading its source: SQL lives in ``imserver/store`` only, and only the
 actions (``imserver/actions``) put events on the bus, so every change is checked, audited and announced in
-one place (DESIGN.md: actions, store)."""
+one place (DESIGN.md: actions, store); every request has a handler."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import ast
 import re
 from collections.abc import Iterator
 from pathlib import Path
+
+from imserver.handlers import ROUTES
+from protocol.frames import REQUEST_TYPES
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = ROOT / "imserver"
@@ -81,3 +84,7 @@ def test_the_checks_see_what_they_look_for() -> None:
     assert names_used(stores["imserver/actions/base.py"], "publish_txn")
     assert not sql_in(ast.parse('"""Select a group from the list."""\nx = 1\n'))
     assert sql_in(ast.parse('async def f(db):\n    await db.fetchval("select 1 from users")\n'))
+
+
+def test_every_request_has_its_handler() -> None:
+    assert set(ROUTES) == set(REQUEST_TYPES)

@@ -19,10 +19,11 @@ import trio
 
 from clients.python import ClientError
 from imserver.model import Role
-from imserver.quickreplies import SHANGHAI
 from imserver.server import ChatServer, open_keys
 from imserver.store import quickreplies
 from imserver.templating import day_text
+from imserver.visibility import CARE_TEAM
+from protocol.clock import HOSPITAL_ZONE
 from tests.clients.test_cli import imclient, lines
 from tests.conftest import Running
 from tests.helpers import take
@@ -242,9 +243,9 @@ async def test_today_is_the_date_in_beijing(server: Running) -> None:
     """MSG-3: ``{{today}}`` is today's date in Asia/Shanghai, as patients write it; ``{{group}}`` the group's name."""
     async with open_teams(server) as w:
         reply = await save(w, "staff", "jt", "今天", "今天是{{today}}，欢迎来到{{group}}")
-        before = datetime.now(SHANGHAI).date()
+        before = datetime.now(HOSPITAL_ZONE).date()
         (text,) = await rendered(w, "staff", w.group, reply)
-        after = datetime.now(SHANGHAI).date()
+        after = datetime.now(HOSPITAL_ZONE).date()
         assert text["text"] in {f"今天是{day_text(d)}，欢迎来到移植一组" for d in (before, after)}
         assert (await refused(w["staff"].request("qr_render", conv=f"u:{A.username}", ids=[reply]),
                               "bad_request")).field == "conv"
@@ -381,13 +382,13 @@ async def test_a_quick_reply_lets_its_users_fetch_its_attachments(server: Runnin
         await refused(w["patient"].download(pdf["id"]), "not_found")
 
         async def may(kind: str, attachment: dict[str, Any]) -> bool:
-            return await quickreplies.may_use_attachment(server.store, w.users[kind].id, attachment["id"])
+            return await quickreplies.may_use_attachment(server.store, w.users[kind].id, attachment["id"], CARE_TEAM)
         assert [await may(k, image) for k in ("owner", "staff", "outsider", "patient", "bot")] == [
             True, True, True, False, False]
         assert await may("owner", pdf) and await may("staff", pdf)  # the shared one carries the sheet too
         await w["admin"].request("qr_delete", id=(await w["staff"].quick_replies("tp"))[0]["id"])
         assert [await may(k, pdf) for k in ("owner", "staff", "outsider")] == [True, False, False]
-        assert not await quickreplies.may_use_attachment(server.store, w.users["owner"].id, "att_nothing01")
+        assert not await quickreplies.may_use_attachment(server.store, w.users["owner"].id, "att_nothing01", CARE_TEAM)
 
 
 async def test_concurrent_changes_keep_one_winner(server: Running) -> None:
