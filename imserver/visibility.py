@@ -138,6 +138,18 @@ def may_chat_directly(a: Viewer, b: Viewer, *, friends: bool) -> bool:
     return friends or b.id in a.family
 
 
+def told_of_flags(viewer: Viewer, roster: Roster) -> bool:
+    """Is ``viewer`` (a member) told of a message let through with flagged words (IM-11)? The care team
+    and the group's owners and admins."""
+    return viewer.role in CARE_TEAM or manages(viewer, roster)
+
+
+def loses_sight_of(viewer: Viewer, isolated_id: int, roster: Roster) -> bool:
+    """Has ``viewer`` (a member) the messages of a newly isolated member retracted (IM-12)? Everyone but
+    herself and the group's owners and admins, who still see them."""
+    return viewer.id != isolated_id and not manages(viewer, roster)
+
+
 def hidden_ranges(seqs: list[int]) -> list[list[int]]:
     """Sorted seqs -> [[first, last], ...] runs, as sync and history report them."""
     ranges: list[list[int]] = []

@@ -49,7 +49,7 @@ async def send(s: Services, client: Connection, req: Send) -> Reply:
                 req.rid, conv=roster.address, seq=outcome.seq, id=outcome.id, ts=outcome.ts, dup=outcome.dup
             )
     try:
-        await s.writer.submit(draft, done)
+        await s.writer.submit(draft, done, client)
     except WriterClosed:
         raise ProtocolError(ErrorCode.UNAVAILABLE, "shutting down") from None
     return None
@@ -90,7 +90,7 @@ async def _draft(s: Services, client: Connection, req: Send) -> tuple[messages.D
     draft = messages.Draft(
         roster.conv_id, user.id, Sender(user.ref, user.display_name, str(user.role), user.title),
         req.kind, text, body, req.cid, audience=str(audience), only_user_id=only_id,
-        flagged=() if verdict.blocked else tuple(verdict.flagged), origin=client,
+        flagged=() if verdict.blocked else tuple(verdict.flagged),
         attachments=tuple(dict.fromkeys(f["id"] for f in files)) if files else (),
     )
     return draft, roster, verdict.blocked
