@@ -40,6 +40,8 @@ Rule = Callable[[User, File], Awaitable[Grant | None]]
 
 
 class AttachmentRules:
+    """The node's rules for fetching and sending stored files, over its store and directory."""
+
     def __init__(self, store: Store, directory: Directory) -> None:
         self._store = store
         self._directory = directory

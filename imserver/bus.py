@@ -1,4 +1,4 @@
-"""Events that cross process boundaries over Postgres LISTEN/NOTIFY (DESIGN.md, growing past one machine).
+"""Events that cross process boundaries over Postgres LISTEN/NOTIFY, so several nodes can share one database.
 
 An action that changes live state (membership, sessions) publishes its event with
 NOTIFY inside its own transaction (``imserver.actions``), so the event exists exactly

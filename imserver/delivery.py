@@ -4,7 +4,7 @@ and 4, NFR-3; SPEC.md §5.2, §5.6, §11.2, §11.3).
 The hot path: the batch writer calls ``committed`` right after each commit, on the event loop and without
 waiting. Members online are grouped by the view of the message they get, each view is rendered and
 encoded once, and the same bytes are queued to every connection that gets it (``Hub.deliver``: written
-straight into the socket when it can take them, without a checkpoint, FINDINGS.md). The sender's own
+straight into the socket when it can take them, without a checkpoint; ``connection.Connection.offer``). The sender's own
 connection gets the ``send`` answer instead. Who is told of a flagged message and who has an isolated
 member's messages retracted are ``visibility``'s rules.
 """

@@ -15,6 +15,8 @@ K = TypeVar("K")
 
 
 class Hub:
+    """The node's live connections, by user and by session; queues one frame to many of them at once."""
+
     def __init__(self) -> None:
         self._by_user: dict[int, set[Connection]] = {}
         self._by_session: dict[uuid.UUID, set[Connection]] = {}

@@ -312,7 +312,7 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def tune_garbage_collector() -> None:
-    """Keep the cyclic garbage collector's full passes from stalling the event loop (issue 4, NFR-3).
+    """Keep the cyclic garbage collector's full passes from stalling the event loop (NFR-3).
 
     Each connection holds a few hundred long-lived objects (tasks, cancel
     scopes, channels); with the default thresholds CPython walked all of them
@@ -327,6 +327,8 @@ def tune_garbage_collector() -> None:
 
 @dataclass(frozen=True)
 class ServerKeys:
+    """The secrets every node shares: the token signer and the cipher of personal data (SEC-1, SEC-2)."""
+
     signer: auth.TokenSigner
     cipher: auth.FieldCipher
 

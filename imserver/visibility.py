@@ -5,7 +5,7 @@ functions, so a rule changed here changes everywhere at once. Everything is pure
 the caller passes the state, and the tests check the rules as tables and against
 a reference model.
 
-The rules (REQUIREMENTS.md):
+The rules, by requirement ID:
 - IM-6/IM-7  patients and family see other patients and family only through the
   conversation's pseudonym; staff, admins and bots see real identities; staff are
   shown to everyone by their real name and title; a person always sees herself, and

@@ -1,4 +1,4 @@
-"""The batch writer: group commit of messages (DESIGN rule 1, FINDINGS.md).
+"""The batch writer: group commit of messages (DESIGN rule 1, NFR-3).
 
 Senders hand drafts to one writer task. While a batch is being committed the
 next one gathers, so under load each commit carries many messages and at low

@@ -31,6 +31,8 @@ _SCOPE_ORDER = "array_position(array['personal', 'team', 'shared'], q.scope)"
 
 @dataclass(frozen=True)
 class QuickReply:
+    """A stored quick reply, and how often the user who asked used it."""
+
     id: int
     scope: str
     owner_id: int | None
