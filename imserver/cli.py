@@ -21,7 +21,7 @@ import asyncpg
 import trio
 
 from imserver import logs
-from imserver.actions.accounts import do_ban_user, do_create_user, do_link_family
+from imserver.actions.accounts import do_ban_user, do_create_user, do_link_family, do_set_role
 from imserver.actions.base import Actor, Context
 from imserver.actions.conversations import (
     do_add_member,
@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--phone", help="stored encrypted (SEC-2)")
     for verb in ("ban", "unban"):
         user.add_parser(verb, help=f"{verb} an account (IM-14)").add_argument("username")
+    role = user.add_parser("role", help="change an account's role; its sessions end")
+    role.add_argument("username")
+    role.add_argument("--role", required=True, choices=[str(r) for r in Role])
 
     group = sub.add_parser("group", help="groups").add_subparsers(dest="action", required=True)
     create = group.add_parser("create", help="create a group")
@@ -226,6 +229,12 @@ async def _user_ban(ctx: Context, settings: Settings, args: argparse.Namespace) 
     return {"user": args.username, "banned": args.action == "ban"}
 
 
+async def _user_role(ctx: Context, settings: Settings, args: argparse.Namespace) -> Any:
+    user = await _user(ctx.store, args.username)
+    await do_set_role(ctx, Actor.operator(), user, Role(args.role))
+    return {"user": args.username, "role": args.role}
+
+
 async def _group_create(ctx: Context, settings: Settings, args: argparse.Namespace) -> Any:
     owner = await _user(ctx.store, args.owner)
     return {"id": await do_create_group(ctx, Actor.operator(), args.name, owner.id, [])}
@@ -310,6 +319,7 @@ _COMMANDS: dict[tuple[str, str | None], Callable[..., Awaitable[Any]]] = {
     ("user", "add"): _user_add,
     ("user", "ban"): _user_ban,
     ("user", "unban"): _user_ban,
+    ("user", "role"): _user_role,
     ("group", "create"): _group_create,
     ("group", "add"): _group_add,
     ("group", "mute"): _group_set,

@@ -66,6 +66,25 @@ async def do_ban_user(ctx: Context, actor: Actor, user_id: int, banned: bool) ->
     await transact(ctx, actor, action, body)
 
 
+async def do_set_role(ctx: Context, actor: Actor, user: User, role: Role) -> None:
+    """Change an account's role. Its sessions end at once, so it logs in again with the rights and the
+    masking of its new role (SPEC.md §11.1) and no connection keeps the old ones.
+
+    Error handling: BAD_REQUEST (``user``) for the actor's own account.
+    """
+    if user.id == actor.id:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "cannot change your own role", field="user")
+
+    async def body(tx: Tx) -> None:
+        await accounts.set_role_txn(tx.db, user.id, role)
+        revoked = await accounts.revoke_sessions_txn(tx.db, user_id=user.id)
+        if revoked:
+            tx.emit(SessionsEnded([str(s) for s in revoked]))
+        tx.emit(UserChanged(user.id))
+        await tx.audit("user_role", target_id=user.id, detail={"role": str(role), "was": str(user.role)})
+    await transact(ctx, actor, "user_role", body)
+
+
 async def do_link_family(ctx: Context, actor: Actor, patient: User, family: User, relation: str) -> None:
     """Link a family account to a patient's (IM-8): they see each other for real; a husband follows her.
 

@@ -114,6 +114,10 @@ async def set_banned_txn(db: asyncpg.Connection, user_id: int, banned: bool) -> 
     return await revoke_sessions_txn(db, user_id=user_id) if banned else []
 
 
+async def set_role_txn(db: asyncpg.Connection, user_id: int, role: Role) -> None:
+    await db.execute("update users set role = $2 where id = $1", user_id, str(role))
+
+
 async def family_of(store: Store, user_ids: list[int]) -> dict[int, frozenset[int]]:
     """Each user's linked family (in both directions: a patient's family, a family member's patients)."""
     async def txn(db: asyncpg.Connection) -> list[asyncpg.Record]:
