@@ -1,10 +1,9 @@
 """Who may fetch a stored file, and who may put one in a message (MSG-4, DESIGN rule 4; SPEC.md §5.18).
 
-A file is fetched by its uploader, or by anyone who may see a message that carries
+A file is fetched by its uploader, by anyone who may see a message that carries
 it, by the visibility rules history uses (``visibility.can_see``: membership,
-bans, isolation, mention-only, refused messages). Other modules add grants to
-``AttachmentRules.rules`` (quick replies will let staff fetch the files of the
-quick replies they may use); each rule says why it grants, for the audit log.
+bans, isolation, mention-only, refused messages), or by staff who may use a quick
+reply that carries it (MSG-3); each rule says why it grants, for the audit log.
 
 Sending checks each file a body names: patients and family send their own
 uploads only; staff, bot and admin accounts also send the care team's files and
@@ -21,7 +20,7 @@ from typing import Any
 from imserver import views, visibility
 from imserver.directory import Directory
 from imserver.model import User
-from imserver.store import attachments, messages
+from imserver.store import attachments, messages, quickreplies
 from imserver.store.attachments import File
 from pgtrio.bridge import Store
 from protocol import ErrorCode, ProtocolError
@@ -41,11 +40,13 @@ Rule = Callable[[User, File], Awaitable[Grant | None]]
 
 
 class AttachmentRules:
+    """The node's rules for fetching and sending stored files, over its store and directory."""
+
     def __init__(self, store: Store, directory: Directory) -> None:
         self._store = store
         self._directory = directory
-        self.rules: list[Rule] = [self._uploaded, self._shown_in_a_message]
-        """Asked in order; the first grant wins. Append to extend."""
+        self.rules: list[Rule] = [self._uploaded, self._shown_in_a_message, self._in_a_quick_reply]
+        """Asked in order; the first grant wins."""
 
     async def access(self, user: User, file: File) -> Grant | None:
         """Why ``user`` may fetch ``file``, or None: then they get ``not_found``, as if it did not exist."""
@@ -68,6 +69,12 @@ class AttachmentRules:
                 return Grant("message", row.conv_id)
         return None
 
+    async def _in_a_quick_reply(self, user: User, file: File) -> Grant | None:
+        """Staff may fetch the files of the quick replies they may use, before any message carries them."""
+        if await quickreplies.may_use_attachment(self._store, user.id, file.id, visibility.CARE_TEAM):
+            return Grant("quick_reply")
+        return None
+
     async def may_send(self, user: User, file: File) -> bool:
         if not file.complete:
             return False
@@ -79,7 +86,7 @@ class AttachmentRules:
         return uploader.role not in visibility.MASKED_ROLES or await self.access(user, file) is not None
 
     async def bind(
-        self, user: User, kinds: KindRegistry, kind: str, body: dict[str, Any], rid: int
+        self, user: User, kinds: KindRegistry, kind: str, body: dict[str, Any]
     ) -> list[dict[str, Any]]:
         """Check every file ``body`` names and fill in what is stored of it; the attachment maps of the body.
 
@@ -95,7 +102,7 @@ class AttachmentRules:
             if file is None or not await self.may_send(user, file):
                 own = file is not None and file.uploader_id == user.id
                 detail = "the upload is not finished" if own else "no such file that you may send"
-                raise ProtocolError(ErrorCode.NOT_FOUND, detail, rid=rid, field=path)
+                raise ProtocolError(ErrorCode.NOT_FOUND, detail, field=path)
             raw.clear()
             raw.update(file.ref())
         return [raw for _, raw in refs]

@@ -25,6 +25,10 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _hasher = PasswordHasher()
+TOKEN_KEY = "token_hmac"
+"""The name of the servers' shared key that signs session tokens."""
+FIELD_KEY = "field_aes"
+"""The name of the servers' shared key that encrypts personal data at rest (SEC-2)."""
 
 
 @functools.cache

@@ -1,9 +1,9 @@
-"""Events that cross process boundaries over Postgres LISTEN/NOTIFY (DESIGN.md, growing past one machine).
+"""Events that cross process boundaries over Postgres LISTEN/NOTIFY, so several nodes can share one database.
 
-A write that changes live state (membership, sessions) sends its event with
-NOTIFY inside the same transaction, so the event exists exactly when the change
-is committed. Every server process, including the writer's own, applies it.
-That one path serves protocol requests, the operator CLI and other nodes alike.
+An action that changes live state (membership, sessions) publishes its event with
+NOTIFY inside its own transaction (``imserver.actions``), so the event exists exactly
+when the change is committed. Every server process, including the acting one, applies
+it. That one path serves protocol requests, the operator CLI and other nodes alike.
 Events carry ids only, never message bodies.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncpg
 import msgspec
+
+from imserver.store import events
 
 CHANNEL = "imserver_events"
 _MAX_CHANGES = 200  # keeps a payload well under NOTIFY's 8000-byte limit
@@ -62,11 +64,11 @@ def decode(payload: str) -> Event:
     return _decoder.decode(payload)
 
 
-async def notify_txn(conn: asyncpg.Connection, event: Event) -> None:
-    """Queue ``event`` for delivery when the surrounding transaction commits."""
+async def publish_txn(db: asyncpg.Connection, event: Event) -> None:
+    """Queue ``event`` for delivery when the surrounding transaction commits (only actions publish)."""
     if isinstance(event, MembersChanged) and len(event.changes) > _MAX_CHANGES:
         for start in range(0, len(event.changes), _MAX_CHANGES):
             part = MembersChanged(event.conv, event.changes[start:start + _MAX_CHANGES])
-            await notify_txn(conn, part)
+            await publish_txn(db, part)
         return
-    await conn.execute("select pg_notify($1, $2)", CHANNEL, msgspec.json.encode(event).decode())
+    await events.notify_txn(db, CHANNEL, msgspec.json.encode(event).decode())

@@ -1,7 +1,8 @@
 """The ``imserver`` command line: run the server, migrate, and operator commands.
 
-Operator commands write to the database directly (``DATABASE_URL``) and
-announce live changes on the event bus, so a running server picks them up.
+Operator commands are the server's actions (``imserver.actions``) run by the operator
+against ``DATABASE_URL``: checked, audited as ``cli:<os user>`` and announced on the event
+bus exactly as when staff make the change, so a running server picks them up.
 Results are printed as JSON; errors go to stderr with a non-zero exit code.
 """
 
@@ -9,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import getpass
 import json
-import re
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -19,23 +18,30 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import msgspec
 import trio
 
 import jsonlog
-from imserver import auth, visibility
+from imserver.actions.accounts import do_ban_user, do_create_user, do_link_family, do_set_role
+from imserver.actions.base import Actor, Context
+from imserver.actions.conversations import (
+    do_add_member,
+    do_ban_group,
+    do_create_group,
+    do_isolate,
+    do_set_group,
+)
+from imserver.actions.kinds import do_define_kind
+from imserver.actions.teams import do_create_team, do_set_team_member
+from imserver.actions.words import do_set_word
 from imserver.config import Settings
-from imserver.custom_kinds import parse_definition
-from imserver.model import MemberRole, Role, Roster
-from imserver.moderation import ban_txn, link_family_txn
+from imserver.model import MemberRole, Role, Roster, User
 from imserver.server import ChatServer, open_keys, tune_garbage_collector
 from imserver.store import accounts, conversations, kinds, moderation, quickreplies
-from imserver.store.migrate import available, migrate
-from imserver.words import Policy, normalise
+from imserver.store.migrate import migrate, pending
+from imserver.words import Policy
 from pgtrio.bridge import Store, open_store
 from protocol import ProtocolError
 from protocol.clock import HOSPITAL_ZONE
-from protocol.frames import USERNAME_PATTERN
 
 
 class CliError(Exception):
@@ -44,9 +50,6 @@ class CliError(Exception):
 
 class Lines(list[Any]):
     """A result printed as JSON lines, one item a line."""
-
-
-MIN_PASSWORD = 8
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--phone", help="stored encrypted (SEC-2)")
     for verb in ("ban", "unban"):
         user.add_parser(verb, help=f"{verb} an account (IM-14)").add_argument("username")
+    role = user.add_parser("role", help="change an account's role; its sessions end")
+    role.add_argument("username")
+    role.add_argument("--role", required=True, choices=[str(r) for r in Role])
 
     group = sub.add_parser("group", help="groups").add_subparsers(dest="action", required=True)
     create = group.add_parser("create", help="create a group")
@@ -138,6 +144,9 @@ def main(argv: list[str] | None = None) -> None:
     except (CliError, ValueError) as exc:
         print(f"imserver: {exc}", file=sys.stderr)
         sys.exit(1)
+    except ProtocolError as exc:  # an action's refusal
+        print(f"imserver: {exc.detail or exc.message}", file=sys.stderr)
+        sys.exit(1)
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"imserver: database error: {exc}", file=sys.stderr)
         sys.exit(1)
@@ -151,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
 async def _with_store(settings: Settings, command: Callable[..., Awaitable[Any]], args: argparse.Namespace) -> Any:
     try:
         async with open_store(settings.database_url, max_size=settings.db_pool_size) as store:
-            return await command(store, settings, args)
+            return await command(Context(store), settings, args)
     except BaseExceptionGroup as group:  # open_store's nurseries wrap what the command raised
         raise _sole(group) from None
 
@@ -162,20 +171,21 @@ def _sole(exc: BaseException) -> BaseException:
     return exc
 
 
-async def _migrate(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
-    return {"applied": await migrate(store)}
+async def _migrate(ctx: Context, settings: Settings, args: argparse.Namespace) -> Any:
+    return {"applied": await migrate(ctx.store)}
 
 
-async def _run(store: Store, settings: Settings, args: argparse.Namespace) -> None:
+async def _run(ctx: Context, settings: Settings, args: argparse.Namespace) -> None:
     overrides = {k: v for k, v in (("listen", args.listen), ("http_listen", args.http_listen)) if v}
-    await serve_until_signal(store, dataclasses.replace(settings, **overrides))
+    await serve_until_signal(ctx.store, dataclasses.replace(settings, **overrides))
 
 
 async def serve_until_signal(
     store: Store, settings: Settings, *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Serve until SIGINT or SIGTERM, then shut down gracefully."""
-    await _check_schema(store)
+    if await pending(store):
+        raise CliError("the database schema is not current: run `imserver migrate` first")
     tune_garbage_collector()
     server = ChatServer(settings, store, await open_keys(store))
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -187,69 +197,11 @@ async def serve_until_signal(
                 break
 
 
-async def _check_schema(store: Store) -> None:
-    async def txn(conn: asyncpg.Connection) -> set[int]:
-        exists = await conn.fetchval("select to_regclass('schema_migrations') is not null")
-        return {r[0] for r in await conn.fetch("select version from schema_migrations")} if exists else set()
-    done = await store.run("check_schema", txn, transaction=False)
-    if {m.version for m in available()} - done:
-        raise CliError("the database schema is not current: run `imserver migrate` first")
-
-
-async def _user_add(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
-    if not re.match(USERNAME_PATTERN, args.username):
-        raise CliError("username: lowercase letters, digits, '_', '.', '-'; at most 64 characters")
-    password = sys.stdin.readline().rstrip("\r\n")
-    if len(password) < MIN_PASSWORD:
-        raise CliError(f"the password (on stdin) must have at least {MIN_PASSWORD} characters")
-    phone_enc = (await open_keys(store)).cipher.encrypt(args.phone) if args.phone else None
-    try:
-        user = await accounts.create_user(
-            store, args.username, args.display_name or args.username, Role(args.role),
-            await auth.hash_password(password), title=args.title, phone_enc=phone_enc,
-        )
-    except asyncpg.UniqueViolationError:
-        raise CliError(f"user {args.username} already exists") from None
-    return {"id": user.id}
-
-
-async def _username(store: Store, username: str) -> int:
+async def _user(store: Store, username: str) -> User:
     user = await accounts.user_by_name(store, username)
     if user is None:
         raise CliError(f"no user {username}")
-    return user.id
-
-
-async def _group_create(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
-    owner = await _username(store, args.owner)
-    return {"id": await store.run("group_create", conversations.create_group_txn, args.name, owner, [])}
-
-
-async def _group_add(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
-    roster = await conversations.roster(store, args.group_id)
-    if roster is None or roster.kind != "group":
-        raise CliError(f"no group {args.group_id}")
-    user_id = await _username(store, args.username)
-    role = MemberRole(args.role)
-    await store.run("group_add", conversations.set_members_txn, args.group_id, [(user_id, role)])
-    return {"conv": roster.address, "user": args.username, "role": str(role)}
-
-
-def _operator() -> str:
-    """Who runs an operator command, for the audit log."""
-    return f"cli:{getpass.getuser()}"
-
-
-async def _audited(
-    store: Store, action: str, txn: Callable[[asyncpg.Connection], Awaitable[Any]], *,
-    target_id: int | None = None, conv_id: int | None = None, detail: dict[str, Any] | None = None,
-) -> Any:
-    async def run(conn: asyncpg.Connection) -> Any:
-        result = await txn(conn)
-        await moderation.audit_txn(conn, actor_id=None, actor=_operator(), action=action, target_id=target_id,
-                                   conv_id=conv_id, detail=detail, remote="cli")
-        return result
-    return await store.run(action, run)
+    return user
 
 
 async def _group(store: Store, group_id: int) -> Roster:
@@ -259,120 +211,101 @@ async def _group(store: Store, group_id: int) -> Roster:
     return roster
 
 
-async def _group_switch(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
-    roster = await _group(store, args.group_id)
-    if args.action == "mute":
-        changes = {"muted": args.state == "on"}
-    elif args.action == "set":
-        changes = {args.setting: args.state == "on"}
-    else:
-        changes = {"banned": args.action == "ban"}
-    action = "group_set" if args.action in ("mute", "set") else f"group_{args.action}"
+async def _user_add(ctx: Context, settings: Settings, args: argparse.Namespace) -> Any:
+    password = sys.stdin.readline().rstrip("\r\n")
+    user = await do_create_user(ctx, Actor.operator(), args.username, args.display_name or args.username,
+                                Role(args.role), password, title=args.title, phone=args.phone)
+    return {"id": user.id}
 
-    async def txn(conn: asyncpg.Connection) -> None:
-        await conversations.update_group_txn(conn, roster.conv_id, changes)
-    await _audited(store, action, txn, conv_id=roster.conv_id, detail=changes)
+
+async def _user_ban(ctx: Context, settings: Settings, args: argparse.Namespace) -> Any:
+    user = await _user(ctx.store, args.username)
+    await do_ban_user(ctx, Actor.operator(), user.id, args.action == "ban")
+    return {"user": args.username, "banned": args.action == "ban"}
+
+
+async def _user_role(ctx: Context, settings: Settings, args: argparse.Namespace) -> Any:
+    user = await _user(ctx.store, args.username)
+    await do_set_role(ctx, Actor.operator(), user, Role(args.role))
+    return {"user": args.username, "role": args.role}
+
+
+async def _group_create(ctx: Context, settings: Settings, args: argparse.Namespace) -> Any:
+    owner = await _user(ctx.store, args.owner)
+    return {"id": await do_create_group(ctx, Actor.operator(), args.name, owner.id, [])}
+
+
+async def _group_add(ctx: Context, settings: Settings, args: argparse.Namespace) -> Any:
+    roster = await _group(ctx.store, args.group_id)
+    user = await _user(ctx.store, args.username)
+    await do_add_member(ctx, Actor.operator(), roster.conv_id, user.id, MemberRole(args.role))
+    return {"conv": roster.address, "user": args.username, "role": args.role}
+
+
+async def _group_set(ctx: Context, settings: Settings, args: argparse.Namespace) -> Any:
+    roster = await _group(ctx.store, args.group_id)
+    setting = "muted" if args.action == "mute" else args.setting
+    changes = await do_set_group(ctx, Actor.operator(), roster.conv_id, **{setting: args.state == "on"})
     return {"conv": roster.address, **changes}
 
 
-async def _group_isolate(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
-    roster = await _group(store, args.group_id)
-    user_id = await _username(store, args.username)
-    if user_id not in roster.members:
-        raise CliError(f"{args.username} is not a member of group {args.group_id}")
-    on = args.action == "isolate"
-    if on and roster.members[user_id] in visibility.MANAGERS:  # lifting stays possible after a promotion
-        raise CliError("owners and admins cannot be isolated")
-
-    async def txn(conn: asyncpg.Connection) -> None:
-        await conversations.isolate_txn(conn, roster.conv_id, user_id, on)
-    await _audited(store, args.action, txn, target_id=user_id, conv_id=roster.conv_id)
-    return {"conv": roster.address, "user": args.username, "isolated": on}
+async def _group_ban(ctx: Context, settings: Settings, args: argparse.Namespace) -> Any:
+    roster = await _group(ctx.store, args.group_id)
+    await do_ban_group(ctx, Actor.operator(), roster.conv_id, args.action == "ban")
+    return {"conv": roster.address, "banned": args.action == "ban"}
 
 
-async def _user_ban(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
-    user_id = await _username(store, args.username)
-    banned = args.action == "ban"
-
-    async def txn(conn: asyncpg.Connection) -> None:
-        await ban_txn(conn, user_id, banned)
-    await _audited(store, f"user_{args.action}", txn, target_id=user_id)
-    return {"user": args.username, "banned": banned}
+async def _group_isolate(ctx: Context, settings: Settings, args: argparse.Namespace) -> Any:
+    roster = await _group(ctx.store, args.group_id)
+    user = await _user(ctx.store, args.username)
+    await do_isolate(ctx, Actor.operator(), roster.conv_id, user.id, args.action == "isolate")
+    return {"conv": roster.address, "user": args.username, "isolated": args.action == "isolate"}
 
 
-async def _family_link(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
-    patient = await accounts.user_by_name(store, args.patient)
-    family = await accounts.user_by_name(store, args.family)
-    if patient is None or patient.role is not Role.PATIENT:
-        raise CliError(f"no patient {args.patient}")
-    if family is None or family.role is not Role.FAMILY:
-        raise CliError(f"no family account {args.family}")
-
-    async def txn(conn: asyncpg.Connection) -> None:
-        await link_family_txn(conn, patient.id, family.id, args.relation)
-    await _audited(store, "family_link", txn, target_id=patient.id,
-                   detail={"family": family.username, "relation": args.relation})
+async def _family_link(ctx: Context, settings: Settings, args: argparse.Namespace) -> Any:
+    patient, family = await _user(ctx.store, args.patient), await _user(ctx.store, args.family)
+    await do_link_family(ctx, Actor.operator(), patient, family, args.relation)
     return {"patient": patient.username, "family": family.username, "relation": args.relation}
 
 
-async def _words(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
+async def _words(ctx: Context, settings: Settings, args: argparse.Namespace) -> Any:
     if args.action == "list":
-        return Lines({"word": w, "policy": p} for w, p in await moderation.words(store))
-    if not normalise(args.word):
-        raise CliError("the word has no letters")
-    policy = args.policy if args.action == "add" else None
-
-    async def txn(conn: asyncpg.Connection) -> bool:
-        return await moderation.set_word_txn(conn, args.word, policy, None)
-    if not await _audited(store, "words_set" if policy else "words_remove", txn,
-                          detail={"word": args.word, "policy": policy}):
-        raise CliError(f"no word {args.word}")
-    return {"word": args.word, "policy": policy}
+        return Lines({"word": w, "policy": p} for w, p in await moderation.words(ctx.store))
+    policy = Policy(args.policy) if args.action == "add" else None
+    await do_set_word(ctx, Actor.operator(), args.word, policy)
+    return {"word": args.word, "policy": None if policy is None else str(policy)}
 
 
-async def _kind(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
+async def _kind(ctx: Context, settings: Settings, args: argparse.Namespace) -> Any:
     if args.action == "list":
-        return Lines(await kinds.definitions(store))
+        return Lines(await kinds.definitions(ctx.store))
     try:
         text = sys.stdin.read() if args.file == "-" else await trio.Path(args.file).read_text("utf-8")
-        definition = msgspec.to_builtins(parse_definition(json.loads(text)))
-    except (OSError, ValueError, ProtocolError) as exc:
-        raise CliError(f"{args.file}: {getattr(exc, 'field', None) or ''} {exc}".strip()) from None
+        raw = json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"{args.file}: {exc}") from None
+    try:
+        definition = await do_define_kind(ctx, Actor.operator(), raw)
+    except ProtocolError as exc:  # name the part of the file that is wrong
+        raise CliError(f"{args.file}: {exc.field or ''} {exc}".strip()) from None
+    return {"kind": definition.name}
 
-    async def txn(conn: asyncpg.Connection) -> None:
-        await kinds.define_txn(conn, definition, None)
-    await _audited(store, "kind_define", txn, detail={"kind": definition["name"]})
-    return {"kind": definition["name"]}
 
-
-async def _team(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
+async def _team(ctx: Context, settings: Settings, args: argparse.Namespace) -> Any:
     if args.action == "list":
-        found = await quickreplies.teams(store, None)
-        users = {u.id: u.username for u in await accounts.users_by_id(store, [i for _, ids in found for i in ids])}
+        found = await quickreplies.teams(ctx.store, None)
+        users = {u.id: u.username for u in await accounts.users_by_id(ctx.store, [i for _, ids in found for i in ids])}
         return Lines({"team": name, "members": [users[i] for i in ids]} for name, ids in found)
     if args.action == "create":
-        async def create(conn: asyncpg.Connection) -> None:
-            if await quickreplies.create_team_txn(conn, args.name) is None:
-                raise CliError(f"team {args.name} exists")
-        await _audited(store, "team_create", create, detail={"team": args.name})
+        await do_create_team(ctx, Actor.operator(), args.name)
         return {"team": args.name}
-    user = await accounts.user_by_name(store, args.username)
-    if user is None or user.role not in (Role.STAFF, Role.ADMIN):
-        raise CliError(f"no staff account {args.username}")
-
-    async def change(conn: asyncpg.Connection) -> None:
-        team_id = await quickreplies.team_id_txn(conn, args.name)
-        if team_id is None:
-            raise CliError(f"no team {args.name}")
-        if not await quickreplies.set_team_member_txn(conn, team_id, user.id, args.action == "add") \
-                and args.action == "remove":
-            raise CliError(f"{args.username} is not in team {args.name}")
-    await _audited(store, f"team_{args.action}", change, target_id=user.id, detail={"team": args.name})
+    user = await _user(ctx.store, args.username)
+    await do_set_team_member(ctx, Actor.operator(), args.name, user, args.action == "add")
     return {"team": args.name, "user": args.username}
 
 
-async def _audit(store: Store, settings: Settings, args: argparse.Namespace) -> Any:
-    return Lines(await moderation.audit_entries(store, since=args.since, actor=args.actor, limit=args.limit))
+async def _audit(ctx: Context, settings: Settings, args: argparse.Namespace) -> Any:
+    return Lines(await moderation.audit_entries(ctx.store, since=args.since, actor=args.actor, limit=args.limit))
 
 
 _COMMANDS: dict[tuple[str, str | None], Callable[..., Awaitable[Any]]] = {
@@ -381,12 +314,13 @@ _COMMANDS: dict[tuple[str, str | None], Callable[..., Awaitable[Any]]] = {
     ("user", "add"): _user_add,
     ("user", "ban"): _user_ban,
     ("user", "unban"): _user_ban,
+    ("user", "role"): _user_role,
     ("group", "create"): _group_create,
     ("group", "add"): _group_add,
-    ("group", "mute"): _group_switch,
-    ("group", "set"): _group_switch,
-    ("group", "ban"): _group_switch,
-    ("group", "unban"): _group_switch,
+    ("group", "mute"): _group_set,
+    ("group", "set"): _group_set,
+    ("group", "ban"): _group_ban,
+    ("group", "unban"): _group_ban,
     ("group", "isolate"): _group_isolate,
     ("group", "unisolate"): _group_isolate,
     ("family", "link"): _family_link,

@@ -18,6 +18,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting of a server process, with its default (docs/configuration.md)."""
+
     database_url: str = ""
     listen: str = "127.0.0.1:8080"
     """host:port of the WebSocket listener."""

@@ -16,6 +16,8 @@ from pgtrio.bridge import Store
 
 
 class Directory:
+    """The node's copies of accounts, family links, viewers and rosters; reads go to the store only on a miss."""
+
     def __init__(self, store: Store) -> None:
         self._store = store
         self._rosters: dict[int, Roster] = {}

@@ -15,6 +15,8 @@ K = TypeVar("K")
 
 
 class Hub:
+    """The node's live connections, by user and by session; queues one frame to many of them at once."""
+
     def __init__(self) -> None:
         self._by_user: dict[int, set[Connection]] = {}
         self._by_session: dict[uuid.UUID, set[Connection]] = {}
@@ -22,19 +24,19 @@ class Hub:
         self._empty.set()
         metrics.OUTBOUND_QUEUE.set_function(lambda: sum(c.queued() for c in self.connections()))
 
-    def attach(self, conn: Connection) -> None:
-        assert conn.session is not None
-        self._by_user.setdefault(conn.session.user.id, set()).add(conn)
-        self._by_session.setdefault(conn.session.id, set()).add(conn)
+    def attach(self, client: Connection) -> None:
+        assert client.session is not None
+        self._by_user.setdefault(client.session.user.id, set()).add(client)
+        self._by_session.setdefault(client.session.id, set()).add(client)
         if self._empty.is_set():
             self._empty = trio.Event()
         metrics.CONNECTIONS.inc()
 
-    def detach(self, conn: Connection) -> None:
-        if conn.session is None or conn not in self._by_user.get(conn.session.user.id, ()):
+    def detach(self, client: Connection) -> None:
+        if client.session is None or client not in self._by_user.get(client.session.user.id, ()):
             return
-        _discard(self._by_user, conn.session.user.id, conn)
-        _discard(self._by_session, conn.session.id, conn)
+        _discard(self._by_user, client.session.user.id, client)
+        _discard(self._by_session, client.session.id, client)
         metrics.CONNECTIONS.dec()
         if not self._by_user:
             self._empty.set()
@@ -49,15 +51,15 @@ class Hub:
         return self._by_session.get(session_id, set())
 
     def connections(self) -> list[Connection]:
-        return [c for conns in self._by_user.values() for c in conns]
+        return [c for clients in self._by_user.values() for c in clients]
 
     def deliver(self, user_ids: Iterable[int], data: bytes, exclude: object = None) -> None:
         """Queue the same WebSocket frame (``connection.framed``, built once) to every connection of these users."""
         by_user = self._by_user
         queued = 0
         for user_id in user_ids:
-            for conn in by_user.get(user_id, ()):
-                if conn is not exclude and conn.offer(data):
+            for client in by_user.get(user_id, ()):
+                if client is not exclude and client.offer(data):
                     queued += 1
         if queued:
             metrics.FRAMES_OUT.inc(queued)  # once per fan-out: an update costs about what queueing a frame does
@@ -66,8 +68,8 @@ class Hub:
         await self._empty.wait()
 
 
-def _discard(index: dict[K, set[Connection]], key: K, conn: Connection) -> None:
-    conns = index[key]
-    conns.discard(conn)
-    if not conns:
+def _discard(index: dict[K, set[Connection]], key: K, client: Connection) -> None:
+    clients = index[key]
+    clients.discard(client)
+    if not clients:
         del index[key]

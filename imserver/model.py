@@ -8,7 +8,7 @@ from enum import StrEnum
 
 
 class Role(StrEnum):
-    """An account's role (REQUIREMENTS.md, People and roles)."""
+    """An account's role (the requirements' people and roles; SPEC.md §11.1)."""
 
     PATIENT = "patient"
     FAMILY = "family"
@@ -32,6 +32,8 @@ def address(kind: str, conv_id: int) -> str:
 
 @dataclass(frozen=True)
 class User:
+    """An account as the server caches it."""
+
     id: int
     username: str
     display_name: str
@@ -57,6 +59,8 @@ class User:
 
 @dataclass(frozen=True)
 class Session:
+    """A logged-in session: whose it is, on which device, and whether it may only read (IM-17)."""
+
     id: uuid.UUID
     user: User
     device: str

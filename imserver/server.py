@@ -1,11 +1,11 @@
-"""The chat server process: listeners, connection lifecycles, fan-out, events and shutdown.
+"""The chat server process: listeners, connection lifecycles, events and shutdown (fan-out: ``delivery``).
 
 Task tree (every task has an owner; shutdown walks it top-down):
 
     serve
-    ├── services: bus listener, HTTP (/healthz, /metrics)      cancelled last
-    └── core: batch writer                                     drains on shutdown
-        └── conns: WebSocket listener, one task per connection  told "bye", then cancelled
+    ├── background: bus listener, HTTP (/healthz, /metrics)      cancelled last
+    └── core: batch writer                                       drains on shutdown
+        └── clients: WebSocket listener, one task per connection told "bye", then cancelled
 
 Shutdown: stop accepting, refuse new sends, let the writer commit and ack what
 it holds, send every connection ``bye``/``shutdown``, wait a grace period for
@@ -31,25 +31,20 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from imserver import auth, bus, metrics, views, visibility, websocket
+from imserver import auth, bus, handlers, metrics, websocket
 from imserver.config import Settings, split_hostport
-from imserver.connection import Connection, framed
-from imserver.custom_kinds import KindHandlers, load_registry
+from imserver.connection import Connection
+from imserver.delivery import Delivery
 from imserver.directory import Directory
-from imserver.handlers import Handlers
 from imserver.hub import Hub
-from imserver.model import Role, Roster, User
-from imserver.moderation import ModerationHandlers
-from imserver.quickreplies import QuickReplyHandlers
-from imserver.store import accounts, conversations, messages, moderation
-from imserver.store.messages import Draft, Row, Stored
-from imserver.uploads import AttachmentHandlers
+from imserver.services import Services
+from imserver.store import accounts, conversations
+from imserver.store.migrate import ping
 from imserver.websocket import ConnectionClosed, WebSocket
-from imserver.words import WordFilter
 from imserver.writer import MessageWriter
 from pgtrio.bridge import Store
 from protocol import ErrorCode, ProtocolError
-from protocol.kinds import default_registry
+from protocol.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
 
@@ -63,21 +58,18 @@ class Addresses:
 
 
 class ChatServer:
-    def __init__(self, settings: Settings, store: Store, keys: ServerKeys) -> None:
+    """One server process: it owns the listeners, the connections' tasks, the batch writer and the bus listener."""
+
+    def __init__(self, settings: Settings, store: Store, keys: ServerKeys, *, clock: Clock = system_clock) -> None:
         self.settings = settings
         self.store = store
         self.hub = Hub()
         self.directory = Directory(store)
-        self.writer = MessageWriter(
-            store, self._fan_out, max_batch=settings.batch_max, queue=settings.writer_queue
+        self.delivery = Delivery(store, self.directory, self.hub)
+        self.writer = MessageWriter(store, self.delivery, max_batch=settings.batch_max, queue=settings.writer_queue)
+        self.services = Services(
+            settings, store, self.directory, self.hub, self.writer, keys.signer, keys.cipher, clock
         )
-        self.handlers = Handlers(
-            settings, store, self.directory, self.hub, self.writer, keys.signer, keys.cipher, default_registry()
-        )
-        self.handlers.table |= ModerationHandlers(self.handlers).table
-        self.handlers.table |= KindHandlers(self.handlers).table
-        self.handlers.table |= AttachmentHandlers(self.handlers).table
-        self.handlers.table |= QuickReplyHandlers(self.handlers).table
         self._stop = trio.Event()
         self.closing = False
 
@@ -86,17 +78,16 @@ class ChatServer:
         self._stop.set()
 
     async def serve(self, *, task_status: trio.TaskStatus[Addresses] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as services:
-            await services.start(self._run_bus)
-            self.handlers.words = WordFilter(await moderation.words(self.store))
-            self.handlers.kinds = await load_registry(self.store)
-            services.start_soon(self._warm_directory)
-            http_port = await services.start(self._run_http)
+        async with trio.open_nursery() as background:
+            await background.start(self._run_bus)
+            await self.services.load()
+            background.start_soon(self._warm_directory)
+            http_port = await background.start(self._run_http)
             async with trio.open_nursery() as core:
                 await core.start(self.writer.run)
-                async with trio.open_nursery() as conns:
+                async with trio.open_nursery() as clients:
                     listener = trio.CancelScope()
-                    ws_port = await core.start(self._run_listener, conns, listener)
+                    ws_port = await core.start(self._run_listener, clients, listener)
                     log.info("serving", extra={"ws_port": ws_port, "http_port": http_port})
                     task_status.started(Addresses(ws_port, http_port))
                     await self._stop.wait()
@@ -106,18 +97,18 @@ class ChatServer:
                     self.writer.close()  # core waits for the writer to drain before closing
                     with trio.move_on_after(self.settings.shutdown_grace):
                         await self.writer.finished.wait()
-                    for conn in self.hub.connections():
-                        conn.finish(1001, ErrorCode.SHUTDOWN)
+                    for client in self.hub.connections():
+                        client.finish(1001, ErrorCode.SHUTDOWN)
                     with trio.move_on_after(self.settings.shutdown_grace):
                         await self.hub.wait_empty()
-                    conns.cancel_scope.cancel()
-            services.cancel_scope.cancel()
+                    clients.cancel_scope.cancel()
+            background.cancel_scope.cancel()
         log.info("stopped")
 
     # -- listeners --------------------------------------------------------------------------
 
     async def _run_listener(
-        self, conns: trio.Nursery, scope: trio.CancelScope, *, task_status: trio.TaskStatus[int]
+        self, clients: trio.Nursery, scope: trio.CancelScope, *, task_status: trio.TaskStatus[int]
     ) -> None:
         host, port = split_hostport(self.settings.listen)
         context = None
@@ -126,7 +117,7 @@ class ChatServer:
             context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key or None)
         with scope:  # cancelling ``scope`` closes the listening socket
             await websocket.serve(
-                self._handle, host, port, context, handler_nursery=conns, max_message=self.settings.hard_max_frame,
+                self._handle, host, port, context, handler_nursery=clients, max_message=self.settings.hard_max_frame,
                 handshake_timeout=self.settings.hello_timeout, task_status=task_status,
             )
 
@@ -160,7 +151,7 @@ class ChatServer:
         ok = not self.closing
         try:
             with trio.fail_after(2):
-                await self.store.run("healthz", _select_one, transaction=False)
+                await ping(self.store)
         except Exception:
             ok = False
         body = {"status": "ok" if ok else "unavailable", "connections": len(self.hub.connections())}
@@ -171,22 +162,22 @@ class ChatServer:
     async def _handle(self, ws: WebSocket) -> None:
         """One connection's life. Nothing it raises may reach the shared nursery and stop the server."""
         remote = ws.remote
-        conn = Connection(ws, remote=remote, max_frame=self.settings.max_frame, queue=self.settings.outbound_queue)
+        client = Connection(ws, remote=remote, max_frame=self.settings.max_frame, queue=self.settings.outbound_queue)
         try:
-            with conn.cancel_scope:
+            with client.cancel_scope:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(conn.run_writer)
-                    await self._read_loop(conn)
-                    conn.finish(1000, ErrorCode.SESSION_ENDED, bye=False)  # flushes, then closes
-            if conn.cancel_scope.cancelled_caught:
-                await conn.aclose_now()
+                    nursery.start_soon(client.run_writer)
+                    await self._read_loop(client)
+                    client.finish(1000, ErrorCode.SESSION_ENDED, bye=False)  # flushes, then closes
+            if client.cancel_scope.cancelled_caught:
+                await client.aclose_now()
         except Exception:
             log.exception("connection failed", extra={"remote": remote})
-            await conn.aclose_now()
+            await client.aclose_now()
         finally:
-            self.hub.detach(conn)
+            self.hub.detach(client)
 
-    async def _read_loop(self, conn: Connection) -> None:
+    async def _read_loop(self, client: Connection) -> None:
         """Read and handle requests until the peer goes or the connection is told to finish."""
         s = self.settings
         # The deadline is for the client to send its hello; checking it is the server's time (argon2 under a
@@ -194,54 +185,55 @@ class ChatServer:
         first = None
         with trio.move_on_after(s.hello_timeout):
             try:
-                first = await conn.ws.receive_message()
+                first = await client.ws.receive_message()
             except ConnectionClosed:
                 return
         if first is not None:
             try:
-                await self._dispatch(conn, first)
+                await self._dispatch(client, first)
             except ConnectionClosed:
                 return
-        if conn.session is None:
-            conn.finish(1008, ErrorCode.AUTH_REQUIRED)
+        if client.session is None:
+            client.finish(1008, ErrorCode.AUTH_REQUIRED)
             return
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._keep_alive, conn)
-            while not conn.finishing:
+            nursery.start_soon(self._keep_alive, client)
+            while not client.finishing:
                 try:
-                    data = await conn.ws.receive_message()
+                    data = await client.ws.receive_message()
                 except ConnectionClosed:
                     break
-                conn.last_seen = trio.current_time()
-                await self._dispatch(conn, data)
+                client.last_seen = trio.current_time()
+                await self._dispatch(client, data)
             nursery.cancel_scope.cancel()
 
-    async def _keep_alive(self, conn: Connection) -> None:
+    async def _keep_alive(self, client: Connection) -> None:
         """Ping after ``idle_timeout`` without a frame; finish if neither a pong nor a frame follows.
 
         A task of its own beside the read loop, so requests that cross the ping
         are still read and the pong behind them is seen.
         """
         s = self.settings
-        while not conn.finishing:
-            await trio.sleep_until(conn.last_seen + s.idle_timeout)
-            if trio.current_time() < conn.last_seen + s.idle_timeout:
+        while not client.finishing:
+            await trio.sleep_until(client.last_seen + s.idle_timeout)
+            if trio.current_time() < client.last_seen + s.idle_timeout:
                 continue  # a frame came meanwhile
-            seen = conn.last_seen
+            seen = client.last_seen
             with trio.move_on_after(s.pong_timeout) as pong:
                 try:
-                    await conn.ws.ping()
+                    await client.ws.ping()
                 except ConnectionClosed:
                     return
-            if pong.cancelled_caught and conn.last_seen == seen:
-                conn.finish(4001, ErrorCode.IDLE_TIMEOUT)
+            if pong.cancelled_caught and client.last_seen == seen:
+                client.finish(4001, ErrorCode.IDLE_TIMEOUT)
                 return
 
-    async def _dispatch(self, conn: Connection, data: bytes | str) -> None:
-        wait = conn.limiter.take() if conn.limiter is not None else 0.0  # every frame counts, even bad ones
+    async def _dispatch(self, client: Connection, data: bytes | str) -> None:
+        wait = client.limiter.take() if client.limiter is not None else 0.0  # every frame counts, even bad ones
+        request = None
         try:
             try:
-                request = conn.protocol.receive(data)
+                request = client.protocol.receive(data)
             except ProtocolError as error:
                 if wait and not error.fatal:
                     error = ProtocolError(ErrorCode.RATE_LIMITED, rid=error.rid, retry_after_ms=math.ceil(wait * 1000))
@@ -249,60 +241,18 @@ class ChatServer:
             if wait:
                 raise ProtocolError(ErrorCode.RATE_LIMITED, rid=request.rid, retry_after_ms=math.ceil(wait * 1000))
             metrics.REQUESTS.labels(type(request).__struct_config__.tag).inc()
-            reply = await self.handlers.handle(conn, request)
+            reply = await handlers.handle(self.services, client, request)
             if reply is not None:
-                conn.reply(request.rid, **reply)
+                client.reply(request.rid, **reply)
         except ProtocolError as error:
-            conn.fail(error)
+            if error.rid is None and request is not None:  # the answer to a request carries its rid (SPEC.md §3)
+                error.rid = request.rid
+            client.fail(error)
         except Exception:
-            log.exception("request failed", extra={"remote": conn.remote})
-            rid = getattr(locals().get("request"), "rid", None)
-            conn.fail(ProtocolError(ErrorCode.INTERNAL, rid=rid))
+            log.exception("request failed", extra={"remote": client.remote})
+            client.fail(ProtocolError(ErrorCode.INTERNAL, rid=None if request is None else request.rid))
 
-    # -- delivery and events ----------------------------------------------------------------
-
-    def _fan_out(self, committed: list[tuple[Draft, Stored]]) -> None:
-        """Push each newly committed message to every connection of every member (called by the writer)."""
-        try:
-            self._fan_out_batch(committed)
-        except Exception:  # the messages are stored; clients will find them by sync
-            log.exception("fan-out failed")
-
-    def _fan_out_batch(self, committed: list[tuple[Draft, Stored]]) -> None:
-        users = self.directory.cached_users()
-        for draft, stored in committed:
-            roster = self.directory.cached_roster(draft.conv_id)
-            if roster is None:
-                continue
-            row = Row(
-                draft.conv_id, stored.seq, stored.id, draft.sender_id, draft.kind, draft.text, draft.body, draft.cid,
-                stored.ts, draft.audience, draft.only_user_id, stored.sender_hidden,
-            )
-            self._deliver(row, roster, users, draft.origin)
-            if draft.flagged:
-                self._flag(row, roster, list(draft.flagged))
-
-    def _deliver(self, row: Row, roster: Roster, users: dict[int, User], origin: object) -> None:
-        """One WebSocket frame per distinct view, the same bytes to every connection that shares it (DESIGN rule 4).
-
-        Members are grouped by the view they get, and each group is handed to the hub at once (NFR-3).
-        """
-        online = (self.directory.viewer(u) for u in roster.members if self.hub.online(u))
-        groups, hidden = views.audiences(row, roster, users, online)
-        for viewers in groups.values():
-            data = framed({"op": "msg", "msg": views.message(row, viewers[0], roster, users)})
-            self.hub.deliver([v.id for v in viewers], data, exclude=origin)
-        if hidden:  # lets their clients move past this seq without asking (SPEC.md §5.2)
-            data = framed({"op": "hidden", "conv": roster.address, "ranges": [[row.seq, row.seq]]})
-            self.hub.deliver([v.id for v in hidden], data)
-
-    def _flag(self, row: Row, roster: Roster, words: list[str]) -> None:
-        """Tell the group's staff about a message let through with flagged words (IM-11)."""
-        staff = [
-            u for u in roster.members
-            if self.directory.viewer(u).role in (Role.STAFF, Role.ADMIN) or roster.members[u] in visibility.MANAGERS
-        ]
-        self.hub.deliver(staff, framed({"op": "flag", "conv": roster.address, "seq": row.seq, "words": words}))
+    # -- events ---------------------------------------------------------------------------
 
     async def _run_bus(self, *, task_status: trio.TaskStatus[None]) -> None:
         send, recv = trio.open_memory_channel[str](math.inf)
@@ -332,56 +282,17 @@ class ChatServer:
                 log.warning("event bus connection lost again: %r", exc)
 
     async def _apply_event(self, event: bus.Event) -> None:
+        """An event from the bus: caches first, then what the members are told."""
+        await self.services.refresh([event])
         if isinstance(event, bus.SessionsEnded):
             reason = ErrorCode(event.reason)
             for sid in event.sessions:
-                for conn in list(self.hub.of_session(uuid.UUID(sid))):
-                    conn.finish(4003, reason)
-        elif isinstance(event, bus.UserChanged):
-            self.directory.forget_user(event.user)
-            await self.directory.users([event.user])
-        elif isinstance(event, bus.WordsChanged):
-            self.handlers.words = WordFilter(await moderation.words(self.store))
-        elif isinstance(event, bus.KindsChanged):
-            self.handlers.kinds = await load_registry(self.store)
+                for client in list(self.hub.of_session(uuid.UUID(sid))):
+                    client.finish(4003, reason)
         elif isinstance(event, bus.GroupChanged):
-            await self._group_changed(event)
-        else:
-            await self._members_changed(event)
-
-    async def _members_changed(self, event: bus.MembersChanged) -> None:
-        self.directory.apply(event)
-        joined = [user_id for user_id, role in event.changes if role is not None]
-        roster = await (self.directory.reload(event.conv) if joined else self.directory.roster(event.conv))
-        if roster is None:
-            return
-        for user_id, role in event.changes:
-            frame = framed({
-                "op": "conv", "conv": roster.address, "event": "left" if role is None else "joined",
-                "name": roster.name,
-            })
-            self.hub.deliver([user_id], frame)
-
-    async def _group_changed(self, event: bus.GroupChanged) -> None:
-        """Settings, bans or isolation changed: tell the members, and retract what isolation now hides."""
-        roster = await self.directory.reload(event.conv)
-        if roster is None:
-            return
-        if event.settings:
-            self.hub.deliver(roster.members, framed({"op": "group", "conv": roster.address, **roster.settings()}))
-        for isolated in event.isolated:
-            seqs = await messages.seqs_by_sender(self.store, roster.conv_id, isolated)
-            others = [u for u in roster.members
-                      if u != isolated and roster.members[u] not in visibility.MANAGERS]
-            for start in range(0, len(seqs), 2000):  # keeps each frame well under max_frame
-                ranges = visibility.hidden_ranges(seqs[start:start + 2000])
-                self.hub.deliver(others, framed({
-                    "op": "hidden", "conv": roster.address, "ranges": ranges, "retract": True,
-                }))
-
-
-async def _select_one(conn: Any) -> None:
-    await conn.fetchval("select 1")
+            await self.delivery.group_changed(event)
+        elif isinstance(event, bus.MembersChanged):
+            await self.delivery.members_changed(event)
 
 
 async def _metrics(request: HttpRequest) -> Response:
@@ -401,7 +312,7 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def tune_garbage_collector() -> None:
-    """Keep the cyclic garbage collector's full passes from stalling the event loop (issue 4, NFR-3).
+    """Keep the cyclic garbage collector's full passes from stalling the event loop (NFR-3).
 
     Each connection holds a few hundred long-lived objects (tasks, cancel
     scopes, channels); with the default thresholds CPython walked all of them
@@ -416,6 +327,8 @@ def tune_garbage_collector() -> None:
 
 @dataclass(frozen=True)
 class ServerKeys:
+    """The secrets every node shares: the token signer and the cipher of personal data (SEC-1, SEC-2)."""
+
     signer: auth.TokenSigner
     cipher: auth.FieldCipher
 
@@ -423,6 +336,6 @@ class ServerKeys:
 async def open_keys(store: Store) -> ServerKeys:
     """The keys every node shares, made on first use and kept in the database."""
     return ServerKeys(
-        auth.TokenSigner(await accounts.server_key(store, "token_hmac")),
-        auth.FieldCipher(await accounts.server_key(store, "field_aes")),
+        auth.TokenSigner(await accounts.server_key(store, auth.TOKEN_KEY)),
+        auth.FieldCipher(await accounts.server_key(store, auth.FIELD_KEY)),
     )

@@ -5,7 +5,7 @@ functions, so a rule changed here changes everywhere at once. Everything is pure
 the caller passes the state, and the tests check the rules as tables and against
 a reference model.
 
-The rules (REQUIREMENTS.md):
+The rules, by requirement ID:
 - IM-6/IM-7  patients and family see other patients and family only through the
   conversation's pseudonym; staff, admins and bots see real identities; staff are
   shown to everyone by their real name and title; a person always sees herself, and
@@ -28,14 +28,19 @@ from enum import StrEnum
 from imserver.model import MemberRole, Role, Roster
 from protocol import ErrorCode
 
-REAL_VIEWERS = frozenset({Role.STAFF, Role.ADMIN, Role.BOT})
-"""Account roles that see every identity as it is."""
-SHOWN_AS_IS = frozenset({Role.STAFF, Role.ADMIN, Role.BOT})
-"""Account roles whose identity is never masked."""
-MANAGERS = frozenset({MemberRole.OWNER, MemberRole.ADMIN})
-MASKED_ROLES = frozenset({Role.PATIENT, Role.FAMILY})
 CARE_TEAM = frozenset({Role.STAFF, Role.ADMIN})
-"""Account roles whose reads of patients' data are audited (SEC-1)."""
+"""Staff and admin accounts, the hospital's people: they see refused messages and are told of flagged
+ones (IM-11), link family and read profiles (IM-8, SEC-1), use quick replies and care teams (MSG-3);
+their reads of patients' data are audited (SEC-1)."""
+HOSPITAL = CARE_TEAM | {Role.BOT}
+"""The hospital's accounts, bots included: they see every identity as it is and are shown as they are
+(IM-6, IM-7); they create groups, read receipts and record facts about patients."""
+ADMINS = frozenset({Role.ADMIN})
+"""Who bans, keeps the word list, defines kinds, manages care teams and reads the audit log."""
+MASKED_ROLES = frozenset({Role.PATIENT, Role.FAMILY})
+"""Patients and family: masked to each other, filtered for sensitive words, held to upload quotas."""
+MANAGERS = frozenset({MemberRole.OWNER, MemberRole.ADMIN})
+"""A group's owners and admins (IM-3): never muted or isolated; they see what isolation hides."""
 
 NICKNAMES = (
     "向日葵", "四叶草", "满天星", "蒲公英", "小雏菊", "茉莉", "海棠", "木棉",
@@ -84,7 +89,7 @@ def can_see(viewer: Viewer, message: MessageMeta, roster: Roster) -> bool:
     if roster.banned:
         return False
     if message.audience is Audience.STAFF:  # refused: staff accounts only, not even its sender or a manager
-        return viewer.role in (Role.STAFF, Role.ADMIN)
+        return viewer.role in CARE_TEAM
     if viewer.id == message.sender_id or manages(viewer, roster):
         return True
     if message.audience is Audience.ONLY and viewer.id != message.only_user_id:
@@ -98,8 +103,8 @@ def can_see(viewer: Viewer, message: MessageMeta, roster: Roster) -> bool:
 def shows_real(viewer: Viewer, subject_id: int, subject_role: Role) -> bool:
     """Does ``viewer`` see the person ``subject_id`` by their real identity?"""
     return (
-        viewer.role in REAL_VIEWERS
-        or subject_role in SHOWN_AS_IS
+        viewer.role in HOSPITAL
+        or subject_role in HOSPITAL
         or subject_id == viewer.id
         or subject_id in viewer.family
     )
@@ -131,6 +136,18 @@ def may_chat_directly(a: Viewer, b: Viewer, *, friends: bool) -> bool:
     if a.role not in MASKED_ROLES or b.role not in MASKED_ROLES:
         return True
     return friends or b.id in a.family
+
+
+def told_of_flags(viewer: Viewer, roster: Roster) -> bool:
+    """Is ``viewer`` (a member) told of a message let through with flagged words (IM-11)? The care team
+    and the group's owners and admins."""
+    return viewer.role in CARE_TEAM or manages(viewer, roster)
+
+
+def loses_sight_of(viewer: Viewer, isolated_id: int, roster: Roster) -> bool:
+    """Has ``viewer`` (a member) the messages of a newly isolated member retracted (IM-12)? Everyone but
+    herself and the group's owners and admins, who still see them."""
+    return viewer.id != isolated_id and not manages(viewer, roster)
 
 
 def hidden_ranges(seqs: list[int]) -> list[list[int]]:

@@ -1,4 +1,4 @@
-"""The server side of WebSocket (RFC 6455) over a trio stream, built for fan-out (NFR-3, issue 4).
+"""The server side of WebSocket (RFC 6455) over a trio stream, built for fan-out (NFR-3).
 
 Theory of operation: wsproto does the opening handshake and parses what the
 peer sends (masked, possibly fragmented, control frames in between). Data the
@@ -52,6 +52,8 @@ REPLY_TIMEOUT = 1.0
 
 @dataclass(frozen=True)
 class CloseReason:
+    """The close code and reason a WebSocket closed with (RFC 6455 §7)."""
+
     code: int
     reason: str
 

@@ -23,6 +23,8 @@ _SKIPPED = re.compile(r"[\W_]+")
 
 
 class Policy(StrEnum):
+    """What a listed word does to a message that contains it."""
+
     MASK = "mask"
     """Replace the word (and anything put inside it) with ＊."""
     BLOCK = "block"
@@ -44,6 +46,8 @@ def normalise(text: str) -> str:
 
 @dataclass
 class Verdict:
+    """What the filter found in a text, and the text to deliver."""
+
     text: str
     """The text to deliver (masked where a mask word matched)."""
     blocked: list[str] = field(default_factory=list)

@@ -1,10 +1,10 @@
-"""The batch writer: group commit of messages (DESIGN rule 1, FINDINGS.md).
+"""The batch writer: group commit of messages (DESIGN rule 1, NFR-3).
 
 Senders hand drafts to one writer task. While a batch is being committed the
 next one gathers, so under load each commit carries many messages and at low
 load a message waits for nothing but its own commit. Only after the commit
-does the writer call ``on_committed``, which fans the new messages out, and
-then each sender's ``done``: nothing is visible before it is durable.
+does the writer hand the new messages to ``Delivery``, which fans them out, and
+then call each sender's ``done``: nothing is visible before it is durable.
 
 A client id already in flight joins the in-flight draft instead of making a
 second one, so a fast resend cannot race its original into two rows.
@@ -21,6 +21,8 @@ import asyncpg
 import trio
 
 from imserver import metrics
+from imserver.connection import Connection
+from imserver.delivery import Delivery
 from imserver.store.messages import Draft, Stored, write_batch
 from pgtrio.bridge import Store
 
@@ -32,10 +34,11 @@ Outcome = Stored | Exception
 
 @dataclass(eq=False)
 class Pending:
-    """A draft and whoever waits for it."""
+    """A draft, the connection it came from (which gets the answer, not the push), and whoever waits for it."""
 
     draft: Draft
     done: Callable[[Outcome], None]
+    origin: Connection | None
     followers: list[Callable[[Outcome], None]] = field(default_factory=list)
 
 
@@ -48,17 +51,20 @@ _RETRYABLE = (asyncpg.PostgresConnectionError, asyncpg.UniqueViolationError, OSE
 
 
 class MessageWriter:
+    """The one task that stores messages: it gathers drafts into batches, commits each, then hands the batch to
+    delivery and answers the senders."""
+
     def __init__(
         self,
         store: Store,
-        on_committed: Callable[[list[tuple[Draft, Stored]]], None],
+        delivery: Delivery,
         *,
         max_batch: int = 500,
         queue: int = 10_000,
         retries: int = 3,
     ) -> None:
         self._store = store
-        self._on_committed = on_committed
+        self._delivery = delivery
         self._max_batch = max_batch
         self._retries = retries
         self._send, self._recv = trio.open_memory_channel[Pending](queue)
@@ -67,8 +73,8 @@ class MessageWriter:
         """Set when ``run`` has written everything queued before ``close``."""
         metrics.WRITER_QUEUE.set_function(lambda: self._recv.statistics().current_buffer_used)
 
-    async def submit(self, draft: Draft, done: Callable[[Outcome], None]) -> None:
-        """Queue a draft; ``done`` is called once with its outcome. Waits only if the queue is full.
+    async def submit(self, draft: Draft, done: Callable[[Outcome], None], origin: Connection | None = None) -> None:
+        """Queue a draft from ``origin``; ``done`` is called once with its outcome. Waits only if the queue is full.
 
         Error handling: raises WriterClosed after ``close``.
         """
@@ -77,7 +83,7 @@ class MessageWriter:
         if leader is not None:
             leader.followers.append(done)
             return
-        pending = Pending(draft, done)
+        pending = Pending(draft, done, origin)
         try:
             await self._send.send(pending)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -132,7 +138,7 @@ class MessageWriter:
             return
         metrics.BATCH_SIZE.observe(len(batch))
         metrics.MESSAGES_IN.inc(sum(not s.dup for s in outcomes))
-        self._on_committed([(p.draft, s) for p, s in zip(batch, outcomes, strict=True) if not s.dup])
+        self._delivery.committed([(p.draft, s, p.origin) for p, s in zip(batch, outcomes, strict=True) if not s.dup])
         for pending, stored in zip(batch, outcomes, strict=True):
             pending.done(stored)
             for follower in pending.followers:

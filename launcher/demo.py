@@ -23,7 +23,6 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
-import asyncpg
 import httpx
 import trio
 
@@ -31,7 +30,7 @@ from imserver.cli import serve_until_signal
 from imserver.config import Settings
 from imserver.pgcluster import PrivateCluster
 from imserver.server import Addresses
-from imserver.store.migrate import migrate
+from imserver.store.migrate import create_database, migrate
 from launcher import texts
 from launcher.seed import DEMO_PASSWORD, GROUP, USERS, seed, seed_bots
 from pgtrio.bridge import Store, open_store
@@ -62,11 +61,8 @@ def run_demo(settings: Settings, clock: Clock) -> None:
 
 
 async def _create_database(admin_dsn: str) -> None:
-    async def txn(db: asyncpg.Connection) -> None:
-        if not await db.fetchval("select true from pg_database where datname = $1", DATABASE):
-            await db.execute(f"create database {DATABASE}")
     async with open_store(admin_dsn, min_size=1, max_size=1) as store:
-        await store.run("create_database", txn, transaction=False)
+        await create_database(store, DATABASE)
 
 
 async def _serve_demo(settings: Settings, clock: Clock) -> None:

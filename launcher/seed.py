@@ -5,13 +5,14 @@ Created once: a demo started again on the same database finds them and changes n
 
 from __future__ import annotations
 
-import asyncpg
-
-from imserver import auth
-from imserver.model import MemberRole, Role
-from imserver.moderation import link_family_txn
-from imserver.store import accounts, conversations, moderation
+from imserver.actions.accounts import do_create_user, do_link_family
+from imserver.actions.base import Actor, Context
+from imserver.actions.conversations import do_add_member, do_create_group
+from imserver.actions.words import do_set_word
+from imserver.model import MemberRole, Role, User
+from imserver.store import accounts, conversations
 from imserver.store.messages import Draft, write_batch
+from imserver.words import Policy
 from pgtrio.bridge import Store
 from protocol.frames import Sender
 
@@ -32,39 +33,36 @@ WELCOME = "欢迎加入移植群！移植前后有任何疑问，都可以在群
 
 
 async def seed(store: Store) -> int:
-    """Create the demo accounts and group once; return the group's id."""
-    existing = await accounts.user_by_name(store, USERS[0][0])
-    if existing is None:
-        password_hash = await auth.hash_password(DEMO_PASSWORD)
+    """Create the demo accounts and group once, as an operator would; return the group's id."""
+    ctx, operator = Context(store), Actor.operator()
+    if await accounts.user_by_name(store, USERS[0][0]) is None:
         for username, name, role, title in USERS:
-            await accounts.create_user(store, username, name, role, password_hash, title=title)
-    ids = {u: (await accounts.user_by_name(store, u)) for u, _, _, _ in USERS}
-
-    async def txn(db: asyncpg.Connection) -> int:
-        found = await db.fetchval("select id from conversations where kind = 'group' and name = $1", GROUP)
-        if found:
-            return int(found)
-        doctor, wife, husband = ids["dr_wang"], ids["chen_hong"], ids["chen_family"]
-        assert doctor is not None and wife is not None and husband is not None
-        await link_family_txn(db, wife.id, husband.id, "husband")  # he follows her into her groups (IM-8)
-        for word, policy in WORDS:
-            await moderation.set_word_txn(db, word, policy, None)
-        patients = [u.id for u in ids.values() if u and u.role is Role.PATIENT]
-        conv_id = await conversations.create_group_txn(db, GROUP, doctor.id, patients)
-        nurse = ids["nurse_li"]
-        assert nurse is not None
-        await conversations.set_members_txn(db, conv_id, [(nurse.id, MemberRole.ADMIN)])
-        sender = Sender(doctor.ref, doctor.display_name, str(doctor.role))
-        await write_batch(db, [Draft(conv_id, doctor.id, sender, "text", WELCOME, None, "demo-welcome")])
-        return conv_id
-    return await store.run("seed", txn)
+            await do_create_user(ctx, operator, username, name, role, DEMO_PASSWORD, title=title)
+    found = await conversations.group_by_name(store, GROUP)
+    if found is not None:
+        return found
+    users: dict[str, User] = {}
+    for username, _, _, _ in USERS:
+        user = await accounts.user_by_name(store, username)
+        assert user is not None
+        users[username] = user
+    doctor, wife, husband = users["dr_wang"], users["chen_hong"], users["chen_family"]
+    await do_link_family(ctx, operator, wife, husband, "husband")  # he follows her into her groups (IM-8)
+    for word, policy in WORDS:
+        await do_set_word(ctx, operator, word, Policy(policy))
+    patients = [u.id for u in users.values() if u.role is Role.PATIENT]
+    conv_id = await do_create_group(ctx, operator, GROUP, doctor.id, patients)
+    await do_add_member(ctx, operator, conv_id, users["nurse_li"].id, MemberRole.ADMIN)
+    sender = Sender(doctor.ref, doctor.display_name, str(doctor.role))
+    await store.run("seed", write_batch, [Draft(conv_id, doctor.id, sender, "text", WELCOME, None, "demo-welcome")])
+    return conv_id
 
 
 async def seed_bots(store: Store, names: list[str], group_id: int) -> None:
     """A bot account per bot (its name, the demo password), each an admin of the demo group."""
-    password_hash = await auth.hash_password(DEMO_PASSWORD)
+    ctx, operator = Context(store), Actor.operator()
     for name in names:
         bot = await accounts.user_by_name(store, name)
         if bot is None:
-            bot = await accounts.create_user(store, name, f"{name} 机器人", Role.BOT, password_hash)
-        await store.run("seed_bot", conversations.set_members_txn, group_id, [(bot.id, MemberRole.ADMIN)])
+            bot = await do_create_user(ctx, operator, name, f"{name} 机器人", Role.BOT, DEMO_PASSWORD)
+        await do_add_member(ctx, operator, group_id, bot.id, MemberRole.ADMIN)

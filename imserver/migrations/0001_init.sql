@@ -1,4 +1,4 @@
--- Accounts, sessions, conversations, members and messages (issue 2; IM-1, IM-19, SEC-1).
+-- Accounts, sessions, conversations, members and messages (IM-1, IM-19, SEC-1).
 
 create table users (
     id            bigint generated always as identity primary key,

@@ -1,4 +1,4 @@
--- Group control, privacy masking, isolation, family, moderation and audit (issue 3; IM-2..IM-18, SEC-1, SEC-2).
+-- Group control, privacy masking, isolation, family, moderation and audit (IM-2..IM-18, SEC-1, SEC-2).
 
 alter table users
     add column title text not null default '',          -- a staff member's title, shown to patients (IM-7)

@@ -1,7 +1,7 @@
 -- The batch writer's whole write as one function call: one round trip per commit instead of six
 -- (BEGIN, dedupe, seq bump, isolation read, insert, COMMIT). Through the trio-asyncio bridge each
 -- round trip costs ~0.2 ms of the server's CPU, which at small batches was most of its work
--- (issue 4, NFR-3; DESIGN rules 1 and 2; IM-12, IM-13).
+-- (NFR-3; DESIGN rules 1 and 2; IM-12, IM-13).
 --
 -- Called as a single statement outside an explicit transaction, it commits as a whole or not at
 -- all. Returns one row per input (idx counts from 1): resends of a stored (sender, client id) get

@@ -1,4 +1,4 @@
--- Message kinds that admins define at run time (issue 5; MSG-1 自定义, MSG-2).
+-- Message kinds that admins define at run time (MSG-1 自定义, MSG-2).
 -- The definition is protocol.kinds.KindDefinition as JSON; messages keep their own body and
 -- fallback text, so replacing a definition never changes what was already sent.
 create table custom_kinds (

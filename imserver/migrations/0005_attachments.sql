@@ -1,5 +1,5 @@
 -- Attachments: files uploaded in parts over the protocol and kept in the hospital's Postgres, and which
--- message carries which file (issue 5; MSG-4, IM-1; protocol/SPEC.md §5.18).
+-- message carries which file (MSG-4, IM-1; protocol/SPEC.md §5.18).
 
 create table attachments (
     id            text primary key check (id ~ '^att_[A-Za-z0-9_-]{8,64}$'),

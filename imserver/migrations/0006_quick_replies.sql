@@ -1,4 +1,4 @@
--- Care teams, staff quick replies and facts about patients (issue 5; MSG-3, SEC-1).
+-- Care teams, staff quick replies and facts about patients (MSG-3, SEC-1).
 
 -- A named care team of staff accounts; team quick replies belong to one.
 create table teams (

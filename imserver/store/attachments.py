@@ -42,19 +42,19 @@ def _file(row: asyncpg.Record) -> File:
     )
 
 
-async def sweep_txn(conn: asyncpg.Connection, expiry: float) -> None:
+async def sweep_txn(db: asyncpg.Connection, expiry: float) -> None:
     """Delete uploads left unfinished for ``expiry`` seconds, with their parts."""
-    await conn.execute(
+    await db.execute(
         "delete from attachments where state = 'uploading' and touched_at < now() - make_interval(secs => $1)",
         expiry,
     )
 
 
 async def same_file_txn(
-    conn: asyncpg.Connection, uploader_id: int, mime: str, size: int, sha256: str, name: str
+    db: asyncpg.Connection, uploader_id: int, mime: str, size: int, sha256: str, name: str
 ) -> File | None:
     """This account's upload of the same file, finished or not, so that beginning again resumes it."""
-    row = await conn.fetchrow(
+    row = await db.fetchrow(
         f"select {_COLUMNS} from attachments"
         " where uploader_id = $1 and sha256 = $2 and size = $3 and mime = $4 and name = $5",
         uploader_id, sha256, size, mime, name,
@@ -62,10 +62,10 @@ async def same_file_txn(
     return None if row is None else _file(row)
 
 
-async def quota_wait_txn(conn: asyncpg.Connection, uploader_id: int, size: int, quota: int, window: float) -> float:
+async def quota_wait_txn(db: asyncpg.Connection, uploader_id: int, size: int, quota: int, window: float) -> float:
     """Seconds until ``size`` more bytes fit in the account's quota of ``quota`` bytes begun per ``window``
     seconds; 0 if they fit now. Files leave the window in the order they were begun."""
-    wait: float = await conn.fetchval(
+    wait: float = await db.fetchval(
         """
         with mine as (
             select created_at, size from attachments
@@ -87,25 +87,25 @@ async def quota_wait_txn(conn: asyncpg.Connection, uploader_id: int, size: int, 
 
 
 async def create_txn(
-    conn: asyncpg.Connection, file_id: str, uploader_id: int, mime: str, size: int, sha256: str, name: str
+    db: asyncpg.Connection, file_id: str, uploader_id: int, mime: str, size: int, sha256: str, name: str
 ) -> File:
     """A new upload; if the same file was begun meanwhile (another connection), that one."""
-    row = await conn.fetchrow(
+    row = await db.fetchrow(
         f"insert into attachments (id, uploader_id, mime, size, sha256, name) values ($1, $2, $3, $4, $5, $6)"
         f" on conflict (uploader_id, sha256, size, mime, name) do nothing returning {_COLUMNS}",
         file_id, uploader_id, mime, size, sha256, name,
     )
     if row is not None:
         return _file(row)
-    found = await same_file_txn(conn, uploader_id, mime, size, sha256, name)
+    found = await same_file_txn(db, uploader_id, mime, size, sha256, name)
     assert found is not None
     return found
 
 
-async def own_upload_txn(conn: asyncpg.Connection, file_id: str, uploader_id: int, expiry: float) -> File | None:
+async def own_upload_txn(db: asyncpg.Connection, file_id: str, uploader_id: int, expiry: float) -> File | None:
     """The uploader's own upload, locked until the transaction ends (parts of one file are stored one at a
     time); None if there is none, or it expired unfinished."""
-    row = await conn.fetchrow(
+    row = await db.fetchrow(
         f"select {_COLUMNS} from attachments where id = $1 and uploader_id = $2"
         " and (state = 'complete' or touched_at >= now() - make_interval(secs => $3)) for update",
         file_id, uploader_id, expiry,
@@ -113,20 +113,20 @@ async def own_upload_txn(conn: asyncpg.Connection, file_id: str, uploader_id: in
     return None if row is None else _file(row)
 
 
-async def add_part_txn(conn: asyncpg.Connection, file_id: str, offset: int, data: bytes) -> None:
+async def add_part_txn(db: asyncpg.Connection, file_id: str, offset: int, data: bytes) -> None:
     """Store the bytes at ``offset`` (= the bytes received so far) and count them."""
-    await conn.execute(
+    await db.execute(
         'insert into attachment_parts (attachment_id, "offset", data) values ($1, $2, $3)', file_id, offset, data
     )
-    await conn.execute(
+    await db.execute(
         "update attachments set received = received + $2, touched_at = now() where id = $1", file_id, len(data)
     )
 
 
 async def parts(store: Store, file_id: str, start: int, limit: int) -> list[tuple[int, bytes]]:
     """Up to ``limit`` parts from the one at offset ``start`` on, in order: for reading a whole file through."""
-    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await conn.fetch(
+    async def txn(db: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await db.fetch(
             'select "offset", data from attachment_parts where attachment_id = $1 and "offset" >= $2'
             ' order by "offset" limit $3',
             file_id, start, limit,
@@ -134,15 +134,19 @@ async def parts(store: Store, file_id: str, start: int, limit: int) -> list[tupl
     return [(r["offset"], r["data"]) for r in await store.run("attachment_parts", txn, transaction=False)]
 
 
-async def read_txn(conn: asyncpg.Connection, file_id: str, offset: int, length: int) -> bytes:
+async def read_txn(db: asyncpg.Connection, file_id: str, offset: int, length: int) -> bytes:
     """Bytes ``offset`` to ``offset + length`` of a file (fewer at its end)."""
-    rows = await conn.fetch(
+    rows = await db.fetch(
         'select "offset", data from attachment_parts where attachment_id = $1 and "offset" < $3 and "offset" >= ('
         '  select max("offset") from attachment_parts where attachment_id = $1 and "offset" <= $2)'
         ' order by "offset"',
         file_id, offset, offset + length,
     )
     return window([(r["offset"], r["data"]) for r in rows], offset, length)
+
+
+async def read(store: Store, file_id: str, offset: int, length: int) -> bytes:
+    return await store.run("fetch", read_txn, file_id, offset, length, transaction=False)
 
 
 def window(parts: Iterable[tuple[int, bytes]], offset: int, length: int) -> bytes:
@@ -152,8 +156,8 @@ def window(parts: Iterable[tuple[int, bytes]], offset: int, length: int) -> byte
 
 
 async def complete(store: Store, file_id: str) -> None:
-    async def txn(conn: asyncpg.Connection) -> None:
-        await conn.execute(
+    async def txn(db: asyncpg.Connection) -> None:
+        await db.execute(
             "update attachments set state = 'complete', completed_at = now() where id = $1 and state = 'uploading'",
             file_id,
         )
@@ -162,12 +166,12 @@ async def complete(store: Store, file_id: str) -> None:
 
 async def discard(store: Store, file_id: str) -> None:
     """Forget an upload that failed its final checks, with its parts."""
-    async def txn(conn: asyncpg.Connection) -> None:
-        await conn.execute("delete from attachments where id = $1 and state = 'uploading'", file_id)
+    async def txn(db: asyncpg.Connection) -> None:
+        await db.execute("delete from attachments where id = $1 and state = 'uploading'", file_id)
     await store.run("attachment_discard", txn)
 
 
 async def files(store: Store, ids: list[str]) -> dict[str, File]:
-    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await conn.fetch(f"select {_COLUMNS} from attachments where id = any($1)", ids)
+    async def txn(db: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await db.fetch(f"select {_COLUMNS} from attachments where id = any($1)", ids)
     return {r["id"]: _file(r) for r in await store.run("attachments", txn, transaction=False)}

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from imserver.store.conversations import create_group_txn, direct_conv_txn
+from imserver.model import MemberRole
+from imserver.store.conversations import direct_conv_txn, insert_group_txn, set_members_txn
 
 
 async def create_users_txn(
@@ -46,7 +47,9 @@ async def create_groups_txn(db: asyncpg.Connection, groups: Sequence[tuple[str, 
     existing = await group_ids_txn(db, [name for name, _, _ in groups])
     for name, owner, members in groups:
         if name not in existing:
-            await create_group_txn(db, name, owner, list(members))
+            conv_id = await insert_group_txn(db, name)
+            await set_members_txn(db, conv_id, [(owner, MemberRole.OWNER)]
+                                  + [(u, MemberRole.MEMBER) for u in dict.fromkeys(members) if u != owner])
 
 
 async def direct_ids_txn(db: asyncpg.Connection, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncpg
 
-from imserver.bus import GroupChanged, MembersChanged, notify_txn
 from imserver.model import MemberRole, MemberState, Roster
 from pgtrio.bridge import Store
 
@@ -16,9 +15,9 @@ _SUMMARY = """
 """
 
 
-async def summaries_txn(conn: asyncpg.Connection, user_id: int) -> list[asyncpg.Record]:
+async def summaries_txn(db: asyncpg.Connection, user_id: int) -> list[asyncpg.Record]:
     """The user's conversations (a direct chat's name is its peer's, which the views mask as needed)."""
-    return await conn.fetch(_SUMMARY + " order by c.id", user_id)
+    return await db.fetch(_SUMMARY + " order by c.id", user_id)
 
 
 async def summaries(store: Store, user_id: int) -> list[asyncpg.Record]:
@@ -31,8 +30,8 @@ async def roster(store: Store, conv_id: int) -> Roster | None:
 
 async def rosters(store: Store, conv_ids: list[int]) -> dict[int, Roster]:
     """Conversations with their members and member state, three queries however many (missing ones left out)."""
-    async def txn(conn: asyncpg.Connection) -> dict[int, Roster]:
-        convs = await conn.fetch(
+    async def txn(db: asyncpg.Connection) -> dict[int, Roster]:
+        convs = await db.fetch(
             "select id, kind, name, muted, allow_friends, family_can_speak, banned_at is not null as banned"
             " from conversations where id = any($1)", conv_ids,
         )
@@ -43,9 +42,9 @@ async def rosters(store: Store, conv_ids: list[int]) -> dict[int, Roster]:
             )
             for c in convs
         }
-        for r in await conn.fetch("select conv_id, user_id, role from members where conv_id = any($1)", conv_ids):
+        for r in await db.fetch("select conv_id, user_id, role from members where conv_id = any($1)", conv_ids):
             found[r["conv_id"]].members[r["user_id"]] = MemberRole(r["role"])
-        for r in await conn.fetch(
+        for r in await db.fetch(
             "select conv_id, user_id, alias_no, isolated, hidden_through from member_state where conv_id = any($1)",
             conv_ids,
         ):
@@ -54,10 +53,20 @@ async def rosters(store: Store, conv_ids: list[int]) -> dict[int, Roster]:
     return await store.run("rosters", txn)
 
 
+async def group_by_name(store: Store, name: str) -> int | None:
+    """The first group of that name, if any."""
+    async def txn(db: asyncpg.Connection) -> int | None:
+        found: int | None = await db.fetchval(
+            "select id from conversations where kind = 'group' and name = $1 order by id limit 1", name
+        )
+        return found
+    return await store.run("group_by_name", txn, transaction=False)
+
+
 async def recently_active(store: Store, messages: int) -> list[int]:
     """Conversations among the last ``messages`` messages, most recent first (an index range scan on ids)."""
-    async def txn(conn: asyncpg.Connection) -> list[int]:
-        rows = await conn.fetch(
+    async def txn(db: asyncpg.Connection) -> list[int]:
+        rows = await db.fetch(
             "select conv_id, max(id) as last from messages"
             " where id > (select coalesce(max(id), 0) from messages) - $1 group by conv_id order by last desc",
             messages,
@@ -67,32 +76,32 @@ async def recently_active(store: Store, messages: int) -> list[int]:
 
 
 async def set_members_txn(
-    conn: asyncpg.Connection, conv_id: int, members: list[tuple[int, MemberRole]], *,
+    db: asyncpg.Connection, conv_id: int, members: list[tuple[int, MemberRole]], *,
     via: int | None = None, follow: bool = True,
-) -> None:
-    """Add members or change their roles, and announce it.
+) -> list[tuple[int, MemberRole]]:
+    """Add members or change their roles; everyone added or changed, followers included.
 
     With ``follow`` (groups) a patient brings her linked husband along, who follows
     her in and out (IM-8); everyone gets a pseudonym number in the conversation on
     first joining (IM-6).
     """
-    await conn.execute("select 1 from conversations where id = $1 for update", conv_id)  # serialises alias numbers
+    await db.execute("select 1 from conversations where id = $1 for update", conv_id)  # serialises alias numbers
     ids = [u for u, _ in members]
-    followers = [] if not follow else await conn.fetch(
+    followers = [] if not follow else await db.fetch(
         "select f.family_id, f.patient_id from family_links f join users p on p.id = f.patient_id"
         " where f.patient_id = any($1) and f.relation = 'husband' and p.role = 'patient'"
         " and not exists (select 1 from members m where m.conv_id = $2 and m.user_id = f.family_id)",
         ids, conv_id,
     )
-    rows = [(u, str(r), via) for u, r in members]
-    rows += [(f["family_id"], str(MemberRole.MEMBER), f["patient_id"]) for f in followers if f["family_id"] not in ids]
-    await conn.execute(
+    rows = [(u, r, via) for u, r in members]
+    rows += [(f["family_id"], MemberRole.MEMBER, f["patient_id"]) for f in followers if f["family_id"] not in ids]
+    await db.execute(
         "insert into members (conv_id, user_id, role, via_user_id)"
         " select $1, u, r, v from unnest($2::bigint[], $3::text[], $4::bigint[]) x(u, r, v)"
         " on conflict (conv_id, user_id) do update set role = excluded.role",
-        conv_id, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+        conv_id, [r[0] for r in rows], [str(r[1]) for r in rows], [r[2] for r in rows],
     )
-    await conn.execute(
+    await db.execute(
         "insert into member_state (conv_id, user_id, alias_no)"
         " select $1, u, (select coalesce(max(alias_no), 0) from member_state where conv_id = $1)"
         "   + row_number() over (order by ord)"
@@ -100,86 +109,83 @@ async def set_members_txn(
         " where not exists (select 1 from member_state s where s.conv_id = $1 and s.user_id = x.u)",
         conv_id, [r[0] for r in rows],
     )
-    await notify_txn(conn, MembersChanged(conv_id, [(u, r) for u, r, _ in rows]))
+    return [(u, r) for u, r, _ in rows]
 
 
-async def remove_member_txn(conn: asyncpg.Connection, conv_id: int, user_id: int) -> list[int]:
-    """Remove a member, and the family who came in with her (IM-8), and announce it.
+async def remove_member_txn(db: asyncpg.Connection, conv_id: int, user_id: int) -> list[int]:
+    """Remove a member, and the family who came in with her (IM-8, SPEC.md §5.6: family leave with her).
 
-    Returns everyone removed, her family included (empty if she was not a member): the
-    caller applies all of it to its own node's cache before answering, as the bus
-    event will later (SPEC.md §5.6: family leave with her).
+    Returns everyone removed, her family included (empty if she was not a member).
     """
-    removed = await conn.fetch(
+    removed = await db.fetch(
         "delete from members where conv_id = $1 and (user_id = $2 or via_user_id = $2"
         "   and exists (select 1 from members m where m.conv_id = $1 and m.user_id = $2))"
         " returning user_id",
         conv_id, user_id,
     )
-    left = [r["user_id"] for r in removed]
-    if left:
-        await notify_txn(conn, MembersChanged(conv_id, [(u, None) for u in left]))
-    return left
+    return [r["user_id"] for r in removed]
 
 
-async def update_group_txn(conn: asyncpg.Connection, conv_id: int, changes: dict[str, bool]) -> None:
-    """Switch group settings (muted, allow_friends, family_can_speak, banned) and announce it."""
+async def member_role_txn(db: asyncpg.Connection, conv_id: int, user_id: int) -> MemberRole | None:
+    """A member's role in a conversation, or None if not a member."""
+    role: str | None = await db.fetchval(
+        "select role from members where conv_id = $1 and user_id = $2", conv_id, user_id
+    )
+    return None if role is None else MemberRole(role)
+
+
+async def update_group_txn(db: asyncpg.Connection, conv_id: int, changes: dict[str, bool]) -> None:
+    """Switch group settings (muted, allow_friends, family_can_speak, banned)."""
     columns = {"muted": "muted", "allow_friends": "allow_friends", "family_can_speak": "family_can_speak"}
     sets = [f"{columns[k]} = ${i + 2}" for i, k in enumerate(k for k in changes if k in columns)]
     values = [v for k, v in changes.items() if k in columns]
     if "banned" in changes:
         sets.append(f"banned_at = case when ${len(values) + 2} then coalesce(banned_at, now()) end")
         values.append(changes["banned"])
-    await conn.execute(f"update conversations set {', '.join(sets)} where id = $1", conv_id, *values)
-    await notify_txn(conn, GroupChanged(conv_id))
+    await db.execute(f"update conversations set {', '.join(sets)} where id = $1", conv_id, *values)
 
 
-async def isolate_txn(conn: asyncpg.Connection, conv_id: int, user_id: int, isolated: bool) -> None:
+async def isolate_txn(db: asyncpg.Connection, conv_id: int, user_id: int, isolated: bool) -> None:
     """Isolate a member, or lift it: what she sent before the lift stays hidden (IM-12, IM-13).
 
     Takes the conversation's lock, as the batch writer does to hand out seqs, so every message
     is stored either wholly before or wholly after the change.
     """
-    await conn.execute("select 1 from conversations where id = $1 for update", conv_id)
-    await conn.execute(
+    await db.execute("select 1 from conversations where id = $1 for update", conv_id)
+    await db.execute(
         "update member_state s set isolated = $3,"
         " hidden_through = case when not $3 and s.isolated then c.last_seq else s.hidden_through end"
         " from conversations c where c.id = s.conv_id and s.conv_id = $1 and s.user_id = $2",
         conv_id, user_id, isolated,
     )
-    await notify_txn(conn, GroupChanged(conv_id, settings=False, isolated=[user_id] if isolated else []))
 
 
-async def create_group_txn(
-    conn: asyncpg.Connection, name: str, owner_id: int, member_ids: list[int]
-) -> int:
-    conv_id: int = await conn.fetchval(
+async def insert_group_txn(db: asyncpg.Connection, name: str) -> int:
+    """A new group, without members yet."""
+    conv_id: int = await db.fetchval(
         "insert into conversations (kind, name) values ('group', $1) returning id", name
     )
-    members = [(owner_id, MemberRole.OWNER)]
-    members += [(u, MemberRole.MEMBER) for u in dict.fromkeys(member_ids) if u != owner_id]
-    await set_members_txn(conn, conv_id, members)
     return conv_id
 
 
-async def direct_conv_txn(conn: asyncpg.Connection, a: int, b: int) -> int:
-    """The direct chat of two users, created with both as members on first use."""
+async def direct_conv_txn(db: asyncpg.Connection, a: int, b: int) -> tuple[int, list[tuple[int, MemberRole]]]:
+    """The direct chat of two users, created with both as members on first use; who joined (none if it existed)."""
     key = f"{min(a, b)}:{max(a, b)}"
-    conv_id: int | None = await conn.fetchval(
+    conv_id: int | None = await db.fetchval(
         "insert into conversations (kind, direct_key) values ('direct', $1)"
         " on conflict (direct_key) do nothing returning id", key,
     )
     if conv_id is None:
-        existing: int = await conn.fetchval("select id from conversations where direct_key = $1", key)
-        return existing
-    await set_members_txn(conn, conv_id, [(a, MemberRole.MEMBER), (b, MemberRole.MEMBER)], follow=False)
-    return conv_id
+        existing: int = await db.fetchval("select id from conversations where direct_key = $1", key)
+        return existing, []
+    return conv_id, await set_members_txn(db, conv_id, [(a, MemberRole.MEMBER), (b, MemberRole.MEMBER)],
+                                          follow=False)
 
 
 async def mark_read(store: Store, conv_id: int, user_id: int, seq: int) -> int | None:
     """Move the read marker forward (never back, never past the last seq) and return it; None if not a member."""
-    async def txn(conn: asyncpg.Connection) -> int | None:
-        read_seq: int | None = await conn.fetchval(
+    async def txn(db: asyncpg.Connection) -> int | None:
+        read_seq: int | None = await db.fetchval(
             "update members m set read_seq = greatest(m.read_seq, least($3, c.last_seq))"
             " from conversations c where c.id = m.conv_id and m.conv_id = $1 and m.user_id = $2"
             " returning m.read_seq",
@@ -191,8 +197,8 @@ async def mark_read(store: Store, conv_id: int, user_id: int, seq: int) -> int |
 
 async def read_markers(store: Store, conv_id: int) -> tuple[int, dict[int, int]]:
     """The conversation's last seq and each member's read marker."""
-    async def txn(conn: asyncpg.Connection) -> tuple[int, dict[int, int]]:
-        rows = await conn.fetch(
+    async def txn(db: asyncpg.Connection) -> tuple[int, dict[int, int]]:
+        rows = await db.fetch(
             "select c.last_seq, m.user_id, m.read_seq from conversations c join members m on m.conv_id = c.id"
             " where c.id = $1", conv_id,
         )

@@ -7,13 +7,13 @@ import asyncpg
 from pgtrio.bridge import Store
 
 
-async def set_fact_txn(conn: asyncpg.Connection, patient_id: int, key: str, value: str | None, by: int) -> bool:
+async def set_fact_txn(db: asyncpg.Connection, patient_id: int, key: str, value: str | None, by: int) -> bool:
     """Record a fact, or remove it (``value`` None); False if there was nothing to remove."""
     if value is None:
-        return bool(await conn.fetchval(
+        return bool(await db.fetchval(
             "delete from patient_facts where patient_id = $1 and key = $2 returning true", patient_id, key
         ))
-    await conn.execute(
+    await db.execute(
         "insert into patient_facts (patient_id, key, value, set_by) values ($1, $2, $3, $4)"
         " on conflict (patient_id, key) do update"
         " set value = excluded.value, set_by = excluded.set_by, updated_at = now()",
@@ -24,8 +24,8 @@ async def set_fact_txn(conn: asyncpg.Connection, patient_id: int, key: str, valu
 
 async def facts(store: Store, patient_id: int, keys: list[str]) -> dict[str, str]:
     """The recorded facts among ``keys``."""
-    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await conn.fetch(
+    async def txn(db: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await db.fetch(
             "select key, value from patient_facts where patient_id = $1 and key = any($2)", patient_id, keys
         )
     return {r["key"]: r["value"] for r in await store.run("facts", txn, transaction=False)}

@@ -6,22 +6,20 @@ from typing import Any
 
 import asyncpg
 
-from imserver.bus import KindsChanged, notify_txn
 from pgtrio.bridge import Store
 
 
 async def definitions(store: Store) -> list[dict[str, Any]]:
-    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await conn.fetch("select definition from custom_kinds order by name")
+    async def txn(db: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await db.fetch("select definition from custom_kinds order by name")
     return [r["definition"] for r in await store.run("custom_kinds", txn, transaction=False)]
 
 
-async def define_txn(conn: asyncpg.Connection, definition: dict[str, Any], actor_id: int | None) -> None:
-    """Add or replace a kind; every server reloads its kinds when this commits."""
-    await conn.execute(
+async def define_txn(db: asyncpg.Connection, definition: dict[str, Any], actor_id: int | None) -> None:
+    """Add or replace a kind."""
+    await db.execute(
         "insert into custom_kinds (name, definition, defined_by) values ($1, $2, $3)"
         " on conflict (name) do update set definition = excluded.definition,"
         "   defined_by = excluded.defined_by, defined_at = now()",
         definition["name"], definition, actor_id,
     )
-    await notify_txn(conn, KindsChanged())

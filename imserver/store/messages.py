@@ -30,8 +30,6 @@ class Draft:
     only_user_id: int | None = None
     flagged: tuple[str, ...] = ()
     """Words the filter flagged, for the push to the group's staff; not stored with the message."""
-    origin: object = None
-    """The connection it came from, which gets the ack instead of the push; not stored."""
     attachments: tuple[str, ...] = ()
     """The files it carries (MSG-4), recorded with it for the access check of ``fetch``."""
 
@@ -54,7 +52,7 @@ def millis(ts: datetime) -> int:
     return int(ts.timestamp() * 1000)
 
 
-async def write_batch(conn: asyncpg.Connection, drafts: list[Draft]) -> list[Stored]:
+async def write_batch(db: asyncpg.Connection, drafts: list[Draft]) -> list[Stored]:
     """Store a batch with one call of ``im_write_batch`` (migration 0003); one result per draft, in order.
 
     Outside a transaction the call commits on its own; inside one it joins it.
@@ -63,7 +61,7 @@ async def write_batch(conn: asyncpg.Connection, drafts: list[Draft]) -> list[Sto
     is already stored get the stored result instead. Drafts must have distinct
     (sender, client id) pairs.
     """
-    rows = await conn.fetch(
+    rows = await db.fetch(
         "select * from im_write_batch($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[],"
         " $6::text[], $7::text[], $8::bigint[], $9::text[])",
         [d.conv_id for d in drafts], [d.sender_id for d in drafts], [d.kind for d in drafts],
@@ -114,13 +112,13 @@ async def history(
     store: Store, conv_id: int, *, before: int | None, after: int | None, limit: int
 ) -> tuple[list[Row], bool]:
     """One page, oldest first, and whether more lie further in the paging direction (SPEC.md §5.3)."""
-    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    async def txn(db: asyncpg.Connection) -> list[asyncpg.Record]:
         if after is not None:
-            return await conn.fetch(
+            return await db.fetch(
                 f"select {_ROW_COLUMNS} from messages m where m.conv_id = $1 and m.seq > $2 order by m.seq limit $3",
                 conv_id, after, limit + 1,
             )
-        return await conn.fetch(
+        return await db.fetch(
             f"select {_ROW_COLUMNS} from messages m where m.conv_id = $1 and m.seq < $2 order by m.seq desc limit $3",
             conv_id, before if before is not None else 2**63 - 1, limit + 1,
         )
@@ -134,8 +132,8 @@ async def history(
 
 async def by_client_id(store: Store, sender_id: int, cid: str) -> tuple[str, Stored, str] | None:
     """A message already stored under this client id: its conversation's address, where it is, its audience."""
-    async def txn(conn: asyncpg.Connection) -> asyncpg.Record | None:
-        return await conn.fetchrow(
+    async def txn(db: asyncpg.Connection) -> asyncpg.Record | None:
+        return await db.fetchrow(
             "select m.conv_id, m.seq, m.id, m.created_at, m.audience, c.kind from messages m"
             " join conversations c on c.id = m.conv_id where m.sender_id = $1 and m.client_id = $2",
             sender_id, cid,
@@ -149,8 +147,8 @@ async def by_client_id(store: Store, sender_id: int, cid: str) -> tuple[str, Sto
 
 async def carrying(store: Store, attachment_id: str, user_id: int) -> list[Row]:
     """The messages that carry a file, in the conversations the user is a member of (GIN index, migration 0005)."""
-    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await conn.fetch(
+    async def txn(db: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await db.fetch(
             f"select {_ROW_COLUMNS} from messages m join members b on b.conv_id = m.conv_id and b.user_id = $2"
             " where m.attachments @> array[$1::text]",
             attachment_id, user_id,
@@ -160,8 +158,8 @@ async def carrying(store: Store, attachment_id: str, user_id: int) -> list[Row]:
 
 async def seqs_by_sender(store: Store, conv_id: int, sender_id: int) -> list[int]:
     """Every seq a member sent in a conversation, for retracting them when she is isolated."""
-    async def txn(conn: asyncpg.Connection) -> list[int]:
-        rows = await conn.fetch(
+    async def txn(db: asyncpg.Connection) -> list[int]:
+        rows = await db.fetch(
             "select seq from messages where conv_id = $1 and sender_id = $2 order by seq", conv_id, sender_id
         )
         return [r["seq"] for r in rows]
@@ -177,10 +175,10 @@ async def sync(
 ) -> tuple[list[asyncpg.Record], dict[int, list[Row]], dict[int, list[Row]]]:
     """The user's conversations, the messages after the given seqs (at most ``limit`` + 1 each),
     and the messages after each read marker (at most UNREAD_CAP + 1), for the views to filter (SPEC.md §5.2)."""
-    async def txn(conn: asyncpg.Connection) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
-        convs = await summaries_txn(conn, user_id)
+    async def txn(db: asyncpg.Connection) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+        convs = await summaries_txn(db, user_id)
         wanted = [r["id"] for r in convs if r["last_seq"] > after.get(r["id"], 0)]
-        rows = await conn.fetch(
+        rows = await db.fetch(
             f"select {_ROW_COLUMNS} from unnest($1::bigint[], $2::bigint[]) p(conv_id, after)"
             " cross join lateral (select * from messages x where x.conv_id = p.conv_id"
             "   and x.seq > p.after order by x.seq limit $3) m order by m.conv_id, m.seq",
@@ -201,8 +199,8 @@ async def unread_rows(store: Store, user_id: int, markers: list[tuple[int, int]]
     if not markers:
         return {}
 
-    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await conn.fetch(
+    async def txn(db: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await db.fetch(
             f"select {_ROW_COLUMNS} from unnest($1::bigint[], $2::bigint[]) p(conv_id, after)"
             " cross join lateral (select * from messages x where x.conv_id = p.conv_id and x.seq > p.after"
             "   and x.sender_id <> $3 order by x.seq limit $4) m",

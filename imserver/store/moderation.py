@@ -7,18 +7,16 @@ from typing import Any
 
 import asyncpg
 
-from imserver.bus import WordsChanged, notify_txn
 from imserver.model import address
-from imserver.store.conversations import direct_conv_txn
 from pgtrio.bridge import Store
 
 
 async def audit_txn(
-    conn: asyncpg.Connection, *, actor_id: int | None, actor: str, action: str, target_id: int | None = None,
+    db: asyncpg.Connection, *, actor_id: int | None, actor: str, action: str, target_id: int | None = None,
     conv_id: int | None = None, detail: dict[str, Any] | None = None, remote: str = "",
 ) -> None:
     """Record one moderation action or staff access (SEC-1), in the transaction that does it."""
-    await conn.execute(
+    await db.execute(
         "insert into audit_log (actor_id, actor, action, target_id, conv_id, detail, remote)"
         " values ($1, $2, $3, $4, $5, $6, $7)",
         actor_id, actor, action, target_id, conv_id, detail or {}, remote,
@@ -28,8 +26,8 @@ async def audit_txn(
 async def audit_entries(
     store: Store, *, since: datetime | None, actor: str | None, limit: int
 ) -> list[dict[str, Any]]:
-    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await conn.fetch(
+    async def txn(db: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await db.fetch(
             "select a.id, a.at, a.actor, a.action, t.username as target, a.conv_id, c.kind as conv_kind,"
             " a.detail, a.remote"
             " from audit_log a left join users t on t.id = a.target_id left join conversations c on c.id = a.conv_id"
@@ -46,43 +44,39 @@ async def audit_entries(
 
 
 async def words(store: Store) -> list[tuple[str, str]]:
-    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await conn.fetch("select word, policy from sensitive_words order by word")
+    async def txn(db: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await db.fetch("select word, policy from sensitive_words order by word")
     return [(r["word"], r["policy"]) for r in await store.run("words", txn, transaction=False)]
 
 
-async def set_word_txn(conn: asyncpg.Connection, word: str, policy: str | None, actor_id: int | None) -> bool:
+async def set_word_txn(db: asyncpg.Connection, word: str, policy: str | None, actor_id: int | None) -> bool:
     """Add or change a word (``policy``), or remove it (None); False if there was nothing to remove."""
     if policy is None:
-        changed = await conn.fetchval("delete from sensitive_words where word = $1 returning true", word)
+        changed = await db.fetchval("delete from sensitive_words where word = $1 returning true", word)
     else:
-        changed = await conn.fetchval(
+        changed = await db.fetchval(
             "insert into sensitive_words (word, policy, created_by) values ($1, $2, $3)"
             " on conflict (word) do update set policy = excluded.policy returning true",
             word, policy, actor_id,
         )
-    if changed:
-        await notify_txn(conn, WordsChanged())
     return bool(changed)
 
 
-async def are_friends(store: Store, a: int, b: int) -> bool:
-    async def txn(conn: asyncpg.Connection) -> bool:
-        return bool(await conn.fetchval(
-            "select true from friendships where low_id = $1 and high_id = $2", min(a, b), max(a, b)
-        ))
-    return await store.run("are_friends", txn, transaction=False)
+async def are_friends_txn(db: asyncpg.Connection, a: int, b: int) -> bool:
+    return bool(await db.fetchval(
+        "select true from friendships where low_id = $1 and high_id = $2", min(a, b), max(a, b)
+    ))
 
 
-async def request_friend_txn(conn: asyncpg.Connection, conv_id: int, from_id: int, to_id: int) -> int:
+async def request_friend_txn(db: asyncpg.Connection, conv_id: int, from_id: int, to_id: int) -> int:
     """A pending request (the existing one if asked twice)."""
-    found: int | None = await conn.fetchval(
+    found: int | None = await db.fetchval(
         "insert into friend_requests (conv_id, from_id, to_id) values ($1, $2, $3)"
         " on conflict (from_id, to_id) where status = 'requested' do nothing returning id",
         conv_id, from_id, to_id,
     )
     if found is None:
-        found = await conn.fetchval(
+        found = await db.fetchval(
             "select id from friend_requests where from_id = $1 and to_id = $2 and status = 'requested'",
             from_id, to_id,
         )
@@ -92,27 +86,23 @@ async def request_friend_txn(conn: asyncpg.Connection, conv_id: int, from_id: in
 
 async def pending_friend_requests(store: Store, to_id: int) -> list[tuple[int, int, int]]:
     """(request id, conversation, requester) of the requests waiting for ``to_id``'s answer, oldest first."""
-    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await conn.fetch(
+    async def txn(db: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await db.fetch(
             "select id, conv_id, from_id from friend_requests where to_id = $1 and status = 'requested' order by id",
             to_id,
         )
     return [(r["id"], r["conv_id"], r["from_id"]) for r in await store.run("pending_friends", txn, transaction=False)]
 
 
-async def answer_friend_txn(conn: asyncpg.Connection, request_id: int, to_id: int, accept: bool) -> int | None:
-    """Accept or reject a request addressed to ``to_id``; on accepting, the direct chat. None if no such request."""
-    row = await conn.fetchrow(
+async def answer_friend_txn(db: asyncpg.Connection, request_id: int, to_id: int, accept: bool) -> int | None:
+    """Accept (and record the friendship) or reject a request addressed to ``to_id``; the requester, or None if
+    there is no such request."""
+    from_id: int | None = await db.fetchval(
         "update friend_requests set status = $3 where id = $1 and to_id = $2 and status = 'requested'"
         " returning from_id",
         request_id, to_id, "accepted" if accept else "rejected",
     )
-    if row is None:
-        return None
-    if not accept:
-        return 0
-    a, b = sorted((row["from_id"], to_id))
-    await conn.execute("insert into friendships (low_id, high_id) values ($1, $2) on conflict do nothing", a, b)
-    return await direct_conv_txn(conn, a, b)
-
-
+    if from_id is not None and accept:
+        a, b = sorted((from_id, to_id))
+        await db.execute("insert into friendships (low_id, high_id) values ($1, $2) on conflict do nothing", a, b)
+    return from_id

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from imserver.model import Role
 from pgtrio.bridge import Store
 
 _USABLE = (
@@ -30,6 +31,8 @@ _SCOPE_ORDER = "array_position(array['personal', 'team', 'shared'], q.scope)"
 
 @dataclass(frozen=True)
 class QuickReply:
+    """A stored quick reply, and how often the user who asked used it."""
+
     id: int
     scope: str
     owner_id: int | None
@@ -55,8 +58,8 @@ def _reply(row: asyncpg.Record) -> QuickReply:
 
 async def listing(store: Store, user_id: int, scope: str | None) -> list[QuickReply]:
     """The quick replies ``user_id`` may use: personal, then team, then shared, each by shortcut."""
-    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await conn.fetch(
+    async def txn(db: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await db.fetch(
             f"{_SELECT} where {_USABLE} and ($2::text is null or q.scope = $2)"
             f" order by {_SCOPE_ORDER}, q.shortcut, q.id",
             user_id, scope,
@@ -67,8 +70,8 @@ async def listing(store: Store, user_id: int, scope: str | None) -> list[QuickRe
 async def search(store: Store, user_id: int, typed: str, limit: int) -> list[QuickReply]:
     """What ``/typed`` offers: shortcuts starting with it, then titles and texts containing it (any case);
     within each, personal before team before shared, the most used first."""
-    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await conn.fetch(
+    async def txn(db: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await db.fetch(
             f"{_SELECT} where {_USABLE} and (starts_with(q.shortcut, $2)"
             " or strpos(lower(q.title), $2) > 0 or strpos(lower(q.text), $2) > 0)"
             f" order by not starts_with(q.shortcut, $2), {_SCOPE_ORDER}, coalesce(u.uses, 0) desc, q.shortcut, q.id"
@@ -80,14 +83,14 @@ async def search(store: Store, user_id: int, typed: str, limit: int) -> list[Qui
 
 async def usable(store: Store, user_id: int, ids: list[int]) -> dict[int, QuickReply]:
     """Those of ``ids`` that ``user_id`` may use."""
-    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await conn.fetch(f"{_SELECT} where {_USABLE} and q.id = any($2)", user_id, ids)
+    async def txn(db: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await db.fetch(f"{_SELECT} where {_USABLE} and q.id = any($2)", user_id, ids)
     return {r["id"]: _reply(r) for r in await store.run("qr_usable", txn, transaction=False)}
 
 
-async def locked_txn(conn: asyncpg.Connection, reply_id: int) -> QuickReply | None:
+async def locked_txn(db: asyncpg.Connection, reply_id: int) -> QuickReply | None:
     """A quick reply, locked until the transaction ends (for changing or deleting it)."""
-    row = await conn.fetchrow(
+    row = await db.fetchrow(
         "select q.id, q.scope, q.owner_id, q.team_id, t.name as team, q.shortcut, q.title, q.kind, q.text, q.body"
         " from quick_replies q left join teams t on t.id = q.team_id where q.id = $1 for update of q",
         reply_id,
@@ -96,7 +99,7 @@ async def locked_txn(conn: asyncpg.Connection, reply_id: int) -> QuickReply | No
 
 
 async def save_txn(
-    conn: asyncpg.Connection, reply_id: int | None, *, scope: str, owner_id: int | None, team_id: int | None,
+    db: asyncpg.Connection, reply_id: int | None, *, scope: str, owner_id: int | None, team_id: int | None,
     shortcut: str, title: str, kind: str, text: str, body: dict[str, Any] | None, attachment_ids: list[str],
     by: int,
 ) -> int:
@@ -106,13 +109,13 @@ async def save_txn(
     """
     values = (scope, owner_id, team_id, shortcut, title, kind, text, body, attachment_ids, by)
     if reply_id is None:
-        found: int = await conn.fetchval(
+        found: int = await db.fetchval(
             "insert into quick_replies (scope, owner_id, team_id, shortcut, title, kind, text, body,"
             " attachment_ids, updated_by) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning id",
             *values,
         )
         return found
-    await conn.execute(
+    await db.execute(
         "update quick_replies set scope = $1, owner_id = $2, team_id = $3, shortcut = $4, title = $5, kind = $6,"
         " text = $7, body = $8, attachment_ids = $9, updated_by = $10, updated_at = now() where id = $11",
         *values, reply_id,
@@ -120,14 +123,14 @@ async def save_txn(
     return reply_id
 
 
-async def delete_txn(conn: asyncpg.Connection, reply_id: int) -> None:
-    await conn.execute("delete from quick_replies where id = $1", reply_id)  # its use counts go with it
+async def delete_txn(db: asyncpg.Connection, reply_id: int) -> None:
+    await db.execute("delete from quick_replies where id = $1", reply_id)  # its use counts go with it
 
 
 async def count_uses(store: Store, user_id: int, ids: list[int]) -> None:
     """One more use of each of ``ids`` by ``user_id`` (those deleted meanwhile are skipped)."""
-    async def txn(conn: asyncpg.Connection) -> None:
-        await conn.execute(
+    async def txn(db: asyncpg.Connection) -> None:
+        await db.execute(
             "insert into quick_reply_uses (user_id, reply_id, uses)"
             " select $1, q.id, 1 from quick_replies q where q.id = any($2) order by q.id"
             " on conflict (user_id, reply_id) do update"
@@ -138,18 +141,19 @@ async def count_uses(store: Store, user_id: int, ids: list[int]) -> None:
         await store.run("qr_uses", txn)
 
 
-async def may_use_attachment(store: Store, user_id: int, attachment_id: str) -> bool:
-    """May ``user_id`` fetch this attachment because a quick reply it may use carries it?
+async def may_use_attachment(store: Store, user_id: int, attachment_id: str, roles: frozenset[Role]) -> bool:
+    """May ``user_id``, an unbanned account of one of ``roles``, fetch this attachment because a quick reply
+    it may use carries it?
 
     For the attachment access check (MSG-4): a PDF instruction sheet in a shared quick
     reply is every staff member's to send, before any message carries it.
     """
-    async def txn(conn: asyncpg.Connection) -> bool:
-        return bool(await conn.fetchval(
+    async def txn(db: asyncpg.Connection) -> bool:
+        return bool(await db.fetchval(
             "select exists (select 1 from quick_replies q join users me on me.id = $1"
             f" where $2 = any(q.attachment_ids) and {_USABLE}"
-            " and me.role in ('staff', 'admin') and me.banned_at is null)",
-            user_id, attachment_id,
+            " and me.role = any($3) and me.banned_at is null)",
+            user_id, attachment_id, [str(r) for r in roles],
         ))
     return await store.run("qr_attachment", txn, transaction=False)
 
@@ -157,39 +161,39 @@ async def may_use_attachment(store: Store, user_id: int, attachment_id: str) -> 
 # -- teams ------------------------------------------------------------------------------------
 
 
-async def team_id_txn(conn: asyncpg.Connection, name: str) -> int | None:
-    found: int | None = await conn.fetchval("select id from teams where name = $1", name)
+async def team_id_txn(db: asyncpg.Connection, name: str) -> int | None:
+    found: int | None = await db.fetchval("select id from teams where name = $1", name)
     return found
 
 
-async def is_team_member_txn(conn: asyncpg.Connection, team_id: int, user_id: int) -> bool:
+async def is_team_member_txn(db: asyncpg.Connection, team_id: int, user_id: int) -> bool:
     """Membership, held (``for key share``) until the transaction ends: a removal waits for it."""
-    return bool(await conn.fetchval(
+    return bool(await db.fetchval(
         "select true from team_members where team_id = $1 and user_id = $2 for key share", team_id, user_id
     ))
 
 
-async def create_team_txn(conn: asyncpg.Connection, name: str) -> int | None:
+async def create_team_txn(db: asyncpg.Connection, name: str) -> int | None:
     """The new team's id; None if the name is taken."""
-    found: int | None = await conn.fetchval(
+    found: int | None = await db.fetchval(
         "insert into teams (name) values ($1) on conflict (name) do nothing returning id", name
     )
     return found
 
 
-async def set_team_member_txn(conn: asyncpg.Connection, team_id: int, user_id: int, member: bool) -> bool:
+async def set_team_member_txn(db: asyncpg.Connection, team_id: int, user_id: int, member: bool) -> bool:
     """Add or remove a member; False if there was nothing to change."""
     if member:
         sql = "insert into team_members (team_id, user_id) values ($1, $2) on conflict do nothing returning true"
     else:
         sql = "delete from team_members where team_id = $1 and user_id = $2 returning true"
-    return bool(await conn.fetchval(sql, team_id, user_id))
+    return bool(await db.fetchval(sql, team_id, user_id))
 
 
 async def teams(store: Store, member_id: int | None) -> list[tuple[str, list[int]]]:
     """(name, member ids) of every team, or of those ``member_id`` is in; by name."""
-    async def txn(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-        return await conn.fetch(
+    async def txn(db: asyncpg.Connection) -> list[asyncpg.Record]:
+        return await db.fetch(
             "select t.name, coalesce(array_agg(m.user_id order by m.user_id)"
             " filter (where m.user_id is not null), '{}') as members"
             " from teams t left join team_members m on m.team_id = t.id"

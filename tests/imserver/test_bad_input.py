@@ -189,7 +189,7 @@ async def test_bad_tokens_are_token_invalid(server: Running) -> None:
     def altered(part: str) -> str:
         return ("A" if part[0] != "A" else "B") + part[1:]
 
-    signer = server.server.handlers.signer  # to forge well-signed tokens the server must still refuse
+    signer = server.server.services.signer  # to forge well-signed tokens the server must still refuse
     expired = signer.issue(uuid.uuid4(), 1_000_000_000)  # expired in 2001
     unknown_session = signer.issue(uuid.uuid4(), 4_000_000_000)  # no such session
     forged = [

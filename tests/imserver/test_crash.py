@@ -29,8 +29,10 @@ from trio_websocket import open_websocket_url
 
 from clients.python import Client, ConnectionLost, open_client
 from imserver import auth
+from imserver.actions.base import Actor, Context
+from imserver.actions.conversations import do_create_group
 from imserver.model import Role
-from imserver.store import accounts, conversations
+from imserver.store import accounts
 from imserver.store.messages import millis
 from pgtrio.bridge import Store, open_store
 from protocol import decode_frame, encode
@@ -288,7 +290,7 @@ async def test_sigkill_mid_burst_loses_nothing_acked_and_stores_nothing_twice(db
         names = [f"sender{i}" for i in range(SENDERS)]
         ids = [await make_user(store, name, Role.STAFF) for name in names]
         user_ids = dict(zip(names, ids, strict=True)) | {"blind": await make_user(store, "blind")}
-        group_id = await store.run("test_group", conversations.create_group_txn, "crash", ids[0], ids[1:])
+        group_id = await do_create_group(Context(store), Actor.operator(), "crash", ids[0], ids[1:])
         group = f"g:{group_id}"
         boxes = [Outbox(name, group) for name in names]
         blind = Outbox("blind", "u:sender0")

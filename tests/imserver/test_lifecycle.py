@@ -28,10 +28,11 @@ from cryptography.x509.oid import NameOID
 from trio_websocket import ConnectionClosed, HandshakeError
 
 from clients.python import Client, ClientError, ConnectionLost, open_client
+from imserver.actions.base import Actor, Context
+from imserver.actions.conversations import do_add_member, do_create_group
 from imserver.config import Settings
 from imserver.model import MemberRole, Role
 from imserver.server import Addresses, ChatServer, open_keys
-from imserver.store import conversations
 from pgtrio.bridge import Store, open_store
 from tests.conftest import PASSWORD
 from tests.conftest import test_settings as settings_for
@@ -190,7 +191,7 @@ async def test_graceful_shutdown_under_load_acks_only_stored_messages_and_says_b
 
     async with serve_in_process(db, FAST) as live:
         ids = [await make_user(live.store, name, Role.STAFF) for name in names]
-        group = f"g:{await live.store.run('g', conversations.create_group_txn, 'ward', ids[0], ids[1:])}"
+        group = f"g:{await do_create_group(Context(live.store), Actor.operator(), 'ward', ids[0], ids[1:])}"
         with trio.fail_after(20):
             async with trio.open_nursery() as nursery:
                 for name in names:
@@ -222,7 +223,7 @@ async def test_shutdown_commits_and_acks_the_batch_it_holds_then_closes(db: str)
     async with serve_in_process(db, FAST) as live:
         dr = await make_user(live.store, "dr", Role.STAFF)
         pat = await make_user(live.store, "pat")
-        conv_id = await live.store.run("g", conversations.create_group_txn, "ward", dr, [pat])
+        conv_id = await do_create_group(Context(live.store), Actor.operator(), "ward", dr, [pat])
         group = f"g:{conv_id}"
         seen: dict[str, list[dict[str, Any]]] = {"dr": [], "pat": []}
         held: dict[str, Any] = {}
@@ -266,7 +267,7 @@ async def test_shutdown_commits_and_acks_the_batch_it_holds_then_closes(db: str)
 async def test_shutdown_stops_accepting_connections(db: str) -> None:
     async with serve_in_process(db, FAST) as live:
         dr = await make_user(live.store, "dr", Role.STAFF)
-        conv_id = await live.store.run("g", conversations.create_group_txn, "ward", dr, [])
+        conv_id = await do_create_group(Context(live.store), Actor.operator(), "ward", dr, [])
         with trio.fail_after(15):
             async with trio.open_nursery() as nursery:
                 doctor = await nursery.start(client_session, live.url, "dr")
@@ -458,7 +459,7 @@ async def test_cli_errors_are_one_clear_line(db: str) -> None:
     await imserver(db, "user", "add", "dr", "--role", "staff", stdin=b"long-enough\n")
     for ran, message in [
         (await imserver(db, "user", "add", "pat", "--role", "patient", stdin=b"short\n"),
-         "the password (on stdin) must have at least 8 characters"),
+         "the password must have at least 8 characters"),
         (await imserver(db, "user", "add", "dr", "--role", "staff", stdin=b"long-enough\n"),
          "user dr already exists"),
         (await imserver(db, "group", "add", "99", "dr"), "no group 99"),
@@ -505,7 +506,7 @@ async def test_member_added_elsewhere_may_send_before_the_bus_event_arrives(db: 
     async with serve_in_process(db, settings_for()) as live:
         dr = await make_user(live.store, "dr", Role.STAFF)
         pat = await make_user(live.store, "pat")
-        conv_id = await live.store.run("g", conversations.create_group_txn, "ward", dr, [])
+        conv_id = await do_create_group(Context(live.store), Actor.operator(), "ward", dr, [])
         conv = f"g:{conv_id}"
         apply_now = live.server._apply_event
 
@@ -520,7 +521,7 @@ async def test_member_added_elsewhere_may_send_before_the_bus_event_arrives(db: 
             ):
                 await doctor.send(conv, "the roster is now cached")
                 # what `imserver group add` does: commit the member, announce it on the bus
-                await live.store.run("add", conversations.set_members_txn, conv_id, [(pat, MemberRole.MEMBER)])
+                await do_add_member(Context(live.store), Actor.operator(), conv_id, pat, MemberRole.MEMBER)
                 ack = await patient.send(conv, "I was added a moment ago")
                 assert ack["seq"] == 2
 

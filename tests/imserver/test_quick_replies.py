@@ -22,6 +22,7 @@ from imserver.model import Role
 from imserver.server import ChatServer, open_keys
 from imserver.store import quickreplies
 from imserver.templating import day_text
+from imserver.visibility import CARE_TEAM
 from protocol.clock import HOSPITAL_ZONE
 from tests.clients.test_cli import imclient, lines
 from tests.conftest import Running
@@ -381,13 +382,13 @@ async def test_a_quick_reply_lets_its_users_fetch_its_attachments(server: Runnin
         await refused(w["patient"].download(pdf["id"]), "not_found")
 
         async def may(kind: str, attachment: dict[str, Any]) -> bool:
-            return await quickreplies.may_use_attachment(server.store, w.users[kind].id, attachment["id"])
+            return await quickreplies.may_use_attachment(server.store, w.users[kind].id, attachment["id"], CARE_TEAM)
         assert [await may(k, image) for k in ("owner", "staff", "outsider", "patient", "bot")] == [
             True, True, True, False, False]
         assert await may("owner", pdf) and await may("staff", pdf)  # the shared one carries the sheet too
         await w["admin"].request("qr_delete", id=(await w["staff"].quick_replies("tp"))[0]["id"])
         assert [await may(k, pdf) for k in ("owner", "staff", "outsider")] == [True, False, False]
-        assert not await quickreplies.may_use_attachment(server.store, w.users["owner"].id, "att_nothing01")
+        assert not await quickreplies.may_use_attachment(server.store, w.users["owner"].id, "att_nothing01", CARE_TEAM)
 
 
 async def test_concurrent_changes_keep_one_winner(server: Running) -> None:

@@ -18,8 +18,9 @@ from bots.pathway.intake import take as take_event
 from bots.pathway.store import PathwayStore
 from bots.pathway.work import Work, schedule_summary
 from clients.python import Client, open_client
+from imserver.actions.accounts import do_link_family
+from imserver.actions.base import Actor, Context
 from imserver.model import Role
-from imserver.moderation import link_family_txn
 from pgtrio.bridge import open_store
 from protocol.clock import HOSPITAL_ZONE
 from tests.bots.test_echo import bot_says
@@ -99,7 +100,7 @@ async def test_nodes_items_and_orders_arrive_on_time_and_once(server: Running, d
     await server.user("pathway", Role.BOT, "宣教助手")
     chen = await server.user("chen", Role.PATIENT, "陈红")
     husband = await server.user("li", Role.FAMILY, "李强")
-    await server.store.run("link", link_family_txn, chen.id, husband.id, "husband")
+    await do_link_family(Context(server.store), Actor.operator(), chen, husband, "husband")
     async with (
         pathway_bot(server, db) as work,
         open_client(server.url, username="chen", password=PASSWORD) as patient,

@@ -1,0 +1,93 @@
+"""Moderation: group switches, isolation, bans, the word list and the audit log (IM-4, IM-5, IM-9,
+IM-11..IM-15, SEC-1; SPEC.md §5.9–§5.12, §5.15, §5.16).
+
+The changes are actions (``imserver.actions``): checked, audited and announced there. Their live
+effects (closing a banned account's sessions, retracting an isolated member's messages, the
+``group`` push) follow from the events, the same whichever node or operator made the change.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from imserver.access import access_managed_group, access_member, access_user, actor_of, require_role
+from imserver.actions.accounts import do_ban_user
+from imserver.actions.conversations import do_ban_group, do_isolate, do_set_group
+from imserver.actions.words import do_set_word
+from imserver.connection import Connection
+from imserver.handlers.base import Reply, route
+from imserver.services import Services
+from imserver.store import moderation
+from imserver.visibility import ADMINS
+from imserver.words import Policy
+from protocol.frames import (
+    Audit,
+    GroupBan,
+    GroupSet,
+    GroupUnban,
+    Isolate,
+    Unisolate,
+    UserBan,
+    UserUnban,
+    WordsList,
+    WordsRemove,
+    WordsSet,
+)
+
+
+async def group_set(s: Services, client: Connection, req: GroupSet) -> Reply:
+    roster = await access_managed_group(s, client, req.conv)
+    await do_set_group(s.actions, actor_of(client), roster.conv_id, muted=req.muted,
+                       allow_friends=req.allow_friends, family_can_speak=req.family_can_speak)
+    updated = await s.directory.roster(roster.conv_id)
+    assert updated is not None
+    return {"conv": roster.address, **updated.settings()}
+
+
+async def isolate(s: Services, client: Connection, req: Isolate | Unisolate) -> Reply:
+    roster = await access_managed_group(s, client, req.conv)
+    member = access_member(s, client, roster, req.member, field="member")
+    on = isinstance(req, Isolate)
+    await do_isolate(s.actions, actor_of(client), roster.conv_id, member, on)
+    return {"conv": roster.address, "member": req.member, "isolated": on}
+
+
+async def group_ban(s: Services, client: Connection, req: GroupBan | GroupUnban) -> Reply:
+    require_role(client, ADMINS, "administrators only")
+    roster = await access_managed_group(s, client, req.conv)
+    banned = isinstance(req, GroupBan)
+    await do_ban_group(s.actions, actor_of(client), roster.conv_id, banned)
+    return {"conv": roster.address, "banned": banned}
+
+
+async def user_ban(s: Services, client: Connection, req: UserBan | UserUnban) -> Reply:
+    require_role(client, ADMINS, "administrators only")
+    target = await access_user(s, req.user, field="user")
+    banned = isinstance(req, UserBan)
+    await do_ban_user(s.actions, actor_of(client), target.id, banned)
+    return {"user": target.username, "banned": banned}
+
+
+async def words_set(s: Services, client: Connection, req: WordsSet | WordsRemove) -> Reply:
+    require_role(client, ADMINS, "administrators only")
+    policy = Policy(req.policy) if isinstance(req, WordsSet) else None
+    await do_set_word(s.actions, actor_of(client), req.word, policy)
+    return {"word": req.word, "policy": None if policy is None else str(policy)}
+
+
+async def words_list(s: Services, client: Connection, req: WordsList) -> Reply:
+    require_role(client, ADMINS, "administrators only")
+    return {"words": [{"word": w, "policy": p} for w, p in await moderation.words(s.store)]}
+
+
+async def audit(s: Services, client: Connection, req: Audit) -> Reply:
+    require_role(client, ADMINS, "administrators only")
+    since = datetime.fromtimestamp(req.since / 1000, UTC) if req.since is not None else None
+    return {"entries": await moderation.audit_entries(s.store, since=since, actor=req.actor, limit=req.limit)}
+
+
+ROUTES = dict([
+    route(GroupSet, group_set), route(Isolate, isolate), route(Unisolate, isolate),
+    route(GroupBan, group_ban), route(GroupUnban, group_ban), route(UserBan, user_ban), route(UserUnban, user_ban),
+    route(WordsSet, words_set), route(WordsRemove, words_set), route(WordsList, words_list), route(Audit, audit),
+])

@@ -1,0 +1,124 @@
+"""Reading: ``sync``, ``history``, ``read``, ``receipt`` and ``convs`` (SPEC.md §5.2–§5.5).
+
+Every page is filtered per viewer by ``views`` (DESIGN rule 4); the seqs a viewer may
+not see are reported as hidden ranges, so they never look like gaps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from imserver import views, visibility
+from imserver.access import access_conversation, require_role, user_of
+from imserver.connection import Connection, framed
+from imserver.handlers.base import Reply, route
+from imserver.model import Role, Roster
+from imserver.services import Services
+from imserver.store import conversations, messages
+from imserver.visibility import Viewer
+from protocol import ErrorCode, ProtocolError
+from protocol.frames import Convs, History, Read, Receipt, Sync
+
+
+async def sync(s: Services, client: Connection, req: Sync) -> Reply:
+    user = user_of(client)
+    after: dict[int, int] = {}
+    for addr, seq in req.after.items():
+        conv_id = (await access_conversation(s, client, addr)).conv_id if addr.startswith("u:") else int(addr[2:])
+        after[conv_id] = seq
+    convs, rows, unread = await messages.sync(s.store, user.id, after, req.limit)
+    await _people_in(s, [r for found in rows.values() for r in found])
+    viewer = s.directory.viewer(user.id)
+    result = []
+    for conv in convs:
+        roster = await s.directory.roster(conv["id"])
+        if roster is None:
+            continue
+        entry = await _summary(s, viewer, conv, roster, unread.get(conv["id"], []))
+        found = [] if roster.banned else rows.get(conv["id"], [])
+        entry["messages"], entry["hidden"] = views.page(found[:req.limit], viewer, roster, s.directory.cached_users())
+        entry["more"] = len(found) > req.limit
+        result.append(entry)
+    return {"convs": result}
+
+
+async def history(s: Services, client: Connection, req: History) -> Reply:
+    if req.before is not None and req.after is not None:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "give before or after, not both", field="after")
+    roster = await access_conversation(s, client, req.conv)
+    rows, more = await messages.history(s.store, roster.conv_id, before=req.before, after=req.after, limit=req.limit)
+    await _people_in(s, rows)
+    viewer = s.directory.viewer(user_of(client).id)
+    shown, hidden = views.page(rows, viewer, roster, s.directory.cached_users())
+    return {"conv": roster.address, "messages": shown, "hidden": hidden, "more": more}
+
+
+async def read(s: Services, client: Connection, req: Read) -> Reply:
+    user = user_of(client)
+    roster = await access_conversation(s, client, req.conv)
+    read_seq = await conversations.mark_read(s.store, roster.conv_id, user.id, req.seq)
+    if read_seq is None:  # removed from the conversation meanwhile
+        raise ProtocolError(ErrorCode.FORBIDDEN)
+    rows = (await messages.unread_rows(s.store, user.id, [(roster.conv_id, read_seq)]))[roster.conv_id]
+    unread = views.unread(rows, s.directory.viewer(user.id), roster)
+    s.hub.deliver(
+        [user.id], framed({"op": "read", "conv": roster.address, "read_seq": read_seq, "unread": unread}), client
+    )
+    return {"conv": roster.address, "read_seq": read_seq, "unread": unread}
+
+
+async def receipt(s: Services, client: Connection, req: Receipt) -> Reply:
+    """The other person's read marker in a direct chat: a bot stops escalating a notice once it is read."""
+    user = require_role(client, visibility.HOSPITAL, "only staff, bots and admins see read receipts")
+    roster = await access_conversation(s, client, req.conv)
+    if roster.kind == "group":
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "read receipts exist in direct chats only", field="conv")
+    last_seq, markers = await conversations.read_markers(s.store, roster.conv_id)
+    peers = [seq for uid, seq in markers.items() if uid != user.id]
+    return {"conv": roster.address, "last_seq": last_seq, "read_seq": markers.get(user.id, 0),
+            "peer_read_seq": peers[0] if peers else 0}
+
+
+async def convs(s: Services, client: Connection, req: Convs) -> Reply:
+    user = user_of(client)
+    viewer = s.directory.viewer(user.id)
+    found = await conversations.summaries(s.store, user.id)
+    unread = await messages.unread_rows(
+        s.store, user.id, [(c["id"], c["read_seq"]) for c in found if c["last_seq"] > c["read_seq"]]
+    )
+    result = []
+    for conv in found:
+        roster = await s.directory.roster(conv["id"])
+        if roster is not None:
+            result.append(await _summary(s, viewer, conv, roster, unread.get(conv["id"], [])))
+    return {"convs": result}
+
+
+async def _summary(
+    s: Services, viewer: Viewer, conv: asyncpg.Record, roster: Roster, unread_rows: list[messages.Row]
+) -> dict[str, Any]:
+    """A conversation as ``convs`` and ``sync`` show it (SPEC.md §5.5)."""
+    peer = (await s.directory.users([conv["peer_id"]])).get(conv["peer_id"]) if conv["peer_id"] else None
+    entry: dict[str, Any] = {
+        "conv": roster.address, "kind": roster.kind, "name": views.conversation_name(viewer, roster, peer),
+        "role": conv["role"], "last_seq": conv["last_seq"], "read_seq": conv["read_seq"],
+        "unread": 0 if roster.banned else views.unread(unread_rows, viewer, roster),
+    }
+    if roster.kind == "group":
+        entry |= roster.settings()
+    elif peer is not None and peer.role is Role.BOT:
+        entry["service"] = True  # the person's inbox for that bot's service (SPEC.md §5.5)
+    return entry
+
+
+async def _people_in(s: Services, rows: list[messages.Row]) -> None:
+    """Load the senders and mention targets of these rows, members or not any more, before rendering."""
+    ids = {r.sender_id for r in rows} | {r.only_user_id for r in rows if r.only_user_id is not None}
+    await s.directory.users(list(ids))
+
+
+ROUTES = dict([
+    route(Sync, sync), route(History, history), route(Read, read), route(Receipt, receipt), route(Convs, convs),
+])

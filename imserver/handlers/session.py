@@ -1,0 +1,93 @@
+"""The handshake and the session: ``hello``, ``ping``, ``logout`` (SPEC.md §4, §5; IM-14, IM-17, SEC-1)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from imserver import auth
+from imserver.access import actor_of
+from imserver.actions.accounts import do_end_session
+from imserver.connection import Connection, TokenBucket
+from imserver.handlers.base import Reply, route
+from imserver.model import Role, Session
+from imserver.services import Services
+from imserver.store import accounts
+from protocol import ErrorCode, ProtocolError, negotiate
+from protocol.frames import Hello, Logout, Ping
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def hello(s: Services, client: Connection, req: Hello) -> Reply:
+    version = negotiate(req)
+    token = None
+    if req.token is not None:
+        session_id = s.signer.check(req.token)
+        found = await accounts.live_session(s.store, session_id) if session_id else None
+        if session_id is None or found is None:
+            raise ProtocolError(ErrorCode.TOKEN_INVALID, fatal=True)
+        user, device, readonly = found
+        readonly = readonly or req.readonly
+    elif req.username is not None and req.password is not None:
+        creds = await accounts.credentials(s.store, req.username)
+        if not await auth.verify_password(creds[1] if creds else None, req.password) or creds is None:
+            raise ProtocolError(ErrorCode.AUTH_FAILED, fatal=True)
+        user, device, readonly = creds[0], req.device, req.readonly
+        session_id = None
+    else:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "hello needs a token or a username and password", fatal=True)
+    if user.banned:  # told only to someone who proved the password or holds a token (IM-14)
+        raise ProtocolError(ErrorCode.ACCOUNT_BANNED, fatal=True)
+    if session_id is None:
+        expires = time.time() + s.settings.token_days * 86400
+        session_id = await accounts.create_session(
+            s.store, user.id, device, readonly, datetime.fromtimestamp(expires, UTC)
+        )
+        token = s.signer.issue(session_id, expires)
+    await s.directory.users([user.id])
+    client.session = Session(session_id, user, device, readonly)
+    client.protocol.open(readonly=readonly)
+    settings = s.settings
+    rate, burst = (settings.bot_rate, settings.bot_burst) if user.role is Role.BOT else (settings.rate, settings.burst)
+    client.limiter = TokenBucket(rate, burst)
+    s.hub.attach(client)
+    # A ban committed after the account was read revoked only older sessions, and its event may have
+    # passed before this attach: look again, now that later events will find this connection (IM-14).
+    still = await accounts.live_session(s.store, session_id)
+    if still is None or still[0].banned:
+        s.hub.detach(client)
+        raise ProtocolError(ErrorCode.ACCOUNT_BANNED, fatal=True)
+    welcome: dict[str, Any] = {
+        "version": version, "session": str(session_id), "user": user.public(), "readonly": readonly,
+        "limits": {"max_frame": settings.max_frame, "max_text": settings.max_text, "rate": rate, "burst": burst,
+                   "files": s.file_limits},
+        "server_time": now_ms(),
+    }
+    if token is not None:
+        welcome["token"] = token
+    return welcome
+
+
+async def ping(s: Services, client: Connection, req: Ping) -> Reply:
+    return {"server_time": now_ms()}
+
+
+async def logout(s: Services, client: Connection, req: Logout) -> Reply:
+    assert client.session is not None
+    # The SessionsEnded event closes the session's other connections; this one answers first, then closes.
+    s.hub.detach(client)
+    try:
+        await do_end_session(s.actions, actor_of(client), client.session.id)
+    except BaseException:
+        s.hub.attach(client)
+        raise
+    client.reply(req.rid)
+    client.finish(1000, ErrorCode.SESSION_ENDED, bye=False)
+    return None
+
+
+ROUTES = dict([route(Hello, hello), route(Ping, ping), route(Logout, logout)])
