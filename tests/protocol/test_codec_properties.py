@@ -128,7 +128,9 @@ def test_request_round_trip_through_builtins(request: Request[Any]) -> None:
     assert decode_request(encode(as_map), BIG) == request
 
 
-SERVER_FRAMES = sorted({*ANSWER_TYPES.values(), *PUSH_TYPES, ErrorFrame}, key=lambda t: t.__name__)
+SERVER_FRAMES: list[type[msgspec.Struct]] = sorted(
+    {*ANSWER_TYPES.values(), *PUSH_TYPES, ErrorFrame}, key=lambda t: t.__name__
+)
 server_frames: st.SearchStrategy[msgspec.Struct] = st.one_of([struct_strategy(t) for t in SERVER_FRAMES])
 
 

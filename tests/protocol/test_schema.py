@@ -32,7 +32,7 @@ def test_it_names_every_op_push_and_error() -> None:
     assert set(DOC["ops"]) == OPS
     assert set(DOC["pushes"]) == PUSH_OPS
     assert {name for name, op in DOC["ops"].items() if op["writes"]} == {
-        t.__struct_config__.tag for t in REQUEST_TYPES if t.writes  # type: ignore[misc]
+        t.__struct_config__.tag for t in REQUEST_TYPES if t.writes
     }
     assert all(set(op["pushes"]) <= PUSH_OPS for op in DOC["ops"].values())
     Draft202012Validator.check_schema(DOC)
