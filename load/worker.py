@@ -24,8 +24,10 @@ from typing import Any
 
 import trio
 
-from clients.python.client import Client, ClientError, ConnectionLost, open_client
+from clients.python.client import Client, ClientError, ConnectionLost, Lost, open_client
 from load.stats import Histogram
+from protocol import Message
+from protocol.frames import MsgPush, Ping, Send
 
 CONNECT_CONCURRENCY = 200
 """Connections a worker opens at once; more only lengthens the server's accept queue."""
@@ -129,11 +131,10 @@ class Agent:
 
     async def _receive(self, client: Client) -> None:
         tally = self.worker
-        async for frame in client.events():
-            op = frame.get("op")
-            if op == "msg":
-                self.record(frame["msg"], live=True)
-            elif op == "_lost" and not self.dropped:
+        async for event in client.events():
+            if isinstance(event, MsgPush):
+                self.record(event.msg, live=True)
+            elif isinstance(event, Lost) and not self.dropped:
                 tally.tally.reconnects += 1
                 await trio.sleep(0.2)
                 try:
@@ -142,11 +143,11 @@ class Agent:
                 except (ClientError, ConnectionLost, OSError, trio.TooSlowError) as exc:
                     tally.tally.error(f"reconnect: {type(exc).__name__}")
 
-    def record(self, msg: dict[str, Any], *, live: bool) -> None:
-        track = self.tracks.get(msg["conv"])
+    def record(self, msg: Message, *, live: bool) -> None:
+        track = self.tracks.get(msg.conv)
         if track is None:
             return
-        verdict = track.add(msg["seq"])
+        verdict = track.add(msg.seq)
         tally = self.worker.tally
         if verdict == "duplicate":
             tally.duplicates += 1
@@ -155,7 +156,7 @@ class Agent:
             tally.out_of_order += 1
         tally.delivered += 1
         if live:
-            stamp, _, _ = msg.get("text", "").partition(" ")
+            stamp, _, _ = msg.text.partition(" ")
             try:
                 sent_ns = int(stamp, 16)
             except ValueError:
@@ -170,8 +171,8 @@ class Agent:
         """Fetch what was missed while offline (the app's resync)."""
         after = {conv: track.last for conv, track in self.tracks.items()}
         for conv in await client.sync(after):
-            for message in conv["messages"]:
-                self.record({"conv": message.conv, "seq": message.seq, "text": message.text}, live=False)
+            for message in conv.messages:
+                self.record(message, live=False)
 
     async def _heartbeat(self, client: Client) -> None:
         period = self.worker.scenario["heartbeat_s"]
@@ -179,7 +180,7 @@ class Agent:
         while True:
             if not self.dropped:
                 with contextlib.suppress(ClientError, ConnectionLost, OSError):
-                    await client.request("ping")
+                    await client.request(Ping())
             await trio.sleep(period)
 
     async def send(self, conv: str) -> None:
@@ -194,7 +195,7 @@ class Agent:
             text = f"{time.time_ns():x} {self.worker.filler}"
             started = time.perf_counter()
             try:
-                await client.request("send", conv=conv, cid=uuid.uuid4().hex, kind="text", text=text)
+                await client.request(Send(conv=conv, cid=uuid.uuid4().hex, text=text))
             except ClientError as exc:
                 tally.error(exc.code)
                 return

@@ -1,25 +1,35 @@
 """Bytes <-> frames for protocol v1 (SPEC.md §2). Pure: no I/O.
 
 Any byte string given to :func:`decode_request` either yields a request or
-raises :class:`~protocol.errors.ProtocolError`; nothing else escapes.
+raises :class:`~protocol.errors.ProtocolError`; nothing else escapes. Clients
+decode what the server sends with :func:`peek` (to pair an answer with its
+request), :func:`decode_answer` and :func:`decode_push`, which hold the server
+to the contract: a frame its struct does not describe is a ``bad_frame``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.frames import OPS, AnyRequest, Message, Request
+from protocol.frames import OPS, PUSH_OPS, AnyPush, AnyRequest, ErrorFrame, Message, Push, Request
 
 DEFAULT_MAX_FRAME = 64 * 1024
 
-_request_decoder: msgspec.msgpack.Decoder[Request] = msgspec.msgpack.Decoder(AnyRequest)
+_request_decoder: msgspec.msgpack.Decoder[Request[Any]] = msgspec.msgpack.Decoder(AnyRequest)
 _any_decoder = msgspec.msgpack.Decoder()
 _encoder = msgspec.msgpack.Encoder()
 _message_decoder = msgspec.msgpack.Decoder(Message)
+_push_decoder: msgspec.msgpack.Decoder[Push | ErrorFrame] = msgspec.msgpack.Decoder(AnyPush | ErrorFrame)
+A = TypeVar("A")
+
+
+class _Head(msgspec.Struct):
+    op: str
+    rid: int | None = None
 
 
 def encode(frame: Any) -> bytes:
@@ -42,7 +52,7 @@ def decode_frame(data: bytes) -> dict[str, Any]:
     return value
 
 
-def decode_request(data: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> Request:
+def decode_request(data: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> Request[Any]:
     """Decode and validate one client request.
 
     Error handling: raises ProtocolError with FRAME_TOO_LARGE, BAD_FRAME,
@@ -52,12 +62,14 @@ def decode_request(data: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> Request:
     if len(data) > max_frame:
         raise ProtocolError(ErrorCode.FRAME_TOO_LARGE, f"frame of {len(data)} bytes exceeds {max_frame}")
     try:
-        request: Request = _request_decoder.decode(data)
-        return request
+        request: Request[Any] = _request_decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise _explain(data, str(exc)) from None
     except (msgspec.DecodeError, RecursionError, ValueError) as exc:
         raise ProtocolError(ErrorCode.BAD_FRAME, str(exc)) from None
+    if request.rid == 0:  # the struct's stand-in for "not given": rid is required on the wire (SPEC.md §3.1)
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "Object missing required field `rid`", field="rid")
+    return request
 
 
 def decode_message(data: bytes) -> Message:
@@ -69,6 +81,71 @@ def decode_message(data: bytes) -> Message:
         return _message_decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, ValueError) as exc:
         raise ProtocolError(ErrorCode.BAD_FRAME, str(exc)) from None
+
+
+def peek(data: bytes) -> tuple[str, int | None]:
+    """The ``op`` and ``rid`` of a frame from the server, to pair an answer with its request.
+
+    Error handling: raises ProtocolError(BAD_FRAME) for anything that is not a frame with a string ``op``.
+    """
+    try:
+        head = msgspec.msgpack.decode(data, type=_Head)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, ValueError) as exc:
+        raise ProtocolError(ErrorCode.BAD_FRAME, str(exc)) from None
+    return head.op, head.rid
+
+
+def decode_answer(data: bytes, answer: type[A]) -> A | ErrorFrame:
+    """The answer to a request whose ``ok`` answer is ``answer`` (``frames.answer_type``), or its ``error``.
+
+    Error handling: raises ProtocolError(BAD_FRAME) when the frame is neither, with the path of what
+    the contract does not describe in ``detail``.
+    """
+    op, _ = peek(data)
+    try:
+        return msgspec.msgpack.decode(data, type=ErrorFrame if op == "error" else answer)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, ValueError) as exc:
+        raise ProtocolError(ErrorCode.BAD_FRAME, str(exc)) from None
+
+
+def decode_push(data: bytes) -> Push | ErrorFrame | None:
+    """A frame that answers no pending request: a push, or an ``error`` without a usable ``rid`` (SPEC.md §3.4).
+
+    None for an ``op`` this version does not know: clients ignore it (SPEC.md §9).
+    Error handling: raises ProtocolError(BAD_FRAME) for a known ``op`` whose frame the contract does not describe.
+    """
+    try:
+        return _push_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, ValueError) as exc:
+        op, _ = peek(data)
+        if op not in PUSH_OPS and op != "error":
+            return None
+        raise ProtocolError(ErrorCode.BAD_FRAME, str(exc)) from None
+
+
+def mismatch(data: bytes, frame: msgspec.Struct) -> str | None:
+    """Where the frame ``data`` differs from ``frame``, its decoded struct, encoded again; None if nowhere.
+
+    A struct ignores what it does not declare and fills in what is left out, so
+    a frame can decode without being described exactly: a field the contract
+    lacks, a default sent explicitly, nil for an absent field. Used to hold a
+    server, or a test vector, to the contract exactly.
+    """
+    return _difference(decode_frame(data), decode_frame(encode(frame)), "$")
+
+
+def _difference(sent: Any, described: Any, path: str) -> str | None:
+    if isinstance(sent, dict) and isinstance(described, dict):
+        if sent.keys() != described.keys():
+            return f"{path}: sent {sorted(sent)}, described {sorted(described)}"
+        found = (_difference(sent[k], described[k], f"{path}.{k}") for k in sent)
+        return next((d for d in found if d is not None), None)
+    if isinstance(sent, list) and isinstance(described, list) and len(sent) == len(described):
+        found = (_difference(a, b, f"{path}[{i}]") for i, (a, b) in enumerate(zip(sent, described, strict=True)))
+        return next((d for d in found if d is not None), None)
+    if sent == described and isinstance(sent, bool) == isinstance(described, bool):
+        return None  # an int where a float is declared is the same value (SPEC.md §1.3)
+    return f"{path}: sent {sent!r}, described {described!r}"
 
 
 def _explain(data: bytes, detail: str) -> ProtocolError:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+import msgspec
+
+from protocol.frames import ErrorFrame
+
 
 class ErrorCode(StrEnum):
     """Stable error codes carried in ``error`` and ``bye`` frames."""
@@ -122,15 +126,12 @@ class ProtocolError(Exception):
         self.retry_after_ms = retry_after_ms
         super().__init__(f"{code}: {detail or self.message}")
 
+    def error_frame(self) -> ErrorFrame:
+        """The ``error`` frame for this error (SPEC.md §3.3)."""
+        return ErrorFrame(code=str(self.code), message=self.message, rid=self.rid, detail=self.detail,
+                          field=self.field, retry_after_ms=self.retry_after_ms)
+
     def frame(self) -> dict[str, object]:
-        """The ``error`` frame for this error, ready to encode."""
-        frame: dict[str, object] = {"op": "error", "code": str(self.code), "message": self.message}
-        if self.rid is not None:
-            frame["rid"] = self.rid
-        if self.detail is not None:
-            frame["detail"] = self.detail
-        if self.field is not None:
-            frame["field"] = self.field
-        if self.retry_after_ms is not None:
-            frame["retry_after_ms"] = self.retry_after_ms
+        """The ``error`` frame for this error as a map, ready to encode."""
+        frame: dict[str, object] = msgspec.to_builtins(self.error_frame())
         return frame

@@ -16,9 +16,8 @@ from msgspec import Meta
 
 from protocol.codec import field_path
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.frames import KIND_PATTERN, NO_NUL, AttachmentId, Mime
+from protocol.frames import NO_NUL, AttachmentId, FieldDef, KindDefinition, Mime, Short
 
-Short = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
 Long = Annotated[str, Meta(max_length=4000, pattern=NO_NUL)]
 Url = Annotated[str, Meta(max_length=2000, pattern=r"^(https?://|app://|mp://)[^\x00]*\Z")]
 
@@ -73,6 +72,8 @@ class Attachment(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class Voice(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A voice message (MSG-1 kind 2)."""
+
     audio: Attachment
     seconds: Annotated[int, Meta(ge=1, le=600)]
 
@@ -85,6 +86,8 @@ class ImageGroup(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class Video(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A video with its length and a cover image (MSG-1 kind 6)."""
+
     video: Attachment
     seconds: Annotated[int, Meta(ge=1, le=600)]
     cover: Attachment | None = None
@@ -110,11 +113,15 @@ class LabReport(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class LabReportImages(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A lab report as photos of the paper (MSG-1 kind 10)."""
+
     title: Short
     images: Annotated[list[Attachment], Meta(min_length=1, max_length=20)]
 
 
 class LabReportPdf(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A lab report as a PDF file (MSG-1 kind 11)."""
+
     title: Short
     pdf: Attachment
 
@@ -128,6 +135,8 @@ class File(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class TreatmentItem(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One thing to do on a day of treatment, with its time and place."""
+
     name: Short
     time: Clock | Literal[""] = ""
     place: Annotated[str, Meta(max_length=200, pattern=NO_NUL)] = ""
@@ -151,35 +160,11 @@ class FollowUp(msgspec.Struct, frozen=True, omit_defaults=True):
     form: Action | None = None
 
 
-FieldType = Literal["text", "long_text", "int", "number", "bool", "date", "time", "url", "attachment", "choice"]
-
 _FIELD_TYPES: dict[str, Any] = {
     "text": Short, "long_text": Long, "int": Annotated[int, Meta(ge=-(2**53), le=2**53)],
     "number": Annotated[float, Meta(ge=-1e15, le=1e15)], "bool": bool, "date": Day, "time": Clock, "url": Url,
     "attachment": Attachment,
 }
-
-
-class FieldDef(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
-    """One field of an admin-defined kind."""
-
-    name: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}\Z")]
-    type: FieldType
-    label: Short
-    """What a form shows staff for this field (Chinese)."""
-    required: bool = True
-    choices: Annotated[list[Short], Meta(max_length=50)] = []
-    """The allowed values of a ``choice`` field."""
-
-
-class KindDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A kind an admin defines at run time (MSG-1 自定义): its fields and its fallback text."""
-
-    name: Annotated[str, Meta(pattern=KIND_PATTERN)]
-    title: Short
-    fields: Annotated[list[FieldDef], Meta(min_length=1, max_length=30)]
-    fallback: Annotated[str, Meta(min_length=1, max_length=500, pattern=NO_NUL)]
-    """The text for clients that do not know the kind: ``{field}`` stands for a field's value."""
 
 
 class Form(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -308,6 +293,10 @@ class KindRegistry:
 
     def names(self) -> list[str]:
         return ["text", *sorted(self._kinds)]
+
+    def bodies(self) -> dict[str, type[msgspec.Struct]]:
+        """The body struct of each kind but ``text``, by name (what ``protocol.schema`` exports)."""
+        return {name: self._kinds[name].schema for name in sorted(self._kinds)}
 
     def validate(self, kind: str, body: dict[str, Any] | None) -> tuple[dict[str, Any], str]:
         """Check ``body`` against the kind's schema; return the normalised body and its fallback text.

@@ -11,6 +11,7 @@ the ops that write. The transport feeds each WebSocket message to
 from __future__ import annotations
 
 from enum import Enum, auto
+from typing import Any
 
 from protocol.codec import DEFAULT_MAX_FRAME, decode_request
 from protocol.errors import ErrorCode, ProtocolError
@@ -34,7 +35,7 @@ class ServerSession:
         self.phase = Phase.AWAIT_HELLO
         self.readonly = False
 
-    def receive(self, data: bytes | str) -> Request:
+    def receive(self, data: bytes | str) -> Request[Any]:
         """Decode one WebSocket message into a request the server may act on.
 
         Error handling: raises ProtocolError; when its ``fatal`` is set the
@@ -49,7 +50,7 @@ class ServerSession:
             raise ProtocolError(ErrorCode.READ_ONLY, rid=request.rid)
         return request
 
-    def _receive_hello(self, data: bytes | str) -> Request:
+    def _receive_hello(self, data: bytes | str) -> Request[Any]:
         """Before the handshake every error is fatal: a peer that cannot say hello is not a client."""
         try:
             request = self._decode(data)
@@ -62,7 +63,7 @@ class ServerSession:
             raise ProtocolError(ErrorCode.AUTH_REQUIRED, rid=request.rid, fatal=True)
         return request
 
-    def _decode(self, data: bytes | str) -> Request:
+    def _decode(self, data: bytes | str) -> Request[Any]:
         if isinstance(data, str):
             raise ProtocolError(ErrorCode.BAD_FRAME, "text messages are not part of the protocol")
         return decode_request(data, self.max_frame)

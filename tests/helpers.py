@@ -9,7 +9,8 @@ from typing import Any
 import trio
 
 from clients.python import Client
-from protocol import Message
+from clients.python.client import Event, Lost
+from protocol import Message, decode_frame, encode
 
 
 async def take(client: Client, count: int, seconds: float = 5) -> list[Message]:
@@ -23,11 +24,19 @@ async def take(client: Client, count: int, seconds: float = 5) -> list[Message]:
     return got
 
 
+def as_frame(event: Event) -> dict[str, Any]:
+    """An event from ``Client.events`` as the frame the server sent, which the SDK decoded and checked against the
+    contract; a lost connection as ``{"op": "_lost", "code": ..., "reason": ...}``."""
+    if isinstance(event, Lost):
+        return {"op": "_lost", "code": event.code, "reason": event.reason}
+    return decode_frame(encode(event))
+
+
 async def next_push(client: Client, op: str, seconds: float = 5) -> dict[str, Any]:
     """The next push frame with this ``op``, skipping others."""
     with trio.fail_after(seconds):
-        async for frame in client.events():
-            if frame["op"] == op:
+        async for event in client.events():
+            if (frame := as_frame(event))["op"] == op:
                 return frame
     raise AssertionError("the client's events ended")
 

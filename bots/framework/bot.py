@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from bots.framework import texts
 from bots.framework.commands import Args, Call, Command, CommandError, Registry, is_command
 from bots.framework.connection import CONNECTION_ERRORS
 from clients.python import Client, ClientError
 from protocol import Message
+from protocol.frames import SendAnswer
 
 if TYPE_CHECKING:
     from bots.framework.jobs import Handler
@@ -75,7 +76,7 @@ class Context:
     def in_group(self) -> bool:
         return self.message.conv.startswith("g:")
 
-    async def reply(self, text: str, *, privately: bool = False) -> dict[str, Any]:
+    async def reply(self, text: str, *, privately: bool = False) -> SendAnswer:
         """Answer in the message's conversation; ``privately`` shows it to the sender only (in a group)."""
         self._replies += 1
         cid = f"re:{self.message.conv}:{self.message.seq}:{self._replies}"

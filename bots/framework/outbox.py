@@ -51,6 +51,7 @@ from bots.framework.jobs import Handler, Job
 from bots.framework.state import BotState
 from clients.python import Client, ClientError
 from integrations.http import Refused, Unavailable
+from protocol.frames import Receipt
 
 log = logging.getLogger("bots.outbox")
 
@@ -239,7 +240,7 @@ class Outbox:
                                                retries=0)
         except ClientError as exc:
             raise _refusal(exc, "the notice") from exc
-        return str(answer["conv"]), int(answer["seq"])
+        return answer.conv, answer.seq
 
     async def _read_meanwhile(self, row: _Row, index: int, now: datetime) -> bool:
         """Has the person read an app notice an earlier step sent? If so, record it and settle (steps after
@@ -249,10 +250,10 @@ class Outbox:
             return False
         step, conv, seq = notice
         try:
-            receipt = await self._client().request("receipt", conv=conv)
+            receipt = await self._client().request(Receipt(conv=conv))
         except ClientError as exc:
             raise _refusal(exc, "receipt") from exc
-        if receipt["peer_read_seq"] < seq:
+        if receipt.peer_read_seq < seq:
             return False
 
         async def txn(conn: asyncpg.Connection) -> None:

@@ -34,6 +34,7 @@ from bots.framework.outbox import Outbox
 from bots.framework.state import BotState
 from clients.python import Client, ClientError, open_client
 from integrations.http import Backoff
+from protocol.frames import Convs
 
 log = logging.getLogger("bots")
 
@@ -43,8 +44,8 @@ RECONNECT = Backoff()
 
 async def current_positions(client: Client) -> dict[str, int]:
     """The last seq of every conversation the user is in now (SPEC.md §5.5): where a fresh bot starts."""
-    answer = await client.request("convs")
-    return {conv["conv"]: conv["last_seq"] for conv in answer["convs"]}
+    answer = await client.request(Convs())
+    return {conv.conv: conv.last_seq for conv in answer.convs}
 
 
 async def _starting_positions(client: Client, state: BotState | None) -> dict[str, int]:
@@ -124,7 +125,7 @@ async def _follow(
                 done = positions
                 # Conversations joined while disconnected start at their end, like those joined while running.
                 client.positions = dict(done) if first else (await current_positions(client)) | done
-                me = client.welcome["user"]["id"]
+                me = client.welcome.user.id
                 log.info("bot online", extra={"bot": bot.name, "convs": len(positions)})
                 with outbox.connected(client) if outbox is not None else nullcontext():
                     if first:

@@ -38,6 +38,7 @@ from integrations.his.client import HisClient, connect
 from protocol import Message
 from protocol.clock import HOSPITAL_ZONE, Clock, system_clock
 from protocol.errors import ProtocolError
+from protocol.frames import GroupAdd, Members
 from protocol.kinds import Form, check_form_reply
 
 log = logging.getLogger(__name__)
@@ -180,8 +181,8 @@ class PathwayBot(Bot):
     async def progress(self, ctx: Context, args: Args) -> None:
         """Her own progress (EDU-3): she is found among the conversation's members by her member id, so it works
         before anything was sent to her; in a group the answer is for her eyes only."""
-        members = (await ctx.client.request("members", conv=ctx.conv))["members"]
-        patient = next((m.get("username") for m in members if m["id"] == ctx.message.sender.id), None)
+        members = (await ctx.client.request(Members(conv=ctx.conv))).members
+        patient = next((m.username or None for m in members if m.id == ctx.message.sender.id), None)
         await ctx.reply(await self._progress_of(await self._store(ctx), patient), privately=True)
 
     async def status(self, ctx: Context, args: Args) -> None:
@@ -305,13 +306,13 @@ class PathwayBot(Bot):
         patients = await store.tagged(tag)
         if not patients:
             raise CommandError(texts.CLASS_EMPTY.format(tag=tag))
-        me = ctx.client.welcome["user"]["id"]
-        members = (await ctx.client.request("members", conv=ctx.conv))["members"]
-        if not any(m["id"] == me and m["member_role"] in ("owner", "admin") for m in members):
+        me = ctx.client.welcome.user.id
+        members = (await ctx.client.request(Members(conv=ctx.conv))).members
+        if not any(m.id == me and m.member_role in ("owner", "admin") for m in members):
             raise CommandError(texts.CLASS_NOT_ADMIN)
         posted = await self._work(ctx.outbox).prepare_classroom(ctx.conv, pathway, node, items)
         for patient in patients:
-            await ctx.client.request("group_add", conv=ctx.conv, user=patient)
+            await ctx.client.request(GroupAdd(conv=ctx.conv, user=patient))
         await store.keep_classroom(ctx.conv, tag, content, ctx.message.sender.id)
         await ctx.reply(texts.CLASS_READY.format(tag=tag, patients=len(patients), items=posted))
 

@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Any
 
 import asyncpg
+import msgspec
 import trio
 
 from bots.framework.channels import Note, Recipient
@@ -30,6 +31,7 @@ from bots.pathway.schedule import at_clock, daytime, reached
 from bots.pathway.store import JOB_ATTEMPTS, CycleRow, Delivery, PathwayStore, Sent
 from clients.python import Client, ClientError
 from protocol.clock import HOSPITAL_ZONE
+from protocol.frames import GroupAdd, GroupCreate, GroupRemove, Receipt
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +217,7 @@ class Work:
         return updated
 
     async def _receipts(self, convs: Sequence[str]) -> list[tuple[str, int]]:
-        return [(conv, (await self.client.request("receipt", conv=conv))["peer_read_seq"]) for conv in convs]
+        return [(conv, (await self.client.request(Receipt(conv=conv))).peer_read_seq) for conv in convs]
 
     async def _send_item(self, cycle: CycleRow, node: str, item: Item, job: Job, *, remind: bool,
                          key: str | None = None) -> None:
@@ -237,7 +239,7 @@ class Work:
     async def _send(self, cycle: CycleRow, sent: Sent, out: Outgoing, job: Job, *, remind: bool) -> None:
         ack = await self.client.send(f"u:{cycle.patient}", out.text, kind=out.kind, body=out.body, cid=sent.cid)
         remind_at = daytime(job.now + self.remind_after[0]) if remind and self.remind_after else None
-        await self.store.delivered(sent, ack["conv"], ack["seq"], job.now, remind_at)
+        await self.store.delivered(sent, ack.conv, ack.seq, job.now, remind_at)
 
     async def _file(self, name: str) -> dict[str, Any] | None:
         """The attachment of a file shipped beside the pathways, uploaded once per content; None if not shipped."""
@@ -252,7 +254,7 @@ class Work:
             attachment = await self.store.file(name, digest)
             if attachment is None:
                 mime = MIME.get(name[name.rfind("."):].lower(), "application/octet-stream")
-                attachment = await self.client.upload(data, mime, name)
+                attachment = msgspec.to_builtins(await self.client.upload(data, mime, name))
                 await self.store.keep_file(name, digest, attachment)
         self._files[name] = attachment
         return attachment
@@ -262,10 +264,10 @@ class Work:
         previous = await self.store.current_group(cycle.patient)
         if previous == group:
             return
-        await self.client.request("group_add", conv=group, user=cycle.patient)
+        await self.client.request(GroupAdd(conv=group, user=cycle.patient))
         if previous is not None:
             try:
-                await self.client.request("group_remove", conv=previous, user=cycle.patient)
+                await self.client.request(GroupRemove(conv=previous, user=cycle.patient))
             except ClientError as exc:
                 if exc.code != "not_found":  # she had left already
                     raise
@@ -276,8 +278,8 @@ class Work:
         found = await self.store.node_group(cycle.pathway.key, node.key)
         if found is not None:
             return found
-        made = await self.client.request("group_create", name=node.group)
-        return await self.store.keep_node_group(cycle.pathway.key, node.key, made["conv"])
+        made = await self.client.request(GroupCreate(name=node.group))
+        return await self.store.keep_node_group(cycle.pathway.key, node.key, made.conv)
 
 
 def _notice_key(cycle_id: int, procedure: str, day: date, revision: int) -> str:

@@ -14,6 +14,7 @@ import re
 from bots.framework import Args, Bot, Command, Context, Param
 from bots.ward import texts
 from clients.python import ClientError
+from protocol.frames import GroupAdd, GroupRemove, Members
 
 _GROUP = re.compile(r"^g:\d{1,18}$")
 
@@ -40,20 +41,20 @@ class WardBot(Bot):
         members = {}
         for conv in (source, target):
             try:
-                members[conv] = (await ctx.client.request("members", conv=conv))["members"]
+                members[conv] = (await ctx.client.request(Members(conv=conv))).members
             except ClientError as exc:
                 await ctx.reply(texts.BOT_CANNOT.format(conv=conv, reason=exc.message))
                 return
-            if not any(m["id"] == ctx.message.sender.id for m in members[conv]):
+            if not any(m.id == ctx.message.sender.id for m in members[conv]):
                 await ctx.reply(texts.NOT_YOUR_GROUP.format(conv=conv))
                 return
-        if not any(m.get("username") == patient and m["role"] == "patient" for m in members[source]):
+        if not any(m.username == patient and m.role == "patient" for m in members[source]):
             await ctx.reply(texts.NOT_IN_GROUP.format(patient=patient, conv=source))
             return
-        for op, conv in (("group_add", target), ("group_remove", source)):
+        for change in (GroupAdd(conv=target, user=patient), GroupRemove(conv=source, user=patient)):
             try:
-                await ctx.client.request(op, conv=conv, user=patient)
+                await ctx.client.request(change)
             except ClientError as exc:
-                await ctx.reply(texts.BOT_CANNOT.format(conv=conv, reason=exc.message))
+                await ctx.reply(texts.BOT_CANNOT.format(conv=change.conv, reason=exc.message))
                 return
         await ctx.reply(texts.MOVED.format(patient=patient, source=source, target=target))

@@ -17,8 +17,10 @@ from typing import Any
 import msgspec
 import trio
 
-from clients.python.client import Client, ClientError, ConnectionLost, open_client
-from protocol import Message
+from clients.python.client import Client, ClientError, ConnectionLost, ContractError, open_client
+from protocol import ErrorCode, ErrorFrame
+from protocol.errors import MESSAGES_ZH
+from protocol.frames import Convs, History, Member, Members, SendAnswer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,30 +89,43 @@ def _fill(text: str) -> tuple[str, str]:
     return prompt, value
 
 
-def _json(message: Message) -> str:
-    return msgspec.json.encode(message).decode()
+def _json(value: Any) -> str:
+    """One line of output: a frame struct or a value, as JSON (a frame's ``op`` and ``rid`` left out)."""
+    found = msgspec.to_builtins(value)
+    if isinstance(found, dict):
+        found = {k: v for k, v in found.items() if k not in ("op", "rid")}
+    return json.dumps(found, ensure_ascii=False)
 
 
 async def _send(client: Client, args: argparse.Namespace) -> None:
     only = await _member_id(client, args.conv, args.only) if args.only else None
     ack = await client.send(args.conv, args.text, cid=args.client_id, only=only)
-    print(json.dumps({"conv": ack["conv"], "seq": ack["seq"], "id": ack["id"], "dup": ack["dup"]}))
+    print(_sent(ack))
+
+
+def _sent(ack: SendAnswer) -> str:
+    return json.dumps({"conv": ack.conv, "seq": ack.seq, "id": ack.id, "dup": ack.dup})
+
+
+async def _members_of(client: Client, conv: str) -> list[Member]:
+    return (await client.request(Members(conv=conv))).members
 
 
 async def _member_id(client: Client, conv: str, name: str) -> str:
     """The id the server shows for a member, found by username (or given as an id already)."""
-    members = (await client.request("members", conv=conv))["members"]
+    members = await _members_of(client, conv)
     for member in members:
-        if member.get("username") == name:
-            return str(member["id"])
-    if any(member["id"] == name for member in members):
+        if member.username == name:
+            return member.id
+    if any(member.id == name for member in members):
         return name
-    raise ClientError({"code": "not_found", "message": "会话或用户不存在", "detail": f"no member {name}"})
+    code = ErrorCode.NOT_FOUND
+    raise ClientError(ErrorFrame(code=code, message=MESSAGES_ZH[code], detail=f"no member {name}"))
 
 
 async def _members(client: Client, args: argparse.Namespace) -> None:
-    for member in (await client.request("members", conv=args.conv))["members"]:
-        print(json.dumps(member, ensure_ascii=False))
+    for member in await _members_of(client, args.conv):
+        print(_json(member))
 
 
 async def _history(client: Client, args: argparse.Namespace) -> None:
@@ -122,8 +137,8 @@ async def _history(client: Client, args: argparse.Namespace) -> None:
 async def _listen(client: Client, args: argparse.Namespace) -> None:
     conv = args.conv
     if conv.startswith("u:"):  # live messages name the canonical d:<id>
-        conv = (await client.request("history", conv=conv, limit=1))["conv"]
-    client.positions = {c["conv"]: c["last_seq"] for c in (await client.request("convs"))["convs"]}
+        conv = (await client.request(History(conv=conv, limit=1))).conv
+    client.positions = {c.conv: c.last_seq for c in (await client.request(Convs())).convs}
     seen = 0
     with trio.move_on_after(args.timeout if args.timeout is not None else float("inf")):
         async for message in client.messages(resync=False):
@@ -139,7 +154,7 @@ async def _upload(client: Client, args: argparse.Namespace) -> None:
     path = trio.Path(args.file)
     mime = args.mime or (mimetypes.guess_type(args.file)[0] or "application/octet-stream").lower()
     ref = await client.upload(await path.read_bytes(), mime, args.name if args.name is not None else path.name)
-    print(json.dumps(ref, ensure_ascii=False))
+    print(_json(ref))
 
 
 async def _fetch(client: Client, args: argparse.Namespace) -> None:
@@ -154,19 +169,17 @@ async def _fetch(client: Client, args: argparse.Namespace) -> None:
 
 async def _qr(client: Client, args: argparse.Namespace) -> None:
     if args.qr_command == "search":
-        found = await client.quick_replies(args.text, limit=args.limit)
+        for reply in await client.quick_replies(args.text, limit=args.limit):
+            print(_json(reply))
     elif args.qr_command == "add":
-        saved = await client.save_quick_reply(
+        print(_json(await client.save_quick_reply(
             args.shortcut, args.title, args.text, kind=args.kind, body=args.body, scope=args.scope, team=args.team,
             id=args.id,
-        )
-        found = [{k: v for k, v in saved.items() if k not in ("op", "rid")}]
+        )))
     else:
         member = await _member_id(client, args.conv, args.member) if args.member else None
-        found = await client.send_quick_replies(args.conv, args.ids, member=member, fill=dict(args.fill))
-        found = [{k: ack[k] for k in ("conv", "seq", "id", "dup")} for ack in found]
-    for entry in found:
-        print(json.dumps(entry, ensure_ascii=False))
+        for ack in await client.send_quick_replies(args.conv, args.ids, member=member, fill=dict(args.fill)):
+            print(_sent(ack))
 
 
 _COMMANDS: dict[str, Any] = {
@@ -193,6 +206,6 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({"error": exc.code, "message": exc.message, "detail": exc.detail}, ensure_ascii=False),
               file=sys.stderr)
         sys.exit(1)
-    except (ConnectionLost, OSError) as exc:
+    except (ConnectionLost, ContractError, OSError) as exc:
         print(json.dumps({"error": "connection", "message": str(exc)}, ensure_ascii=False), file=sys.stderr)
         sys.exit(1)

@@ -6,6 +6,11 @@ never makes a duplicate (SPEC.md §5.1). ``messages`` yields each message of
 the user's conversations exactly once and in order, live or after a
 reconnect, by tracking the last seq per conversation and filling gaps with
 ``sync`` (SPEC.md §5.2).
+
+Every answer and push is decoded with its struct of ``protocol.frames``, so a
+frame the contract does not describe fails loudly (ContractError) instead of
+surfacing later as a missing key: every test that drives a server through this
+SDK checks the server against the contract.
 """
 
 from __future__ import annotations
@@ -17,27 +22,74 @@ import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
 
 import msgspec
 import trio
 
 from clients.python import websocket
 from clients.python.websocket import ClientWebSocket, ConnectionClosed
-from protocol import Message, ProtocolError, decode_frame, encode
-from protocol.frames import PROTOCOL_VERSIONS
+from protocol import (
+    ErrorFrame,
+    Message,
+    ProtocolError,
+    Push,
+    Request,
+    decode_answer,
+    decode_frame,
+    decode_push,
+    encode,
+    peek,
+)
+from protocol.frames import (
+    ANSWER_TYPES,
+    PROTOCOL_VERSIONS,
+    FactsSet,
+    FactsSetAnswer,
+    Fetch,
+    Hello,
+    HiddenPush,
+    History,
+    MsgPush,
+    QrRender,
+    QrSave,
+    QrSaveAnswer,
+    QrSearch,
+    QuickReply,
+    Read,
+    ReadAnswer,
+    Scope,
+    Send,
+    SendAnswer,
+    SeqRange,
+    Sync,
+    SyncEntry,
+    UploadBegin,
+    UploadEnd,
+    UploadPart,
+    Welcome,
+    answer_type,
+)
+from protocol.kinds import Attachment
+
+A = TypeVar("A")
 
 
 class ClientError(Exception):
     """The server answered with an error frame (SPEC.md §7)."""
 
-    def __init__(self, frame: dict[str, Any]) -> None:
-        self.code: str = frame.get("code", "")
-        self.message: str = frame.get("message", "")
-        self.detail: str | None = frame.get("detail")
-        self.field: str | None = frame.get("field")
-        self.frame = frame
+    def __init__(self, error: ErrorFrame) -> None:
+        self.error = error
+        self.code = error.code
+        self.message = error.message
+        self.detail = error.detail
+        self.field = error.field
         super().__init__(f"{self.code}: {self.detail or self.message}")
+
+
+class ContractError(Exception):
+    """The server sent a frame the contract (``protocol.frames``) does not describe: a bug on one side."""
 
 
 class ConnectionLost(Exception):
@@ -49,51 +101,80 @@ class ConnectionLost(Exception):
         super().__init__(f"connection closed ({code} {reason})")
 
 
+@dataclass(frozen=True)
+class Lost:
+    """Not a frame: the connection dropped (the close code and reason, if the server sent them)."""
+
+    code: int | None
+    reason: str | None
+
+
+Event = Push | ErrorFrame | Lost
+"""What :meth:`Client.events` yields: a push, an error the server could not pair with a request
+(SPEC.md §3.4), or the news that the connection dropped."""
+
+
 class _Slot:
     def __init__(self) -> None:
         self.event = trio.Event()
-        self.frame: dict[str, Any] | None = None
+        self.data: bytes | None = None
         self.lost: ConnectionLost | None = None
 
 
 class _Link:
     """One WebSocket: request/answer pairing and the pushes it received."""
 
-    def __init__(self, ws: ClientWebSocket, pushes: trio.MemorySendChannel[dict[str, Any]]) -> None:
+    def __init__(self, ws: ClientWebSocket, events: trio.MemorySendChannel[Event | ContractError]) -> None:
         self.ws = ws
-        self._pushes = pushes
+        self._events = events
         self._rids = itertools.count(1)
         self._slots: dict[int, _Slot] = {}
         self.lost: ConnectionLost | None = None
 
-    async def request(self, op: str, **fields: Any) -> dict[str, Any]:
+    async def request(self, request: Request[A]) -> A:
+        rid = next(self._rids)
+        data = await self._exchange(rid, encode(msgspec.structs.replace(request, rid=rid)))
+        return _answer(data, answer_type(type(request)))
+
+    async def request_loose(self, op: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Any frame, however odd (tests send malformed ones); an answer to a known op is still held to the contract."""
+        rid = next(self._rids)
+        data = await self._exchange(rid, encode({"op": op, "rid": rid, **fields}))
+        expected: type[Any] = ANSWER_TYPES.get(op, dict)  # an op the contract does not know is answered by an error
+        _answer(data, expected)
+        return decode_frame(data)
+
+    async def _exchange(self, rid: int, frame: bytes) -> bytes:
         if self.lost is not None:
             raise self.lost
-        rid = next(self._rids)
         slot = self._slots[rid] = _Slot()
         try:
-            await self.ws.send_message(encode({"op": op, "rid": rid, **fields}))
+            await self.ws.send_message(frame)
         except ConnectionClosed as exc:
             raise _lost(exc) from None
         await slot.event.wait()
         if slot.lost is not None:
             raise slot.lost
-        assert slot.frame is not None
-        if slot.frame.get("op") == "error":
-            raise ClientError(slot.frame)
-        return slot.frame
+        assert slot.data is not None
+        return slot.data
 
     async def read_forever(self) -> None:
         try:
             while True:
-                frame = decode_frame(await self.ws.receive_message())
-                rid = frame.get("rid")
-                if frame.get("op") in ("ok", "error") and rid in self._slots:
+                data = await self.ws.receive_message()
+                op, rid = peek(data)
+                if op in ("ok", "error") and rid in self._slots:
                     slot = self._slots.pop(rid)
-                    slot.frame = frame
+                    slot.data = data
                     slot.event.set()
-                else:
-                    self._pushes.send_nowait(frame)
+                    continue
+                try:
+                    event = decode_push(data)
+                except ProtocolError as exc:
+                    self._events.send_nowait(ContractError(f"{op} push: {exc.detail}"))
+                    raise
+                if event is not None:
+                    self._events.send_nowait(event)
         except ConnectionClosed as exc:
             self.lost = _lost(exc)
         except ProtocolError:
@@ -103,11 +184,17 @@ class _Link:
             slot.lost = self.lost
             slot.event.set()
         self._slots.clear()
-        self._pushes.send_nowait({"op": "_lost", "code": self.lost.code, "reason": self.lost.reason})
+        self._events.send_nowait(Lost(self.lost.code, self.lost.reason))
 
 
 class Client:
-    """A logged-in user. Create it with :func:`open_client`."""
+    """A logged-in user. Create it with :func:`open_client`.
+
+    ``request`` sends a request struct and returns its answer struct
+    (``await client.request(History(conv="g:12", after=0))`` is a ``HistoryAnswer``);
+    ``request("op", **fields)`` sends any frame, however odd, and returns the answer as a map.
+    Every answer and push is held to the contract: one it does not describe raises ContractError.
+    """
 
     def __init__(
         self, nursery: trio.Nursery, url: str, *, username: str | None, password: str | None,
@@ -121,21 +208,27 @@ class Client:
         self.device = device
         self.readonly = readonly
         self._ssl = ssl_context
-        self._pushes_send, self._pushes = trio.open_memory_channel[dict[str, Any]](math.inf)
+        self._events_send, self._events = trio.open_memory_channel[Event | ContractError](math.inf)
         self._link: _Link | None = None
         self._link_scope: trio.CancelScope | None = None
-        self.welcome: dict[str, Any] = {}
+        self._welcome: Welcome | None = None
         self.positions: dict[str, int] = {}
         """The highest seq delivered by :meth:`messages`, per conversation."""
 
+    @property
+    def welcome(self) -> Welcome:
+        """The answer to the last successful ``hello`` (SPEC.md §4.2)."""
+        assert self._welcome is not None, "not connected yet"
+        return self._welcome
+
     # -- connection -------------------------------------------------------------------------
 
-    async def connect(self) -> dict[str, Any]:
+    async def connect(self) -> Welcome:
         """(Re)connect and log in; returns the welcome (SPEC.md §4)."""
         await self.close()
         with trio.fail_after(CONNECT_TIMEOUT):
             ws = await websocket.connect(self.url, ssl_context=self._ssl, max_message=MAX_MESSAGE)
-        link = _Link(ws, self._pushes_send)
+        link = _Link(ws, self._events_send)
         scope = trio.CancelScope()
 
         async def run() -> None:
@@ -143,14 +236,14 @@ class Client:
                 await link.read_forever()
         self._nursery.start_soon(run)
         self._link, self._link_scope = link, scope
-        hello: dict[str, Any] = {"versions": list(PROTOCOL_VERSIONS), "device": self.device, "readonly": self.readonly}
+        hello = Hello(versions=list(PROTOCOL_VERSIONS), device=self.device, readonly=self.readonly)
         if self.token:
-            hello["token"] = self.token
+            hello.token = self.token
         else:
-            hello |= {"username": self.username, "password": self._password}
-        self.welcome = await link.request("hello", **hello)
-        self.token = self.welcome.get("token", self.token)
-        return self.welcome
+            hello.username, hello.password = self.username, self._password
+        self._welcome = await link.request(hello)
+        self.token = self._welcome.token or self.token
+        return self._welcome
 
     async def close(self) -> None:
         if self._link is not None:
@@ -160,36 +253,38 @@ class Client:
             self._link_scope.cancel()
             self._link = None
 
-    async def request(self, op: str, **fields: Any) -> dict[str, Any]:
-        """Send one request and wait for its answer.
+    @overload
+    async def request(self, request: Request[A], /) -> A: ...
+
+    @overload
+    async def request(self, request: str, /, **fields: Any) -> dict[str, Any]: ...
+
+    async def request(self, request: Request[Any] | str, /, **fields: Any) -> Any:
+        """Send one request and wait for its answer: a request struct, or an op and its fields.
 
         Error handling: ClientError for an error frame, ConnectionLost if the
-        connection closed first (the request may or may not have taken effect).
+        connection closed first (the request may or may not have taken effect),
+        ContractError for an answer the contract does not describe.
         """
         if self._link is None:
             await self.connect()
         assert self._link is not None
-        return await self._link.request(op, **fields)
+        if isinstance(request, str):
+            return await self._link.request_loose(request, fields)
+        return await self._link.request(request)
 
     # -- operations -------------------------------------------------------------------------
 
     async def send(
         self, conv: str, text: str | None = None, *, kind: str = "text", body: dict[str, Any] | None = None,
         cid: str | None = None, only: str | None = None, retries: int = 5,
-    ) -> dict[str, Any]:
+    ) -> SendAnswer:
         """Send a message; on a lost connection reconnect and resend with the same ``cid``.
 
         ``only`` makes it mention-only: the member id (as ``members`` shows it) who alone may see it.
         """
-        cid = cid or uuid.uuid4().hex
-        fields: dict[str, Any] = {"conv": conv, "cid": cid, "kind": kind}
-        if only is not None:
-            fields["only"] = only
-        if text is not None:
-            fields["text"] = text
-        if body is not None:
-            fields["body"] = body
-        return await self._retrying(lambda: self.request("send", **fields), retries)
+        request = Send(conv=conv, cid=cid or uuid.uuid4().hex, kind=kind, text=text, body=body, only=only)
+        return await self._retrying(lambda: self.request(request), retries)
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]], retries: int) -> T:
         """Run ``attempt``, reconnecting and running it again after a lost connection or ``unavailable``;
@@ -210,7 +305,7 @@ class Client:
             await trio.sleep(min(0.1 * 2**tries, 2))
         raise AssertionError("unreachable")
 
-    async def upload(self, data: bytes, mime: str, name: str = "", *, retries: int = 5) -> dict[str, Any]:
+    async def upload(self, data: bytes, mime: str, name: str = "", *, retries: int = 5) -> Attachment:
         """Store a file on the server in parts (SPEC.md §5.18); returns the attachment to put in a message body.
 
         After a lost connection it begins the same file again, which tells how much the server already has,
@@ -221,17 +316,16 @@ class Client:
         """
         digest = hashlib.sha256(data).hexdigest()
 
-        async def attempt() -> dict[str, Any]:
-            begun = await self.request("upload_begin", mime=mime, size=len(data), sha256=digest, name=name)
-            part = self.welcome["limits"]["max_frame"] - PART_OVERHEAD
-            received = begun["received"]
+        async def attempt() -> Attachment:
+            begun = await self.request(UploadBegin(mime=mime, size=len(data), sha256=digest, name=name))
+            part = self.welcome.limits.max_frame - PART_OVERHEAD
+            received = begun.received
             while received < len(data):
-                answer = await self.request(
-                    "upload_part", id=begun["id"], offset=received, data=data[received:received + part]
-                )
-                received = answer["received"]
-            stored = await self.request("upload_end", id=begun["id"])
-            return {k: v for k, v in stored.items() if k not in ("op", "rid")}
+                answer = await self.request(UploadPart(id=begun.id, offset=received,
+                                                       data=data[received:received + part]))
+                received = answer.received
+            stored = await self.request(UploadEnd(id=begun.id))
+            return Attachment(stored.id, stored.mime, stored.size, stored.name)
         return await self._retrying(attempt, retries)
 
     async def download(self, attachment_id: str, *, retries: int = 5) -> bytes:
@@ -246,12 +340,12 @@ class Client:
         async def attempt() -> bytes:
             nonlocal received
             while True:
-                answer = await self.request("fetch", id=attachment_id, offset=received)
-                chunks.append(answer["data"])
-                received += len(answer["data"])
-                if received >= answer["size"]:
+                answer = await self.request(Fetch(id=attachment_id, offset=received))
+                chunks.append(answer.data)
+                received += len(answer.data)
+                if received >= answer.size:
                     data = b"".join(chunks)
-                    if hashlib.sha256(data).hexdigest() != answer["sha256"]:
+                    if hashlib.sha256(data).hexdigest() != answer.sha256:
                         raise ValueError(f"{attachment_id}: the bytes fetched do not match its sha256")
                     return data
         return await self._retrying(attempt, retries)
@@ -259,75 +353,73 @@ class Client:
     async def history(
         self, conv: str, *, before: int | None = None, after: int | None = None, limit: int = 50
     ) -> tuple[list[Message], bool]:
-        fields: dict[str, Any] = {"conv": conv, "limit": limit}
-        if before is not None:
-            fields["before"] = before
-        if after is not None:
-            fields["after"] = after
-        answer = await self.request("history", **fields)
-        return [_message(m) for m in answer["messages"]], answer["more"]
+        """A page of ``conv`` (SPEC.md §5.3): its messages, oldest first, and whether there is more."""
+        answer = await self.request(History(conv=conv, before=before, after=after, limit=limit))
+        return answer.messages, answer.more
 
-    async def sync(self, after: dict[str, int] | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    async def sync(self, after: dict[str, int] | None = None, limit: int = 100) -> list[SyncEntry]:
         """Every conversation with all messages after ``after``, following ``more`` to the end."""
         after = dict(after or {})
-        merged: dict[str, dict[str, Any]] = {}
+        merged: dict[str, SyncEntry] = {}
         while True:
-            answer = await self.request("sync", after=after, limit=limit)
+            answer = await self.request(Sync(after=after, limit=limit))
             again = False
-            for conv in answer["convs"]:
-                got = [_message(m) for m in conv.get("messages", [])]
-                hidden = conv.get("hidden", [])
-                entry = merged.setdefault(conv["conv"], conv | {"messages": [], "hidden": []})
-                entry["messages"].extend(got)
-                entry["hidden"].extend(hidden)
-                covered = _covered(got, hidden)
+            for conv in answer.convs:
+                entry = merged.setdefault(conv.conv, msgspec.structs.replace(conv, messages=[], hidden=[]))
+                entry.messages.extend(conv.messages)
+                entry.hidden.extend(conv.hidden)
+                entry.more = conv.more
+                covered = _covered(conv.messages, conv.hidden)
                 if covered is not None:
-                    after[conv["conv"]] = covered
-                again = again or conv.get("more", False)
+                    after[conv.conv] = covered
+                again = again or conv.more
             if not again:
                 return list(merged.values())
 
-    async def read(self, conv: str, seq: int) -> dict[str, Any]:
-        return await self.request("read", conv=conv, seq=seq)
+    async def read(self, conv: str, seq: int) -> ReadAnswer:
+        return await self.request(Read(conv=conv, seq=seq))
 
     # -- quick replies (SPEC.md §5.19) and facts (§5.20) -------------------------------------
 
-    async def quick_replies(self, typed: str = "", *, limit: int = 10) -> list[dict[str, Any]]:
+    async def quick_replies(self, typed: str = "", *, limit: int = 10) -> list[QuickReply]:
         """What ``/typed`` offers, best first, each with the ``prompts`` to ask the sender for."""
-        return list((await self.request("qr_search", q=typed, limit=limit))["replies"])
+        return (await self.request(QrSearch(q=typed, limit=limit))).replies
 
     async def save_quick_reply(
         self, shortcut: str, title: str, text: str | None = None, *, kind: str = "text",
-        body: dict[str, Any] | None = None, scope: str = "personal", team: str | None = None, id: int | None = None,
-    ) -> dict[str, Any]:
+        body: dict[str, Any] | None = None, scope: Scope = "personal", team: str | None = None, id: int | None = None,
+    ) -> QrSaveAnswer:
         """Create a quick reply, or change the one ``id`` names; the saved entry."""
-        fields = {"id": id, "scope": scope, "team": team, "kind": kind, "text": text, "body": body}
-        return await self.request(
-            "qr_save", shortcut=shortcut, title=title, **{k: v for k, v in fields.items() if v is not None}
-        )
+        return await self.request(QrSave(
+            shortcut=shortcut, title=title, id=id, scope=scope, team=team, kind=kind, text=text, body=body,
+        ))
 
     async def send_quick_replies(
         self, conv: str, ids: list[int], *, member: str | None = None, fill: dict[str, str] | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[SendAnswer]:
         """Fill quick replies in for ``conv`` and send the messages they make; the acks.
 
         ``member`` is the patient they are for (needed in a group when they name her or her facts).
         Error handling: ClientError ``bad_request`` with ``field`` ``fill`` names the prompts still to fill in.
         """
-        fields: dict[str, Any] = {"conv": conv, "ids": ids, "fill": fill or {}}
-        if member is not None:
-            fields["member"] = member
-        ready = (await self.request("qr_render", **fields))["messages"]
-        return [await self.send(conv, m.get("text"), kind=m["kind"], body=m.get("body")) for m in ready]
+        ready = (await self.request(QrRender(conv=conv, ids=ids, member=member, fill=fill or {}))).messages
+        return [await self.send(conv, m.text, kind=m.kind, body=m.body) for m in ready]
 
-    async def set_fact(self, user: str, key: str, value: str | None) -> dict[str, Any]:
+    async def set_fact(self, user: str, key: str, value: str | None) -> FactsSetAnswer:
         """Record a fact about a patient for templates (``{{fact.key}}``); None removes it."""
-        return await self.request("facts_set", user=user, key=key, value=value)
+        return await self.request(FactsSet(user=user, key=key, value=value))
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
-        """Every push frame as it arrives (``msg``, ``read``, ``conv``, ``bye``; ``_lost`` when the link drops)."""
-        async for frame in self._pushes:
-            yield frame
+    async def events(self) -> AsyncIterator[Event]:
+        """Every push as it arrives (``MsgPush``, ``ReadPush``, ``ConvPush``, ``Bye``...), errors the server
+        could not pair with a request, and ``Lost`` when the link drops. Pushes of an ``op`` this client does
+        not know are left out (SPEC.md §9).
+
+        Error handling: ContractError for a push the contract does not describe (the link is closed).
+        """
+        async for event in self._events:
+            if isinstance(event, ContractError):
+                raise event
+            yield event
 
     async def messages(self, *, resync: bool = True, new_from_end: bool = False) -> AsyncIterator[Message]:
         """Each message of the user's conversations once, in seq order per conversation.
@@ -337,26 +429,28 @@ class Client:
         With ``new_from_end`` a conversation not in ``positions`` starts at its
         first live message instead of its history (a bot added to a group must
         not act on what was said there before it came).
+
+        Error handling: ContractError, as :meth:`events`.
         """
         if resync:
             for message in await self._catch_up():
                 yield message
-        async for frame in self._pushes:
-            if frame.get("op") == "_lost":
+        async for event in self.events():
+            if isinstance(event, Lost):
                 await trio.sleep(0.2)
                 await self.connect()
                 for message in await self._catch_up():
                     yield message
-            elif frame.get("op") == "hidden" and not frame.get("retract"):
+            elif isinstance(event, HiddenPush) and not event.retract:
                 # Seqs this user may not see (SPEC.md §5.2): move past them, or fill the gap before them.
-                conv, first, end = frame["conv"], frame["ranges"][0][0], frame["ranges"][-1][1]
+                conv, first, end = event.conv, event.ranges[0][0], event.ranges[-1][1]
                 if first > self.positions.get(conv, 0) + 1:
                     for missed in await self._catch_up({conv: self.positions.get(conv, 0)}):
                         yield missed
                 if first <= self.positions.get(conv, 0) + 1:
                     self.positions[conv] = max(self.positions.get(conv, 0), end)
-            elif frame.get("op") == "msg":
-                message = _message(frame["msg"])
+            elif isinstance(event, MsgPush):
+                message = event.msg
                 if new_from_end and message.conv not in self.positions:
                     self.positions[message.conv] = message.seq - 1
                 last = self.positions.get(message.conv, 0)
@@ -374,15 +468,15 @@ class Client:
         after = only if only is not None else self.positions
         found: list[Message] = []
         for conv in await self.sync(after):
-            if only is not None and conv["conv"] not in only:
+            if only is not None and conv.conv not in only:
                 continue
-            for message in conv["messages"]:
+            for message in conv.messages:
                 if message.seq > self.positions.get(message.conv, 0):
                     self.positions[message.conv] = message.seq
                     found.append(message)
-            covered = _covered(conv["messages"], conv["hidden"])
-            if covered is not None and covered > self.positions.get(conv["conv"], 0):
-                self.positions[conv["conv"]] = covered
+            covered = _covered(conv.messages, conv.hidden)
+            if covered is not None and covered > self.positions.get(conv.conv, 0):
+                self.positions[conv.conv] = covered
         return found
 
 
@@ -397,14 +491,22 @@ def _lost(exc: ConnectionClosed) -> ConnectionLost:
     return ConnectionLost(exc.code, exc.reason)
 
 
-def _covered(messages: list[Message], hidden: list[list[int]]) -> int | None:
+def _answer(data: bytes, expected: type[A]) -> A:
+    """The answer in ``data``. Error handling: ClientError for an error frame, ContractError for one the
+    contract does not describe."""
+    try:
+        answer = decode_answer(data, expected)
+    except ProtocolError as exc:
+        raise ContractError(exc.detail) from None
+    if isinstance(answer, ErrorFrame):
+        raise ClientError(answer)
+    return answer
+
+
+def _covered(messages: list[Message], hidden: list[SeqRange]) -> int | None:
     """The highest seq a sync page accounts for, shown or hidden (the page covers its seqs without gaps)."""
     tops = [m.seq for m in messages] + [r[1] for r in hidden]
     return max(tops) if tops else None
-
-
-def _message(value: dict[str, Any]) -> Message:
-    return msgspec.convert(value, Message)
 
 
 @asynccontextmanager

@@ -112,11 +112,7 @@ def chat_text(size: int = TEXT_BYTES) -> str:
 
 def send_frame(text: str, only: str | None = None) -> bytes:
     """The bytes ``clients.python`` puts on the wire for ``Client.send`` of a text."""
-    fields: dict[str, object] = {"conv": f"g:{CONV}", "cid": "5f0c6a2e9b7d4c1e8a3f2b6d0e9c7a41", "kind": "text"}
-    if only is not None:
-        fields["only"] = only
-    fields["text"] = text
-    return encode({"op": "send", "rid": 42, **fields})
+    return encode(Send(rid=42, conv=f"g:{CONV}", cid="5f0c6a2e9b7d4c1e8a3f2b6d0e9c7a41", text=text, only=only))
 
 
 def row_of(req: Send, text: str, sender_id: int, only_user_id: int | None) -> Row:

@@ -65,7 +65,7 @@ async def nothing_more(client: Client, seconds: float = 1.0) -> None:
 async def test_help_and_echo_in_a_direct_chat(server: Running, echo: Client) -> None:
     await server.user("dr_wang", Role.STAFF, "王医生")
     async with open_client(server.url, username="dr_wang", password=PASSWORD) as doctor:
-        chat = (await doctor.send("u:echo", "/help"))["conv"]
+        chat = (await doctor.send("u:echo", "/help")).conv
         assert chat.startswith("d:")
         (helped,) = await bot_says(doctor, 1)
         assert helped.conv == chat and helped.sender.name == "回声机器人"

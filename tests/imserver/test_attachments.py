@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 import trio
 from hypothesis import given, settings
@@ -20,6 +21,8 @@ from clients.python import Client, ClientError, open_client
 from imserver import filetypes
 from imserver.store.attachments import window
 from pgtrio.bridge import open_store
+from protocol.frames import UploadPart
+from protocol.kinds import Attachment
 from tests.conftest import PASSWORD, Running
 from tests.conftest import test_settings as make_settings
 from tests.imserver.test_crash import make_user, open_server_process
@@ -42,8 +45,9 @@ def png(size: int) -> bytes:
     return PNG + os.urandom(size - len(PNG))
 
 
-def image_group(*files: dict[str, Any], caption: str = "") -> dict[str, Any]:
-    return {"images": list(files), "caption": caption} if caption else {"images": list(files)}
+def image_group(*files: Attachment | dict[str, Any], caption: str = "") -> dict[str, Any]:
+    images = [msgspec.to_builtins(f) for f in files]
+    return {"images": images, "caption": caption} if caption else {"images": images}
 
 
 async def fetch_or_code(client: Client, file_id: str) -> bytes | str:
@@ -59,29 +63,29 @@ async def test_a_file_larger_than_a_frame_goes_up_in_parts_and_comes_back_whole(
     """MSG-4, IM-1: a 200 KiB image is stored in the hospital's Postgres and read back by a member who sees it."""
     async with open_ward(server) as w:
         a, b = w["patient"], w["other"]
-        assert a.welcome["limits"]["files"]["image/png"] == 10 * 1024 * 1024
-        assert a.welcome["limits"]["files"]["application/pdf"] == 20 * 1024 * 1024
+        assert a.welcome.limits.files["image/png"] == 10 * 1024 * 1024
+        assert a.welcome.limits.files["application/pdf"] == 20 * 1024 * 1024
         data = png(200 * 1024)
         ref = await a.upload(data, "image/png", "B超.png")
-        assert ref == {"id": ref["id"], "mime": "image/png", "size": len(data), "name": "B超.png"}
-        assert await a.download(ref["id"]) == data
+        assert ref == Attachment(ref.id, "image/png", len(data), "B超.png")
+        assert await a.download(ref.id) == data
 
         # The body's type, size and name are what the server stored, whatever the client said.
-        lie = {"id": ref["id"], "mime": "image/gif", "size": 1, "name": "别的.gif"}
+        lie = {"id": ref.id, "mime": "image/gif", "size": 1, "name": "别的.gif"}
         await a.send(w.group, kind="image_group", body=image_group(lie, caption="今天的B超"))
         (message,), _ = await b.history(w.group, limit=1)
-        assert message.body == {"images": [ref], "caption": "今天的B超"}
-        assert await b.download(ref["id"]) == data
+        assert message.body == {"images": [msgspec.to_builtins(ref)], "caption": "今天的B超"}
+        assert await b.download(ref.id) == data
 
-        middle = await b.request("fetch", id=ref["id"], offset=70_000, length=1000)
+        middle = await b.request("fetch", id=ref.id, offset=70_000, length=1000)
         assert middle | {"rid": 0} == {
-            "op": "ok", "rid": 0, "id": ref["id"], "mime": "image/png", "size": len(data),
+            "op": "ok", "rid": 0, "id": ref.id, "mime": "image/png", "size": len(data),
             "sha256": hashlib.sha256(data).hexdigest(), "offset": 70_000,
             "data": data[70_000:71_000],
         }
-        tail = await b.request("fetch", id=ref["id"], offset=len(data) - 10)
+        tail = await b.request("fetch", id=ref.id, offset=len(data) - 10)
         assert tail["data"] == data[-10:]
-        error = await refused(b.request("fetch", id=ref["id"], offset=len(data)), "bad_request")
+        error = await refused(b.request("fetch", id=ref.id, offset=len(data)), "bad_request")
         assert error.field == "offset"
 
 
@@ -142,21 +146,21 @@ async def test_the_sdk_resumes_an_upload_over_a_new_connection(server: Running) 
     async with login(server, "alice") as a:
         original, parts = a.request, 0
 
-        async def dropping(op: str, **fields: Any) -> dict[str, Any]:
+        async def dropping(request: Any, **fields: Any) -> Any:
             nonlocal parts
-            if op == "upload_part":
+            if isinstance(request, UploadPart):
                 parts += 1
                 if parts == 3:
                     assert a._link is not None
                     await a._link.ws.aclose()
-            return await original(op, **fields)
-        a.request = dropping  # type: ignore[method-assign]
-        first_session = a.welcome["session"]
+            return await original(request, **fields)
+        a.request = dropping  # type: ignore[method-assign, assignment]
+        first_session = a.welcome.session
         ref = await a.upload(data, "image/png")
         assert parts > 5  # five parts and the one lost
-        assert a.welcome["session"] == first_session  # the same session, over a new connection
-        assert await a.download(ref["id"]) == data
-        stored = await parts_of(server, ref["id"])
+        assert a.welcome.session == first_session  # the same session, over a new connection
+        assert await a.download(ref.id) == data
+        stored = await parts_of(server, ref.id)
     assert len(stored) == 5 and contiguous(stored, len(data))
 
 
@@ -167,7 +171,7 @@ async def test_two_devices_uploading_the_same_file_at_once_store_it_once(server:
     await server.user("alice")
     data = png(600_000)
     async with login(server, "alice", device="phone") as phone, login(server, "alice", device="pad") as pad:
-        refs: list[dict[str, Any]] = []
+        refs: list[Attachment] = []
 
         async def upload(client: Client) -> None:
             refs.append(await client.upload(data, "image/png", "同一张.png"))
@@ -175,8 +179,8 @@ async def test_two_devices_uploading_the_same_file_at_once_store_it_once(server:
             nursery.start_soon(upload, phone)
             nursery.start_soon(upload, pad)
         assert refs[0] == refs[1]
-        assert contiguous(await parts_of(server, refs[0]["id"]), len(data))
-        assert await pad.download(refs[0]["id"]) == data
+        assert contiguous(await parts_of(server, refs[0].id), len(data))
+        assert await pad.download(refs[0].id) == data
 
 
 @with_settings()
@@ -241,7 +245,7 @@ async def test_types_sizes_and_content_are_checked(server: Running) -> None:
     "PDF" that is an executable) is refused when it ends."""
     await server.user("alice")
     async with login(server, "alice") as a:
-        assert a.welcome["limits"]["files"]["audio/amr"] == 1000
+        assert a.welcome.limits.files["audio/amr"] == 1000
 
         async def begin(mime: str, size: int, data: bytes = b"") -> dict[str, Any]:
             digest = hashlib.sha256(data).hexdigest()
@@ -259,7 +263,7 @@ async def test_types_sizes_and_content_are_checked(server: Running) -> None:
             assert (await refused(a.request("upload_end", id=begun["id"]), "bad_request")).field == "mime"
             await refused(a.request("upload_end", id=begun["id"]), "not_found")
         pdf = PDF + os.urandom(3000)
-        assert (await a.upload(pdf, "application/pdf", "移植须知.pdf"))["size"] == len(pdf)
+        assert (await a.upload(pdf, "application/pdf", "移植须知.pdf")).size == len(pdf)
 
 
 @with_settings(upload_quota=250_000)
@@ -271,7 +275,7 @@ async def test_a_patient_may_upload_only_so_much_a_day(server: Running) -> None:
         await a.upload(png(100_000), "image/png")
         await a.upload(png(100_000), "image/png")
         over = await refused(a.upload(png(100_000), "image/png"), "rate_limited")
-        assert over.field == "size" and 86_000_000 < over.frame["retry_after_ms"] <= 86_400_000
+        assert over.field == "size" and 86_000_000 < (over.error.retry_after_ms or 0) <= 86_400_000
         await a.upload(png(50_000), "image/png")  # what still fits
         for _ in range(3):
             await w["staff"].upload(png(100_000), "image/png")
@@ -345,12 +349,12 @@ async def test_a_patient_sends_only_her_own_finished_files_and_staff_forward_the
         await nurse.send(w.group, kind="image_group", body=image_group(mine), cid="forward-1")
         messages, _ = await b.history(w.group)
         assert [(m.kind, m.body) for m in messages] == [
-            ("lab_report_pdf", {"title": "移植须知", "pdf": sheet}),
+            ("lab_report_pdf", {"title": "移植须知", "pdf": msgspec.to_builtins(sheet)}),
             ("image_group", image_group(mine, mine)),
             ("image_group", image_group(mine)),
         ]
-        assert await carried(server, messages[1].id) == [mine["id"]]  # once, though shown twice
-        assert await b.download(mine["id"]) == await a.download(mine["id"])
+        assert await carried(server, messages[1].id) == [mine.id]  # once, though shown twice
+        assert await b.download(mine.id) == await a.download(mine.id)
 
 
 @with_settings()
@@ -362,7 +366,7 @@ async def test_the_word_filter_screens_a_files_name_but_not_its_id_or_type(serve
         ref = await w["patient"].upload(png(3000), "image/png", "加我QQ.png")
         await w["patient"].send(w.group, kind="image_group", body=image_group(ref))
         (message,), _ = await w["other"].history(w.group, limit=1)
-        assert message.body == {"images": [ref | {"name": "加我QQ.＊＊＊"}]}
+        assert message.body == {"images": [msgspec.to_builtins(ref) | {"name": "加我QQ.＊＊＊"}]}
         named = await w["patient"].upload(png(3000), "image/png", "加微信.jpg")
         await refused(w["patient"].send(w.group, kind="image_group", body=image_group(named)), "sensitive_words")
 
@@ -404,39 +408,39 @@ async def test_a_file_is_served_only_to_who_may_see_a_message_carrying_it(server
         members = only("owner", "staff", "patient", "other", "family")
 
         uploaded = await a.upload(png(3000), "image/png")
-        assert await may_fetch(w, outsider, uploaded["id"]) == only("patient")  # not sent: only the uploader
+        assert await may_fetch(w, outsider, uploaded.id) == only("patient")  # not sent: only the uploader
         await a.send(w.group, kind="image_group", body=image_group(uploaded))
-        assert await may_fetch(w, outsider, uploaded["id"]) == members
+        assert await may_fetch(w, outsider, uploaded.id) == members
 
         for_nurse = await a.upload(png(3000), "image/png")
         await a.send(w.group, kind="image_group", body=image_group(for_nurse), only=w.ref("staff"))
-        assert await may_fetch(w, outsider, for_nurse["id"]) == only("owner", "staff", "patient")
+        assert await may_fetch(w, outsider, for_nurse.id) == only("owner", "staff", "patient")
 
         await owner.request("isolate", conv=w.group, member=w.ref("other"))
         isolated = await b.upload(png(3000), "image/png")
         await b.send(w.group, kind="image_group", body=image_group(isolated))
-        assert await may_fetch(w, outsider, isolated["id"]) == only("owner", "other")
+        assert await may_fetch(w, outsider, isolated.id) == only("owner", "other")
         await owner.request("unisolate", conv=w.group, member=w.ref("other"))
-        assert await may_fetch(w, outsider, isolated["id"]) == only("owner", "other")  # stays hidden (IM-13)
+        assert await may_fetch(w, outsider, isolated.id) == only("owner", "other")  # stays hidden (IM-13)
 
         await set_words(w, {"加微信": "block"})
         refused_file = await a.upload(png(3000), "image/png")
         await refused(a.send(w.group, kind="image_group", body=image_group(refused_file, caption="加微信聊")),
                       "sensitive_words")
-        assert await may_fetch(w, outsider, refused_file["id"]) == only("owner", "staff", "patient")
+        assert await may_fetch(w, outsider, refused_file.id) == only("owner", "staff", "patient")
 
         await w["admin"].request("group_ban", conv=w.group)
-        assert await may_fetch(w, outsider, uploaded["id"]) == only("patient")
+        assert await may_fetch(w, outsider, uploaded.id) == only("patient")
         await w["admin"].request("group_unban", conv=w.group)
-        assert await may_fetch(w, outsider, uploaded["id"]) == members
+        assert await may_fetch(w, outsider, uploaded.id) == members
 
         await b.request("group_remove", conv=w.group, user=PEOPLE["other"].username)
-        assert await may_fetch(w, outsider, uploaded["id"]) == members | {"other": False}
+        assert await may_fetch(w, outsider, uploaded.id) == members | {"other": False}
         await owner.request("group_add", conv=w.group, user=PEOPLE["other"].username)
-        assert await may_fetch(w, outsider, uploaded["id"]) == members  # members see the group's past (history)
+        assert await may_fetch(w, outsider, uploaded.id) == members  # members see the group's past (history)
         # The doctor forwards it to someone outside the group: she sees it there.
         await owner.send("u:pt_carol", kind="image_group", body=image_group(uploaded))
-        assert (await may_fetch(w, outsider, uploaded["id"]))["outsider"] is True
+        assert (await may_fetch(w, outsider, uploaded.id))["outsider"] is True
 
 
 @with_settings()
@@ -445,11 +449,11 @@ async def test_a_read_only_session_fetches_but_does_not_upload(server: Running) 
     async with open_ward(server) as w, login(server, "other", readonly=True) as mini:
         ref = await w["patient"].upload(png(3000), "image/png")
         await w["patient"].send(w.group, kind="image_group", body=image_group(ref))
-        assert await mini.download(ref["id"]) == await w["patient"].download(ref["id"])
+        assert await mini.download(ref.id) == await w["patient"].download(ref.id)
         data = png(100)
         await refused(mini.upload(data, "image/png"), "read_only")
-        await refused(mini.request("upload_part", id=ref["id"], offset=0, data=data), "read_only")
-        await refused(mini.request("upload_end", id=ref["id"]), "read_only")
+        await refused(mini.request("upload_part", id=ref.id, offset=0, data=data), "read_only")
+        await refused(mini.request("upload_end", id=ref.id), "read_only")
 
 
 @with_settings()
@@ -462,17 +466,17 @@ async def test_staff_reading_a_patients_file_is_audited(server: Running) -> None
         await a.send(w.group, kind="image_group", body=image_group(image))
         sheet = await w["owner"].upload(PDF + os.urandom(100), "application/pdf")
         await w["owner"].send(w.group, kind="lab_report_pdf", body={"title": "须知", "pdf": sheet})
-        await nurse.download(image["id"])  # three ranges, one entry
-        await nurse.download(sheet["id"])
-        await w["other"].download(image["id"])
-        await w["owner"].download(image["id"])
+        await nurse.download(image.id)  # three ranges, one entry
+        await nurse.download(sheet.id)
+        await w["other"].download(image.id)
+        await w["owner"].download(image.id)
         entries = [e for e in (await w["admin"].request("audit"))["entries"] if e["action"] == "attachment_read"]
         assert [(e["actor"], e["target"], e["conv"], e["detail"]) for e in entries] == [
-            (PEOPLE[kind].username, PEOPLE["patient"].username, w.group, {"attachment": image["id"], "via": "message"})
+            (PEOPLE[kind].username, PEOPLE["patient"].username, w.group, {"attachment": image.id, "via": "message"})
             for kind in ("staff", "owner")
         ]
         async with login(server, "staff") as again:  # a new connection is a new read
-            await again.request("fetch", id=image["id"], length=10)
+            await again.request("fetch", id=image.id, length=10)
         assert len([e for e in (await w["admin"].request("audit"))["entries"] if e["action"] == "attachment_read"]) \
             == 3
 
@@ -493,5 +497,5 @@ async def test_an_upload_survives_a_server_crash_and_resumes_after_the_restart(d
         await server.kill()
         await server.start()
         ref = await a.upload(data, "image/png")
-        assert ref["id"] == begun["id"]
-        assert await a.download(ref["id"]) == data
+        assert ref.id == begun["id"]
+        assert await a.download(ref.id) == data

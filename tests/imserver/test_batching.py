@@ -7,6 +7,7 @@ import trio
 from clients.python import open_client
 from imserver import metrics
 from imserver.model import Role
+from protocol.frames import SendAnswer
 from tests.conftest import PASSWORD, Running
 
 
@@ -19,7 +20,7 @@ def batches() -> tuple[float, float]:
 async def test_concurrent_sends_share_commits_and_every_ack_is_stored(server: Running) -> None:
     await server.user("bot", Role.BOT)
     count_before, sum_before = batches()
-    acks: list[dict[str, object]] = []
+    acks: list[SendAnswer] = []
     async with open_client(server.url, username="bot", password=PASSWORD) as bot:
         group = (await bot.request("group_create", name="g"))["conv"]
 
@@ -33,5 +34,5 @@ async def test_concurrent_sends_share_commits_and_every_ack_is_stored(server: Ru
     count_after, sum_after = batches()
     committed, messages = count_after - count_before, sum_after - sum_before
     assert messages >= 400 and committed < messages, "400 concurrent sends must not take 400 commits"
-    assert sorted(a["seq"] for a in acks) == list(range(1, 401))
-    assert [(m.seq, m.id) for m in stored["messages"]] == sorted((a["seq"], a["id"]) for a in acks)
+    assert sorted(a.seq for a in acks) == list(range(1, 401))
+    assert [(m.seq, m.id) for m in stored.messages] == sorted((a.seq, a.id) for a in acks)

@@ -36,6 +36,7 @@ from imserver.store import accounts
 from imserver.store.messages import millis
 from pgtrio.bridge import Store, open_store
 from protocol import decode_frame, encode
+from protocol.frames import SendAnswer
 from tests.conftest import PASSWORD
 from tests.helpers import script
 
@@ -199,12 +200,12 @@ class Outbox:
     conv: str
     tried: dict[str, str] = field(default_factory=dict)
     """cid -> text, for every send that was started."""
-    acked: dict[str, dict[str, Any]] = field(default_factory=dict)
+    acked: dict[str, SendAnswer] = field(default_factory=dict)
     """cid -> the ack received before the kill."""
-    resent: dict[str, dict[str, Any]] = field(default_factory=dict)
+    resent: dict[str, SendAnswer] = field(default_factory=dict)
     """cid -> the ack of the resend after the restart."""
 
-    def final(self, cid: str) -> dict[str, Any]:
+    def final(self, cid: str) -> SendAnswer:
         return self.acked.get(cid) or self.resent[cid]
 
 
@@ -333,7 +334,7 @@ async def test_sigkill_mid_burst_loses_nothing_acked_and_stores_nothing_twice(db
                 for box in boxes:
                     for cid, ack in box.acked.items():
                         assert cid in at_kill, f"{cid} was acked but is not in the database"
-                        assert (at_kill[cid]["seq"], at_kill[cid]["id"]) == (ack["seq"], ack["id"])
+                        assert (at_kill[cid]["seq"], at_kill[cid]["id"]) == (ack.seq, ack.id)
 
                 # -- restart on the same database; every client resends what it has no ack for, with
                 # the same cid, all at once (the SDK's send reconnects: the old connection is gone)
@@ -349,16 +350,16 @@ async def test_sigkill_mid_burst_loses_nothing_acked_and_stores_nothing_twice(db
                     for cid, ack in box.resent.items():
                         if cid in at_kill:
                             dups += 1
-                            assert ack["dup"] is True, (cid, ack)
+                            assert ack.dup is True, (cid, ack)
                             original = at_kill[cid]
-                            assert (ack["seq"], ack["id"], ack["ts"]) == (original["seq"], original["id"],
+                            assert (ack.seq, ack.id, ack.ts) == (original["seq"], original["id"],
                                                                           millis(original["created_at"])), cid
                         else:
-                            assert ack["dup"] is False, (cid, ack)
+                            assert ack.dup is False, (cid, ack)
                 assert dups >= BLIND
 
                 # -- history: each message once, with its acked seq and id, seqs gapless from 1
-                direct = blind.final("blind-0")["conv"]
+                direct = blind.final("blind-0").conv
                 for conv, senders_of in ((group, boxes), (direct, [blind])):
                     history = await whole_history(clients[0], conv)
                     tried = {cid: (box, text) for box in senders_of for cid, text in box.tried.items()}
@@ -369,7 +370,7 @@ async def test_sigkill_mid_burst_loses_nothing_acked_and_stores_nothing_twice(db
                     for m in history:
                         box, text = tried[m.cid]
                         assert m.text == text
-                        assert (m.seq, m.id) == (box.final(m.cid)["seq"], box.final(m.cid)["id"])
+                        assert (m.seq, m.id) == (box.final(m.cid).seq, box.final(m.cid).id)
                         assert m.sender.id == f"u{user_ids[box.username]}"
 
                     # -- and counted in Postgres itself

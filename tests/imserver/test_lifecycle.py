@@ -34,8 +34,10 @@ from imserver.config import Settings
 from imserver.model import MemberRole, Role
 from imserver.server import Addresses, ChatServer, open_keys
 from pgtrio.bridge import Store, open_store
+from protocol.frames import ConvPush, SendAnswer
 from tests.conftest import PASSWORD
 from tests.conftest import test_settings as settings_for
+from tests.helpers import as_frame
 from tests.imserver.test_crash import IMSERVER, cli_env, client_session, http_get, make_user
 
 # -- an in-process server we can shut down in the middle of a test ------------------------
@@ -97,8 +99,8 @@ async def stored(db: str) -> dict[str, Any]:
 
 async def watch(client: Client, seen: list[dict[str, Any]], done: trio.Event | None = None) -> None:
     """Record every push until the connection is lost (the SDK's ``_lost`` is the last)."""
-    async for frame in client.events():
-        seen.append(frame)
+    async for event in client.events():
+        seen.append(frame := as_frame(event))
         if frame["op"] == "_lost":
             break
     if done is not None:
@@ -165,7 +167,7 @@ async def wait_unhealthy(port: int) -> Any:
 
 async def test_graceful_shutdown_under_load_acks_only_stored_messages_and_says_bye(db: str) -> None:
     names = [f"nurse{i}" for i in range(4)]
-    outcomes: dict[str, dict[str, Any] | str] = {}
+    outcomes: dict[str, SendAnswer | str] = {}
     """cid -> the ack, or 'unavailable', or 'lost' (the connection closed before an answer)."""
     seen: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     closed = {name: trio.Event() for name in names}
@@ -206,9 +208,9 @@ async def test_graceful_shutdown_under_load_acks_only_stored_messages_and_says_b
 
     rows = await stored(db)
     for cid, outcome in outcomes.items():
-        if isinstance(outcome, dict):
+        if isinstance(outcome, SendAnswer):
             assert cid in rows, f"{cid} was acked but is not stored"
-            assert (rows[cid]["seq"], rows[cid]["id"]) == (outcome["seq"], outcome["id"])
+            assert (rows[cid]["seq"], rows[cid]["id"]) == (outcome.seq, outcome.id)
         elif outcome == "unavailable":
             assert cid not in rows, f"{cid} was refused as unavailable but is stored"
     assert sorted(r["seq"] for r in rows.values()) == list(range(1, len(rows) + 1))
@@ -255,7 +257,7 @@ async def test_shutdown_commits_and_acks_the_batch_it_holds_then_closes(db: str)
                 nursery.cancel_scope.cancel()
 
     # the held message was committed, then acked, then pushed to the member, before the bye
-    assert held["ack"]["seq"] == 2 and held["ack"]["dup"] is False
+    assert held["ack"].seq == 2 and held["ack"].dup is False
     pushed = [(f["msg"]["seq"], f["msg"]["text"]) for f in seen["pat"] if f["op"] == "msg"]
     assert pushed == [(1, "before"), (2, "held")]
     for name in ("dr", "pat"):
@@ -339,7 +341,7 @@ async def test_tls_wss_works_and_plain_ws_gets_no_session(db: str, tmp_path: Pat
                 async with open_client(f"wss://{host}:{port}/", username="dr", password=PASSWORD,
                                        ssl_context=trusting) as doctor:
                     ack = await doctor.send("u:pat", f"over TLS to {host}")
-                    page, _ = await doctor.history(ack["conv"])
+                    page, _ = await doctor.history(ack.conv)
                     assert page[-1].text == f"over TLS to {host}"
 
 
@@ -450,7 +452,7 @@ async def test_cli_user_and_group_commands(db: str) -> None:
         live.url, username="pat", password="long-enough"
     ) as patient:
         ack = await patient.send(f"g:{group['id']}", "谢谢医生")
-        assert (ack["conv"], ack["seq"]) == (f"g:{group['id']}", 1)
+        assert (ack.conv, ack.seq) == (f"g:{group['id']}", 1)
         convs = (await patient.request("convs"))["convs"]
         assert [(c["conv"], c["name"]) for c in convs] == [(f"g:{group['id']}", "移植群")]
 
@@ -486,16 +488,16 @@ async def test_running_server_picks_up_cli_group_add(db: str) -> None:
                 assert outsider.value.code == "forbidden"
 
                 assert (await imserver(db, "group", "add", str(group), "pat")).json()["conv"] == conv
-                async for frame in patient.events():
-                    if frame["op"] == "conv":
-                        assert frame == {"op": "conv", "conv": conv, "event": "joined", "name": "随访群"}
+                async for event in patient.events():
+                    if isinstance(event, ConvPush):
+                        assert event == ConvPush(conv=conv, event="joined", name="随访群")
                         break
-                assert (await patient.send(conv, "joined by the operator"))["seq"] == 2
+                assert (await patient.send(conv, "joined by the operator")).seq == 2
 
                 # a member added while offline can send as soon as they log in
                 await imserver(db, "group", "add", str(group), "pat2")
                 async with open_client(live.url, username="pat2", password=PASSWORD) as second:
-                    assert (await second.send(conv, "second patient here"))["seq"] == 3
+                    assert (await second.send(conv, "second patient here")).seq == 3
                 page, _ = await doctor.history(conv)
                 assert [m.text for m in page] == [
                     "the roster is now cached", "joined by the operator", "second patient here"
@@ -523,5 +525,5 @@ async def test_member_added_elsewhere_may_send_before_the_bus_event_arrives(db: 
                 # what `imserver group add` does: commit the member, announce it on the bus
                 await do_add_member(Context(live.store), Actor.operator(), conv_id, pat, MemberRole.MEMBER)
                 ack = await patient.send(conv, "I was added a moment ago")
-                assert ack["seq"] == 2
+                assert ack.seq == 2
 

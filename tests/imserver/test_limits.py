@@ -163,7 +163,7 @@ async def test_slow_consumer_is_dropped_and_others_get_everything(server: Runnin
         fast_conns = set(server.server.hub.of_user(fast.id))
         assert len(fast_conns) == 1 and server.server.hub.of_user(slow.id)
         for i in range(count):
-            assert (await bot.send(group, f"{i}:{text}"))["seq"] == i + 1
+            assert (await bot.send(group, f"{i}:{text}")).seq == i + 1
         # The fast member got every message, in order, on its original connection.
         got = await take(fast_client, count)
         assert [m.seq for m in got] == list(range(1, count + 1))
@@ -188,9 +188,9 @@ async def test_slow_consumer_is_dropped_and_others_get_everything(server: Runnin
     # Reconnecting and syncing gives the slow user everything it missed.
     async with open_client(server.url, username="slow", password=PASSWORD) as again:
         convs = await again.sync()
-        assert [c["conv"] for c in convs] == [group]
-        assert [m.seq for m in convs[0]["messages"]] == list(range(1, count + 1))
-        assert convs[0]["messages"][-1].text == f"{count - 1}:{text}"
+        assert [c.conv for c in convs] == [group]
+        assert [m.seq for m in convs[0].messages] == list(range(1, count + 1))
+        assert convs[0].messages[-1].text == f"{count - 1}:{text}"
 
 
 # -- liveness: idle timeout and hello deadline (SPEC.md §2.4, §4.5) ---------------------------

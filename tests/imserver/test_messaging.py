@@ -6,6 +6,7 @@ import trio
 
 from clients.python import ClientError, open_client
 from imserver.model import Role
+from protocol.frames import ReadPush
 from tests.conftest import PASSWORD, Running
 from tests.helpers import next_push, take
 
@@ -22,7 +23,7 @@ async def test_group_message_reaches_every_member_and_device_in_order(server: Ru
     ):
         group = (await doctor.request("group_create", name="移植群", members=["alice", "bob"]))["conv"]
         acks = [await doctor.send(group, f"第{i}条") for i in range(20)]
-        assert [a["seq"] for a in acks] == list(range(1, 21))
+        assert [a.seq for a in acks] == list(range(1, 21))
         for receiver in (alice_phone, alice_pad, bob):
             got = await take(receiver, 20)
             assert [m.seq for m in got] == list(range(1, 21))
@@ -36,8 +37,8 @@ async def test_resend_with_same_client_id_is_not_duplicated(server: Running) -> 
         group = (await doctor.request("group_create", name="g"))["conv"]
         first = await doctor.send(group, "hello", cid="c-1")
         again = await doctor.send(group, "hello (resent)", cid="c-1")
-        assert again["dup"] is True and first["dup"] is False
-        assert (again["seq"], again["id"]) == (first["seq"], first["id"])
+        assert again.dup is True and first.dup is False
+        assert (again.seq, again.id) == (first.seq, first.id)
         page, _ = await doctor.history(group)
         assert [m.text for m in page] == ["hello"]
 
@@ -76,7 +77,7 @@ async def test_offline_user_syncs_exactly_what_she_missed(server: Running) -> No
             alice.positions = positions
             got = await take(alice, 8)
         assert [m.text for m in got if m.conv == group] == [f"missed {i}" for i in range(7)]
-        assert [(m.conv, m.seq, m.text) for m in got if m.conv != group] == [(direct["conv"], 1, "private")]
+        assert [(m.conv, m.seq, m.text) for m in got if m.conv != group] == [(direct.conv, 1, "private")]
 
 
 async def test_sync_pages_with_more_and_sdk_follows_it(server: Running) -> None:
@@ -90,7 +91,7 @@ async def test_sync_pages_with_more_and_sdk_follows_it(server: Running) -> None:
         assert [m["seq"] for m in entry["messages"]] == list(range(1, 11)) and entry["more"] is True
         assert entry["last_seq"] == 25
         (merged,) = await doctor.sync({group: 3}, limit=10)
-        assert [m.seq for m in merged["messages"]] == list(range(4, 26))
+        assert [m.seq for m in merged.messages] == list(range(4, 26))
 
 
 async def test_history_pages_backwards_and_forwards(server: Running) -> None:
@@ -123,15 +124,15 @@ async def test_read_marker_moves_forward_only_and_counts_unread(server: Running)
         await phone.send(group, "mine")  # her own message never counts as unread
         (summary,) = (await phone.request("convs"))["convs"]
         assert (summary["last_seq"], summary["read_seq"], summary["unread"]) == (6, 0, 5)
-        assert (await phone.read(group, 3)) | {"rid": 0} == {
+        assert (await phone.request("read", conv=group, seq=3)) | {"rid": 0} == {
             "op": "ok", "rid": 0, "conv": group, "read_seq": 3, "unread": 2
         }
-        assert (await phone.read(group, 1))["read_seq"] == 3  # never moves back
-        assert (await phone.read(group, 99))["read_seq"] == 6  # clipped to the last seq
+        assert (await phone.read(group, 1)).read_seq == 3  # never moves back
+        assert (await phone.read(group, 99)).read_seq == 6  # clipped to the last seq
         with trio.fail_after(5):
-            async for frame in pad.events():
-                if frame["op"] == "read" and frame["read_seq"] == 6:
-                    assert frame["unread"] == 0
+            async for event in pad.events():
+                if isinstance(event, ReadPush) and event.read_seq == 6:
+                    assert event.unread == 0
                     break
 
 

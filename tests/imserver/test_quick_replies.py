@@ -24,6 +24,7 @@ from imserver.store import quickreplies
 from imserver.templating import day_text
 from imserver.visibility import CARE_TEAM
 from protocol.clock import HOSPITAL_ZONE
+from protocol.kinds import Attachment
 from tests.clients.test_cli import imclient, lines
 from tests.conftest import Running
 from tests.helpers import take
@@ -62,7 +63,7 @@ async def open_teams(server: Running) -> AsyncIterator[Ward]:
 
 async def save(w: Ward, who: str, shortcut: str, title: str, text: str | None = None, **fields: Any) -> int:
     """Save a quick reply as ``who``; its id."""
-    return int((await w[who].save_quick_reply(shortcut, title, text, **fields))["id"])
+    return (await w[who].save_quick_reply(shortcut, title, text, **fields)).id
 
 
 async def listed(w: Ward, who: str, **fields: Any) -> dict[int, dict[str, Any]]:
@@ -258,7 +259,7 @@ async def test_fill_ins_are_asked_for_then_filled(server: Running) -> None:
         reply = await save(w, "staff", "tz", "体征", "体重{{?体重}}，身高{{ ?身高 }}；再确认体重：{{?体重}}")
         entry = (await listed(w, "staff"))[reply]
         assert (entry["prompts"], entry["variables"]) == (["体重", "身高"], [])
-        assert (await w["staff"].quick_replies("tz"))[0]["prompts"] == ["体重", "身高"]
+        assert (await w["staff"].quick_replies("tz"))[0].prompts == ["体重", "身高"]
 
         error = await refused(w["staff"].request("qr_render", conv=w.group, ids=[reply]), "bad_request")
         assert error.field == "fill" and "体重" in (error.detail or "") and "身高" in (error.detail or "")
@@ -286,7 +287,7 @@ async def test_several_snippets_make_one_text_and_other_kinds_their_own_messages
             {"kind": "notice", "body": {"title": "取卵术前须知", "content": f"{alias}：术前一晚22点后禁食禁水。"}},
         ]
         acks = await w["owner"].send_quick_replies(w.group, [first, notice, second], member=w.ref("patient"))
-        assert [a["seq"] for a in acks] == [1, 2]  # rendering alone sent nothing
+        assert [a.seq for a in acks] == [1, 2]  # rendering alone sent nothing
         got = await take(w["patient"], 2)
         assert [(m.kind, m.text) for m in got] == [
             ("text", f"{alias}您好。\n有问题请随时联系王建华。"),
@@ -310,7 +311,7 @@ async def test_slash_search_puts_shortcuts_first_then_scope_then_use(server: Run
         name = {v: k for k, v in ids.items()}
 
         async def offered(kind: str, typed: str, limit: int = 10) -> list[str]:
-            return [name[r["id"]] for r in await w[kind].quick_replies(typed, limit=limit)]
+            return [name[r.id] for r in await w[kind].quick_replies(typed, limit=limit)]
 
         assert await offered("owner", "yz") == ["P1", "T1", "S1"]
         assert await offered("owner", "YZ") == ["P1", "T1", "S1"]
@@ -327,7 +328,7 @@ async def test_slash_search_puts_shortcuts_first_then_scope_then_use(server: Run
         assert await offered("owner", "", limit=2) == ["P2", "P1"]
         assert await offered("staff", "移植") == ["T1", "S2", "S1"]  # the nurse has not used S1: her own ranking
         assert await offered("outsider", "yz") == ["S1"]
-        assert (await w["owner"].quick_replies("移植"))[2]["uses"] == 2
+        assert (await w["owner"].quick_replies("移植"))[2].uses == 2
 
 
 async def test_bad_templates_are_refused_when_saved(server: Running) -> None:
@@ -338,7 +339,7 @@ async def test_bad_templates_are_refused_when_saved(server: Running) -> None:
         for template, field in (("{{patinet}}您好", "text"), ("{{fact.Next Visit}}", "text"), ("{{?}}", "text"),
                                 ("{{? 体 重}}", "text"), ("{{me.name}}", "text"), ("   ", "text")):
             error = await refused(nurse.save_quick_reply("x", "x", template), "bad_request")
-            assert error.field == field, (template, error.frame)
+            assert error.field == field, (template, error.error)
         assert "{{patinet}}" in ((await refused(nurse.save_quick_reply("x", "x", "{{patinet}}"), "bad_request")).detail
                                  or "")
         for kind, body, text, field in (
@@ -350,7 +351,7 @@ async def test_bad_templates_are_refused_when_saved(server: Running) -> None:
             ("treatment_items", {"title": "移植日", "day": "{{today}}", "items": [{"name": "移植"}]}, None, "body.day"),
         ):
             error = await refused(nurse.save_quick_reply("x", "x", text, kind=kind, body=body), "bad_request")
-            assert error.field == field, (kind, body, error.frame)
+            assert error.field == field, (kind, body, error.error)
         assert (await refused(nurse.save_quick_reply("x", "x", "x", scope="team"), "bad_request")).field == "team"
         assert (await refused(nurse.save_quick_reply("x", "x", "x", team=TEAM), "bad_request")).field == "team"
         assert await listed(w, "staff") == {}
@@ -378,15 +379,15 @@ async def test_a_quick_reply_lets_its_users_fetch_its_attachments(server: Runnin
                                          body={"title": "x", "pdf": fake}), "not_found")  # files must exist
         await save(w, "owner", "xz", "须知", kind="lab_report_pdf", body={"title": "移植后须知", "pdf": pdf})
         await save(w, "admin", "tp", "图片", kind="image_group", body={"images": [image, pdf]}, scope="shared")
-        assert await w["staff"].download(pdf["id"]) == SAMPLES["application/pdf"] + bytes(500)  # through fetch
-        await refused(w["patient"].download(pdf["id"]), "not_found")
+        assert await w["staff"].download(pdf.id) == SAMPLES["application/pdf"] + bytes(500)  # through fetch
+        await refused(w["patient"].download(pdf.id), "not_found")
 
-        async def may(kind: str, attachment: dict[str, Any]) -> bool:
-            return await quickreplies.may_use_attachment(server.store, w.users[kind].id, attachment["id"], CARE_TEAM)
+        async def may(kind: str, attachment: Attachment) -> bool:
+            return await quickreplies.may_use_attachment(server.store, w.users[kind].id, attachment.id, CARE_TEAM)
         assert [await may(k, image) for k in ("owner", "staff", "outsider", "patient", "bot")] == [
             True, True, True, False, False]
         assert await may("owner", pdf) and await may("staff", pdf)  # the shared one carries the sheet too
-        await w["admin"].request("qr_delete", id=(await w["staff"].quick_replies("tp"))[0]["id"])
+        await w["admin"].request("qr_delete", id=(await w["staff"].quick_replies("tp"))[0].id)
         assert [await may(k, pdf) for k in ("owner", "staff", "outsider")] == [True, False, False]
         assert not await quickreplies.may_use_attachment(server.store, w.users["owner"].id, "att_nothing01", CARE_TEAM)
 
@@ -419,8 +420,8 @@ async def test_concurrent_changes_keep_one_winner(server: Running) -> None:
             (reply,) = await w["owner"].quick_replies("same")
             deleted: list[str] = []
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(delete_as, "owner", reply["id"], deleted)
-                nursery.start_soon(delete_as, "staff", reply["id"], deleted)
+                nursery.start_soon(delete_as, "owner", reply.id, deleted)
+                nursery.start_soon(delete_as, "staff", reply.id, deleted)
             assert sorted(deleted) == ["not_found", "ok"]
 
 
@@ -435,7 +436,7 @@ async def test_quick_replies_and_their_ranking_survive_a_restart(server: Running
         fresh = Running(restarted, server.store, await nursery.start(restarted.serve), server.settings)
         async with login(fresh, "staff") as nurse:
             (found,) = await nurse.quick_replies("fz")
-            assert (found["id"], found["uses"], found["team"]) == (reply, 1, TEAM)
+            assert (found.id, found.uses, found.team) == (reply, 1, TEAM)
             (text,) = (await nurse.request("qr_render", conv=f"u:{A.username}", ids=[reply]))["messages"]
             assert text["text"] == "周五复诊"
         restarted.shutdown()

@@ -88,7 +88,7 @@ async def test_phone_numbers_are_encrypted_at_rest(server: Running) -> None:
 async def test_audit_names_a_direct_chat_by_its_own_address(server: Running) -> None:
     """(Every conversation used to be shown as g:<id>; fixed in 02762fe.)"""
     async with open_ward(server, online=("staff", "patient", "admin")) as w:
-        direct = (await w["staff"].send(f"u:{A}", "张女士您好"))["conv"]
+        direct = (await w["staff"].send(f"u:{A}", "张女士您好")).conv
         await w["staff"].request("profile", conv=direct, member=w.ref("patient"))
         (entry,) = (await w["admin"].request("audit", actor=PEOPLE["staff"].username))["entries"]
         assert entry["conv"] == direct

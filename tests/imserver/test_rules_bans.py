@@ -11,7 +11,9 @@ import trio
 
 from clients.python import Client, ClientError, open_client
 from imserver import auth
+from protocol.frames import Bye
 from tests.conftest import Running
+from tests.helpers import as_frame
 from tests.imserver.test_rules_support import (
     PEOPLE,
     VIEWERS,
@@ -29,7 +31,8 @@ DEVICES = ("phone", "pad", "web")
 
 async def watch_until_closed(client: Client, found: dict[str, Any]) -> None:
     with trio.fail_after(5):
-        async for frame in client.events():
+        async for event in client.events():
+            frame = as_frame(event)
             if frame["op"] == "bye":
                 found["bye"] = frame
             elif frame["op"] == "_lost":
@@ -108,9 +111,9 @@ async def test_a_ban_during_a_login_still_shuts_the_account_out(server: Running)
         try:
             async with login(server, "other", device="reconnecting") as client:
                 with trio.move_on_after(1.2):  # "within a second"
-                    async for frame in client.events():
-                        if frame["op"] == "bye":
-                            outcome.append(f"closed: {frame['code']}")
+                    async for event in client.events():
+                        if isinstance(event, Bye):
+                            outcome.append(f"closed: {event.code}")
                             return
                 outcome.append("still logged in")
         except ClientError as exc:

@@ -75,7 +75,7 @@ async def test_group_switches_take_effect_live(server: Running, db: str) -> None
 async def test_isolation_takes_effect_live(server: Running, db: str) -> None:
     async with open_ward(server, online=ONLINE) as w:
         gid, group = w.group[2:], w.group
-        m1 = (await w["patient"].send(group, "隔离前"))["seq"]
+        m1 = (await w["patient"].send(group, "隔离前")).seq
         for kind in ("owner", "staff", "other", "family"):
             await pushed_msg(w[kind], group)
         assert await imserver_ok(db, "group", "isolate", gid, A) == [{"conv": group, "user": A, "isolated": True}]
@@ -85,11 +85,11 @@ async def test_isolation_takes_effect_live(server: Running, db: str) -> None:
             ], kind
         for kind in ("patient", "owner"):
             await none_of(w[kind], "hidden", "group", seconds=0.1)
-        m2 = (await w["patient"].send(group, "隔离中"))["seq"]
+        m2 = (await w["patient"].send(group, "隔离中")).seq
         assert (await pushed_msg(w["owner"], group))["seq"] == m2
         assert await pushes(w["other"], "hidden") == [{"op": "hidden", "conv": group, "ranges": [[m2, m2]]}]
         await imserver_ok(db, "group", "unisolate", gid, A)
-        m3 = (await w["patient"].send(group, "解除后"))["seq"]
+        m3 = (await w["patient"].send(group, "解除后")).seq
         assert (await pushed_msg(w["other"], group))["seq"] == m3
         history = await w["other"].request("history", conv=group)
         assert ([m["seq"] for m in history["messages"]], history["hidden"]) == ([m3], [[m1, m2]])
@@ -181,7 +181,7 @@ async def until_shown(w: Ward, text: str, shown: str, seconds: float = 2) -> Non
     with trio.fail_after(seconds):
         while True:
             ack = await w["patient"].send(w.group, text)
-            (message,), _ = await w["owner"].history(w.group, after=ack["seq"] - 1)
+            (message,), _ = await w["owner"].history(w.group, after=ack.seq - 1)
             if message.text == shown:
                 return
             await trio.sleep(0.05)

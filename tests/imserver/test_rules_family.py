@@ -65,7 +65,7 @@ async def test_family_reads_only_unless_the_group_lets_family_speak_and_speaks_o
         assert (await pushed_msg(f, w.group))["text"] == "家属可以看到"
         await w["owner"].request("group_set", conv=w.group, family_can_speak=True)
         ack = await f.send(w.group, "谢谢医生")
-        assert [(await pushed_msg(w["patient"], w.group))["seq"] for _ in range(2)] == [ack["seq"] - 1, ack["seq"]]
+        assert [(await pushed_msg(w["patient"], w.group))["seq"] for _ in range(2)] == [ack.seq - 1, ack.seq]
         await w["owner"].request("group_set", conv=w.group, family_can_speak=False)
         await refused(f.send(w.group, "再说一句"), "family_read_only")
         # "No operation" for family in groups: no group management.
@@ -74,9 +74,9 @@ async def test_family_reads_only_unless_the_group_lets_family_speak_and_speaks_o
         # 1:1 with staff (IM-9): he speaks, and may send her reports; with his wife too; not with another patient.
         for staff in ("owner", "staff"):
             direct = await f.send(f"u:{PEOPLE[staff].username}", "医生您好，这是她的化验单")
-            assert (await pushed_msg(w[staff], direct["conv"]))["sender"]["id"] == w.ref("family")
+            assert (await pushed_msg(w[staff], direct.conv))["sender"]["id"] == w.ref("family")
         direct = await f.send(f"u:{A}", "老婆，医生回复了")
-        assert (await pushed_msg(w["patient"], direct["conv"]))["sender"]["name"] == PEOPLE["family"].name
+        assert (await pushed_msg(w["patient"], direct.conv))["sender"]["name"] == PEOPLE["family"].name
         await refused(f.send(f"u:{PEOPLE['other'].username}", "你好"), "forbidden")
         await refused(f.request("friend_request", conv=w.group, member=w.ref("other")), "not_found")
 
@@ -120,7 +120,7 @@ async def test_the_husband_does_not_follow_her_into_direct_chats(server: Running
     """Her 1:1 chats with staff and with friends have two members: IM-8's husband follows her into groups only.
     (Found by this suite: he used to be added to them silently; fixed in 02762fe.)"""
     async with open_ward(server, online=("owner", "staff", "patient", "other", "family")) as w:
-        with_nurse = (await w["staff"].send(f"u:{A}", "张女士，单独和您说一下"))["conv"]
+        with_nurse = (await w["staff"].send(f"u:{A}", "张女士，单独和您说一下")).conv
         await w["owner"].request("group_set", conv=w.group, allow_friends=True)
         members = (await w["other"].request("members", conv=w.group))["members"]
         (alias,) = [m["id"] for m in members if m["role"] == "patient" and m["id"] != w.ref("other")]

@@ -77,10 +77,10 @@ async def test_patients_become_friends_only_where_allowed_and_stay_masked(server
 async def test_staff_chat_with_any_patient_and_family_may_not_ask(server: Running) -> None:
     async with open_ward(server, online=("owner", "staff", "patient", "other", "family")) as w:
         direct = await w["staff"].send(f"u:{B.username}", "赵女士您好，明天来复查")  # no friendship needed
-        got = await pushed_msg(w["other"], direct["conv"])
+        got = await pushed_msg(w["other"], direct.conv)
         assert (got["sender"]["id"], got["sender"]["name"], got["sender"]["title"]) == (
             w.ref("staff"), PEOPLE["staff"].name, PEOPLE["staff"].title)
-        assert (await w["other"].send(f"u:{PEOPLE['owner'].username}", "王主任好"))["seq"] == 1  # and back
+        assert (await w["other"].send(f"u:{PEOPLE['owner'].username}", "王主任好")).seq == 1  # and back
         await w["owner"].request("group_set", conv=w.group, allow_friends=True)
         b_for_f = await alias_of(w, "family", "other")
         await refused(w["family"].request("friend_request", conv=w.group, member=b_for_f), "forbidden")

@@ -10,6 +10,7 @@ from clients.python import Client, ClientError, open_client
 from imserver.model import Role
 from imserver.visibility import hidden_ranges
 from tests.conftest import PASSWORD, Running
+from tests.helpers import as_frame
 from tests.imserver.test_rules_support import PEOPLE, drain, login, open_ward, recording, refused
 
 SEES_ISOLATED = {"patient": True, "pad": True, "other": False, "family": False, "staff": False, "owner": True}
@@ -22,7 +23,8 @@ async def live(client: Client, conv: str, seqs: list[int]) -> dict[int, str]:
     """How each of these seqs reached ``client``: "msg" or "hidden"."""
     found: dict[int, str] = {}
     with trio.fail_after(5):
-        async for frame in client.events():
+        async for event in client.events():
+            frame = as_frame(event)
             if frame["op"] == "msg" and frame["msg"]["conv"] == conv:
                 found[frame["msg"]["seq"]] = "msg"
             elif frame["op"] == "hidden" and frame["conv"] == conv and not frame.get("retract"):
@@ -44,8 +46,8 @@ async def test_isolation_retracts_hides_and_is_lifted_from_every_kinds_view(serv
         async with open_ward(server) as w, login(server, "patient", device="pad") as pad:
             w.clients["pad"] = pad
             a, group = w["patient"], w.group
-            m1, m2 = [(await a.send(group, text))["seq"] for text in ("第一条", "第二条")]
-            m3 = (await w["other"].send(group, "B 的消息"))["seq"]
+            m1, m2 = [(await a.send(group, text)).seq for text in ("第一条", "第二条")]
+            m3 = (await w["other"].send(group, "B 的消息")).seq
             for client in w.clients.values():
                 await drain(client)
 
@@ -59,10 +61,10 @@ async def test_isolation_retracts_hides_and_is_lifted_from_every_kinds_view(serv
                 assert seen == ([retract] if kind in OTHERS else []), (kind, seen)
 
             # While isolated: her sends are acked as always; only she and the owner see them.
-            ack = await a.send(group, "隔离中发的")
+            ack = await a.request("send", conv=group, cid="c-m4", text="隔离中发的")
             assert set(ack) == {"op", "rid", "conv", "seq", "id", "ts", "dup"} and ack["dup"] is False
             m4 = ack["seq"]
-            m5 = (await w["owner"].send(group, "医生的回复"))["seq"]
+            m5 = (await w["owner"].send(group, "医生的回复")).seq
             for kind, sees in SEES_ISOLATED.items():
                 expect = {m4: "msg" if sees else "hidden", m5: "msg"}
                 if kind == "patient":
@@ -76,7 +78,7 @@ async def test_isolation_retracts_hides_and_is_lifted_from_every_kinds_view(serv
                     [s for s in (m1, m2, m3, m4, m5) if s not in hidden], hidden_ranges(hidden)
                 ), kind
             # Even the member she names in a mention-only message does not see it (SPEC.md §11.2).
-            nurse_only = (await a.send(group, "护士长，只给您看", only=w.ref("staff")))["seq"]
+            nurse_only = (await a.send(group, "护士长，只给您看", only=w.ref("staff"))).seq
             for kind in SEES_ISOLATED:
                 if kind != "patient":
                     expect = "msg" if SEES_ISOLATED[kind] else "hidden"
@@ -86,7 +88,7 @@ async def test_isolation_retracts_hides_and_is_lifted_from_every_kinds_view(serv
             await w["owner"].request("unisolate", conv=group, member=w.ref("patient"))
             for kind in SEES_ISOLATED:  # the lift is not announced either
                 assert await drain(w[kind], 0.3 if kind == "patient" else 0.05) == [], kind
-            m6 = (await a.send(group, "解除后发的"))["seq"]
+            m6 = (await a.send(group, "解除后发的")).seq
             for kind in SEES_ISOLATED:
                 if kind != "patient":
                     assert await live(w[kind], group, [m6]) == {m6: "msg"}, kind
@@ -108,7 +110,7 @@ async def test_who_may_isolate_whom(server: Running) -> None:
     async with open_ward(server, online=("owner", "staff", "patient", "other", "admin")) as w:
         group = w.group
         # Lifting an isolation that was never there changes nothing: what she sent stays visible.
-        seq = (await w["other"].send(group, "我从未被隔离"))["seq"]
+        seq = (await w["other"].send(group, "我从未被隔离")).seq
         await w["owner"].request("unisolate", conv=group, member=w.ref("other"))
         assert await page(w["patient"], group) == ([seq], [])
         for kind in ("patient", "other", "staff"):  # plain members, staff included, may not isolate
@@ -129,7 +131,7 @@ async def test_who_may_isolate_whom(server: Running) -> None:
         await w["admin"].request("isolate", conv=group, member=w.ref("family"))
         await w["owner"].request("group_set", conv=group, family_can_speak=True)
         async with login(server, "family") as f:
-            seq = (await f.send(group, "我是家属"))["seq"]
+            seq = (await f.send(group, "我是家属")).seq
         # The managers (now the nurse and B too) see the isolated husband's message; his wife does not.
         for kind, sees in (("owner", True), ("staff", True), ("other", True), ("patient", False)):
             shown, _ = await page(w[kind], group)

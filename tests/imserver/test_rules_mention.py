@@ -10,7 +10,7 @@ import trio
 from clients.python import Client
 from imserver.visibility import hidden_ranges
 from tests.conftest import Running
-from tests.helpers import take
+from tests.helpers import as_frame, take
 from tests.imserver.test_rules_support import PEOPLE, Ward, login, open_ward, refused
 
 SEES = {
@@ -44,7 +44,8 @@ async def live(client: Client, conv: str, count: int) -> dict[int, dict[str, Any
     """The next ``count`` msg or hidden pushes for ``conv``, by seq."""
     found: dict[int, dict[str, Any]] = {}
     with trio.fail_after(5):
-        async for frame in client.events():
+        async for event in client.events():
+            frame = as_frame(event)
             if frame["op"] == "msg" and frame["msg"]["conv"] == conv:
                 found[frame["msg"]["seq"]] = frame
             elif frame["op"] == "hidden" and frame["conv"] == conv:
@@ -67,7 +68,7 @@ async def test_mention_only_reaches_sender_target_and_managers_only(server: Runn
         nurse = await member_ref(w, "patient", "staff")
         to_nurse = await w["patient"].send(w.group, "护士长，我有点担心", only=nurse)
         public = await w["owner"].send(w.group, "大家好")
-        seq = {"to_a": to_a["seq"], "to_nurse": to_nurse["seq"], "public": public["seq"]}
+        seq = {"to_a": to_a.seq, "to_nurse": to_nurse.seq, "public": public.seq}
         only = {"to_a": shown_for_real(w, "patient"), "to_nurse": shown_for_real(w, "staff"), "public": None}
 
         def visible(viewer: str, key: str) -> bool:
@@ -115,5 +116,5 @@ async def test_mention_only_target_must_be_another_member_the_sender_can_name(se
         members = (await w["other"].request("members", conv=w.group))["members"]
         (alias,) = [m["id"] for m in members if m["role"] == "patient" and m["id"] != w.ref("other")]
         ack = await w["other"].send(w.group, "悄悄问一下", only=alias)  # by the pseudonym she knows: allowed
-        (message,), _ = await w["owner"].history(w.group, after=ack["seq"] - 1)
+        (message,), _ = await w["owner"].history(w.group, after=ack.seq - 1)
         assert message.only is not None and message.only.id == w.ref("patient")

@@ -51,7 +51,7 @@ async def test_a_resend_gets_the_first_answer_though_the_group_was_muted_since(s
         first = await w["patient"].send(w.group, "网络不好，重发一次", cid="c-1")
         await w["owner"].request("group_set", conv=w.group, muted=True)
         again = await w["patient"].send(w.group, "网络不好，重发一次", cid="c-1")
-        assert (again["seq"], again["id"], again["dup"]) == (first["seq"], first["id"], True)
+        assert (again.seq, again.id, again.dup) == (first.seq, first.id, True)
         await refused(w["patient"].send(w.group, "新消息", cid="c-2"), "muted")
 
 

@@ -29,8 +29,9 @@ from imserver.model import Role, User
 from imserver.server import ChatServer, open_keys
 from imserver.store import accounts
 from protocol import decode_frame
+from protocol.frames import MsgPush
 from tests.conftest import PASSWORD, Running
-from tests.helpers import script
+from tests.helpers import as_frame, script
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ async def refused(call: Awaitable[Any], code: str) -> ClientError:
     """Await a request that must fail with ``code``."""
     with pytest.raises(ClientError) as info:
         await call
-    assert info.value.code == code, f"expected {code}, got {info.value.frame}"
+    assert info.value.code == code, f"expected {code}, got {info.value.error}"
     return info.value
 
 
@@ -148,8 +149,8 @@ async def pushes(client: Client, op: str, count: int = 1, seconds: float = 5) ->
     """The next ``count`` push frames with this ``op`` (others are dropped)."""
     found: list[dict[str, Any]] = []
     with trio.fail_after(seconds):
-        async for frame in client.events():
-            if frame["op"] == op:
+        async for event in client.events():
+            if (frame := as_frame(event))["op"] == op:
                 found.append(frame)
                 if len(found) == count:
                     return found
@@ -159,9 +160,9 @@ async def pushes(client: Client, op: str, count: int = 1, seconds: float = 5) ->
 async def pushed_msg(client: Client, conv: str, seconds: float = 5) -> dict[str, Any]:
     """The next message pushed to ``client`` in ``conv`` (other pushes are dropped)."""
     with trio.fail_after(seconds):
-        async for frame in client.events():
-            if frame["op"] == "msg" and frame["msg"]["conv"] == conv:
-                return dict(frame["msg"])
+        async for event in client.events():
+            if isinstance(event, MsgPush) and event.msg.conv == conv:
+                return dict(as_frame(event)["msg"])
     raise AssertionError("the client's events ended")
 
 
@@ -169,7 +170,8 @@ async def none_of(client: Client, *ops: str, seconds: float = 0.3) -> list[dict[
     """Assert no push with one of ``ops`` arrives within ``seconds``; return the other pushes seen."""
     others: list[dict[str, Any]] = []
     with trio.move_on_after(seconds):
-        async for frame in client.events():
+        async for event in client.events():
+            frame = as_frame(event)
             assert frame["op"] not in ops, f"unexpected push {frame}"
             others.append(frame)
     return others
@@ -191,7 +193,7 @@ class Wire:
 
     def frames(self, client: Client) -> list[dict[str, Any]]:
         """What ``client`` received on every connection of its session, starting with the welcome."""
-        session = client.welcome["session"]
+        session = client.welcome.session
         return [f for frames in self.by_socket.values() if frames and frames[0].get("session") == session
                 for f in frames]
 

@@ -63,7 +63,7 @@ async def mask_in_effect(w: Ward, word: str, seconds: float = 2) -> None:
     with trio.fail_after(seconds):
         while True:
             ack = await w["patient"].send(probe, word)
-            (message,), _ = await w["owner"].history(probe, after=ack["seq"] - 1)
+            (message,), _ = await w["owner"].history(probe, after=ack.seq - 1)
             if message.text != word:
                 return
             await trio.sleep(0.02)
@@ -129,7 +129,7 @@ async def test_flag_delivers_unchanged_and_tells_the_staff(server: Running) -> N
             assert (await pushed_msg(w[kind], w.group))["text"] == "我想退款", kind
         for kind in ("staff", "owner"):
             assert await pushes(w[kind], "flag") == [
-                {"op": "flag", "conv": w.group, "seq": ack["seq"], "words": ["退款"]}
+                {"op": "flag", "conv": w.group, "seq": ack.seq, "words": ["退款"]}
             ], kind
         for kind in ("patient", "other", "family"):
             await none_of(w[kind], "flag", seconds=0.1)
@@ -142,15 +142,15 @@ async def test_patients_and_family_are_screened_everywhere_staff_and_bots_are_no
         await set_words(w, WORDS)
         for kind in ("owner", "staff", "bot"):  # staff and bot messages are not screened (current rule)
             ack = await w[kind].send(w.group, "关于代孕的规定")
-            (message,), _ = await w["owner"].history(w.group, after=ack["seq"] - 1)
+            (message,), _ = await w["owner"].history(w.group, after=ack.seq - 1)
             assert message.text == "关于代孕的规定", kind
         for kind in ("patient", "family"):  # in direct chats too
             ack = await w[kind].send(f"u:{PEOPLE['staff'].username}", "想问代孕")
-            assert (await pushed_msg(w["staff"], ack["conv"]))["text"] == "想问＊＊", kind
+            assert (await pushed_msg(w["staff"], ack.conv))["text"] == "想问＊＊", kind
         # Every string in a body is screened, and the fallback text is rebuilt from the screened body.
         body = {"name": "代孕诊所", "lat": 31.2, "lon": 121.4, "address": "加我QQ"}
         ack = await w["patient"].send(w.group, kind="location", body=body)
-        (message,), _ = await w["owner"].history(w.group, after=ack["seq"] - 1)
+        (message,), _ = await w["owner"].history(w.group, after=ack.seq - 1)
         assert message.body == body | {"name": "＊＊诊所", "address": "加我＊＊"}
         assert "代孕" not in message.text and "QQ" not in message.text
 
@@ -164,7 +164,7 @@ async def test_word_list_changes_apply_without_a_restart(server: Running) -> Non
         with trio.fail_after(1):
             while True:
                 ack = await w["patient"].send(w.group, "促排第三天")
-                (message,), _ = await w["owner"].history(w.group, after=ack["seq"] - 1)
+                (message,), _ = await w["owner"].history(w.group, after=ack.seq - 1)
                 if message.text == "促排第三天":
                     break
                 await trio.sleep(0.02)
@@ -176,7 +176,7 @@ async def test_a_word_applies_to_the_very_next_message(server: Running) -> None:
         with slow_bus(bus.WordsChanged):
             await w["admin"].request("words_set", word="禁词", policy="mask")
             ack = await w["patient"].send(w.group, "这是禁词")
-        (message,), _ = await w["owner"].history(w.group, after=ack["seq"] - 1)
+        (message,), _ = await w["owner"].history(w.group, after=ack.seq - 1)
         assert message.text == "这是＊＊"
 
 

@@ -19,16 +19,16 @@ async def test_bot_chat_is_a_service_inbox_and_its_notice_is_seen_read(server: R
     ):
         notice = await bot.send("u:chen", "明天上午九点取卵，请空腹")
         before = await bot.request("receipt", conv="u:chen")
-        assert before == {"op": "ok", "rid": before["rid"], "conv": notice["conv"], "last_seq": 1,
+        assert before == {"op": "ok", "rid": before["rid"], "conv": notice.conv, "last_seq": 1,
                           "read_seq": 0, "peer_read_seq": 0}
 
         (got,) = await take(chen, 1)
         await chen.read(got.conv, got.seq)
-        after = await bot.request("receipt", conv=notice["conv"])
-        assert after["peer_read_seq"] == notice["seq"]
+        after = await bot.request("receipt", conv=notice.conv)
+        assert after["peer_read_seq"] == notice.seq
 
         inbox = {c["conv"]: c for c in (await chen.request("convs"))["convs"]}
-        assert inbox[notice["conv"]]["service"] is True and inbox[notice["conv"]]["name"] == "宣教助手"
+        assert inbox[notice.conv]["service"] is True and inbox[notice.conv]["name"] == "宣教助手"
         await chen.send("u:dr_li", "李医生您好")
         people = {c["name"]: c for c in (await chen.request("convs"))["convs"]}
         assert "service" not in people["李医生"]  # a chat with a person is not a service

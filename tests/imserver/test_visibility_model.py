@@ -34,6 +34,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import asyncpg
+import msgspec
 import pytest
 import trio
 import trio.testing
@@ -54,8 +55,10 @@ from imserver import auth
 from imserver.config import Settings
 from imserver.model import Role
 from imserver.store import accounts
+from protocol.frames import HiddenPush, MsgPush, SendAnswer
 from tests.conftest import PASSWORD, Running
 from tests.conftest import test_settings as server_settings
+from tests.helpers import as_frame
 
 T = TypeVar("T")
 
@@ -252,8 +255,9 @@ class World:
         return trio.from_thread.run(fn, *args)
 
     async def record(self, who: str) -> None:
-        async for frame in self.clients[who].events():
-            if frame.get("op") == "_lost":
+        async for event in self.clients[who].events():
+            frame = as_frame(event)
+            if frame["op"] == "_lost":
                 self.leaks.append(f"{who}'s connection was lost: {frame}")
             self.frames[who].append(frame)
             self.scan(who, frame)
@@ -279,7 +283,7 @@ class World:
         try:
             frame = await self.clients[who].request(op, **fields)
         except ClientError as exc:
-            frame = exc.frame
+            frame = as_frame(exc.error)
         self.scan(who, frame)
         return (OK if frame["op"] == "ok" else frame["code"]), frame
 
@@ -764,7 +768,7 @@ async def open_world(server: Running) -> AsyncIterator[World]:
             )
             world.clients[who] = client
             world.frames[who] = []
-            world.scan(who, client.welcome)
+            world.scan(who, msgspec.to_builtins(client.welcome))
         async with trio.open_nursery() as nursery:
             for who in CAST:
                 nursery.start_soon(world.record, who)
@@ -819,9 +823,9 @@ async def test_messages_committed_while_the_group_reloads_reach_every_member(ser
         received: list[int] = []
 
         async def receive() -> None:
-            async for frame in patient.events():
-                if frame["op"] == "msg":
-                    received.append(frame["msg"]["seq"])
+            async for event in patient.events():
+                if isinstance(event, MsgPush):
+                    received.append(event.msg.seq)
 
         async def switch() -> None:
             for i in range(100):
@@ -830,7 +834,7 @@ async def test_messages_committed_while_the_group_reloads_reach_every_member(ser
         async with trio.open_nursery() as nursery:
             nursery.start_soon(receive)
             nursery.start_soon(switch)
-            sent = [(await doc.send(group, f"第{i}条"))["seq"] for i in range(100)]
+            sent = [(await doc.send(group, f"第{i}条")).seq for i in range(100)]
             await patient.request("ping")  # every push queued before the last answer has arrived
             await trio.testing.wait_all_tasks_blocked()
             nursery.cancel_scope.cancel()
@@ -858,19 +862,19 @@ async def test_a_message_sent_just_after_a_lift_is_not_pushed_as_hidden(server: 
         hidden_live: set[int] = set()
 
         async def receive() -> None:
-            async for frame in b.events():
-                if frame["op"] == "hidden" and not frame.get("retract"):
-                    hidden_live.update(covered(frame["ranges"]))
+            async for event in b.events():
+                if isinstance(event, HiddenPush) and not event.retract:
+                    hidden_live.update(covered([list(r) for r in event.ranges]))
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(receive)
             for attempt in range(100):
                 await doc.request("isolate", conv=group, member=member)
-                acks: list[dict[str, Any]] = []
+                acks: list[SendAnswer] = []
                 async with trio.open_nursery() as round_:
                     round_.start_soon(partial(doc.request, "unisolate", conv=group, member=member))
                     round_.start_soon(send_later, a, group, f"第{attempt}条", attempt % 5 / 1000, acks)
-                seq = acks[0]["seq"]
+                seq = acks[0].seq
                 await b.request("ping")
                 await trio.testing.wait_all_tasks_blocked()
                 page = await b.request("history", conv=group, after=seq - 1, limit=1)
@@ -879,6 +883,6 @@ async def test_a_message_sent_just_after_a_lift_is_not_pushed_as_hidden(server: 
             nursery.cancel_scope.cancel()
 
 
-async def send_later(client: Client, conv: str, text: str, delay: float, acks: list[dict[str, Any]]) -> None:
+async def send_later(client: Client, conv: str, text: str, delay: float, acks: list[SendAnswer]) -> None:
     await trio.sleep(delay)
     acks.append(await client.send(conv, text))

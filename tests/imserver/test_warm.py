@@ -23,7 +23,7 @@ async def test_a_restarted_server_warms_its_roster_cache_before_anyone_asks(serv
         group = (await nurse.request("group_create", name="移植群", members=["chen"]))["conv"]
         quiet = (await nurse.request("group_create", name="没有消息的群", members=["chen"]))["conv"]
         await nurse.send(group, "明天九点移植")
-        direct = (await nurse.send("u:chen", "记得空腹"))["conv"]
+        direct = (await nurse.send("u:chen", "记得空腹")).conv
     for warm, expected in ((200_000, {group, direct}), (0, set())):
         settings = dataclasses.replace(server.settings, warm_messages=warm)
         fresh = ChatServer(settings, server.store, await open_keys(server.store))

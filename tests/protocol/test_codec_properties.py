@@ -1,4 +1,4 @@
-"""Properties of the codec (SPEC.md §2, §3, §6): round trips and total decoding.
+"""Properties of the codec (SPEC.md §2, §3, §6): round trips both ways and total decoding.
 
 The strategies are derived from the frame structs themselves (``msgspec.inspect``),
 so a field or constraint added to ``protocol/frames.py`` is exercised here
@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol.codec import decode_frame, decode_message, decode_request, encode
+from protocol.codec import decode_answer, decode_frame, decode_message, decode_push, decode_request, encode
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.frames import OPS, REQUEST_TYPES, Message, Request
+from protocol.frames import ANSWER_TYPES, OPS, PUSH_TYPES, REQUEST_TYPES, ErrorFrame, Message, Request
 
 #: Large enough that the size check never hides what the decoder does.
 BIG = 1 << 22
@@ -69,6 +69,8 @@ def strategy(info: msgspec.inspect.Type) -> st.SearchStrategy[Any]:
         return st.sampled_from(info.values)
     if isinstance(info, msgspec.inspect.UnionType):
         return st.one_of([strategy(t) for t in info.types])
+    if isinstance(info, msgspec.inspect.TupleType):
+        return st.tuples(*(strategy(t) for t in info.item_types))
     if isinstance(info, msgspec.inspect.ListType):
         high = min(info.max_length if info.max_length is not None else 5, 5)
         return st.lists(strategy(info.item_type), min_size=info.min_length or 0, max_size=high)
@@ -78,8 +80,9 @@ def strategy(info: msgspec.inspect.Type) -> st.SearchStrategy[Any]:
     if isinstance(info, msgspec.inspect.AnyType):
         return values
     if isinstance(info, msgspec.inspect.StructType):
-        required = {f.name: strategy(f.type) for f in info.fields if f.required}
-        optional = {f.name: strategy(f.type) for f in info.fields if not f.required}
+        # A request's rid has a stand-in default for client libraries, but is required on the wire (SPEC.md §3.1).
+        required = {f.name: strategy(f.type) for f in info.fields if f.required or f.name == "rid"}
+        optional = {f.name: strategy(f.type) for f in info.fields if f.name not in required}
         return st.fixed_dictionaries(required, optional=optional).map(lambda kw: info.cls(**kw))
     raise NotImplementedError(f"no strategy for {info!r}")
 
@@ -88,11 +91,11 @@ def struct_strategy(cls: type) -> st.SearchStrategy[Any]:
     return strategy(msgspec.inspect.type_info(cls))
 
 
-requests: st.SearchStrategy[Request] = st.one_of([struct_strategy(t) for t in REQUEST_TYPES])
+requests: st.SearchStrategy[Request[Any]] = st.one_of([struct_strategy(t) for t in REQUEST_TYPES])
 messages: st.SearchStrategy[Message] = struct_strategy(Message)
 
 
-def decode_or_refuse(data: bytes, max_frame: int = BIG) -> Request | ProtocolError:
+def decode_or_refuse(data: bytes, max_frame: int = BIG) -> Request[Any] | ProtocolError:
     """What the server gets from ``data``; anything but a Request or a ProtocolError fails the test."""
     try:
         request = decode_request(data, max_frame)
@@ -110,7 +113,7 @@ def decode_or_refuse(data: bytes, max_frame: int = BIG) -> Request | ProtocolErr
 @pytest.mark.parametrize("cls", REQUEST_TYPES, ids=lambda t: t.__struct_config__.tag)
 @FAST
 @given(data=st.data())
-def test_request_round_trip(cls: type[Request], data: st.DataObject) -> None:
+def test_request_round_trip(cls: type[Request[Any]], data: st.DataObject) -> None:
     request = data.draw(struct_strategy(cls))
     encoded = encode(request)
     assert decode_request(encoded, BIG) == request
@@ -119,10 +122,25 @@ def test_request_round_trip(cls: type[Request], data: st.DataObject) -> None:
 
 @FAST
 @given(request=requests)
-def test_request_round_trip_through_builtins(request: Request) -> None:
+def test_request_round_trip_through_builtins(request: Request[Any]) -> None:
     """A frame built by hand as a map (what a client in another language does) decodes the same."""
     as_map = msgspec.to_builtins(request, builtin_types=(bytes,))  # bytes stay bytes, as msgpack carries them
     assert decode_request(encode(as_map), BIG) == request
+
+
+SERVER_FRAMES: list[type[msgspec.Struct]] = sorted(
+    {*ANSWER_TYPES.values(), *PUSH_TYPES, ErrorFrame}, key=lambda t: t.__name__
+)
+server_frames: st.SearchStrategy[msgspec.Struct] = st.one_of([struct_strategy(t) for t in SERVER_FRAMES])
+
+
+@FUZZ
+@given(frame=server_frames)
+def test_answer_and_push_round_trip(frame: msgspec.Struct) -> None:
+    """What a server sends decodes to what it built, in the client's own decoders (SPEC.md §3.2, §3.5)."""
+    encoded = encode(frame)
+    is_answer = frame.__struct_config__.tag == "ok"
+    assert (decode_answer(encoded, type(frame)) if is_answer else decode_push(encoded)) == frame
 
 
 @FAST

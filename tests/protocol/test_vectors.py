@@ -1,7 +1,8 @@
 """The test vectors of protocol/vectors/v1.json against this implementation (SPEC.md §10).
 
 The vectors are the contract for clients in other languages; these tests prove
-that the reference codec agrees with every one of them, byte for byte.
+that the reference codec agrees with every one of them, byte for byte, and that
+each server frame is exactly what its struct in ``protocol.frames`` describes.
 """
 
 from __future__ import annotations
@@ -13,16 +14,16 @@ from typing import Any
 import msgspec
 import pytest
 
-from protocol.codec import decode_frame, decode_message, decode_request, encode
+from protocol.codec import decode_answer, decode_frame, decode_message, decode_push, decode_request, encode, mismatch
 from protocol.errors import MESSAGES_ZH, ErrorCode, ProtocolError
-from protocol.frames import OPS, REQUEST_TYPES, Request
+from protocol.frames import ANSWER_TYPES, OPS, PUSH_OPS, REQUEST_TYPES, ErrorFrame, Request
 
 VECTORS_PATH = Path(__file__).resolve().parents[2] / "protocol" / "vectors" / "v1.json"
 DOC: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
 VECTORS: list[dict[str, Any]] = DOC["vectors"]
 CLIENT = [v for v in VECTORS if v["direction"] == "client"]
 SERVER = [v for v in VECTORS if v["direction"] == "server"]
-TYPE_BY_OP: dict[str, type[Request]] = {t.__struct_config__.tag: t for t in REQUEST_TYPES}  # type: ignore[misc]
+TYPE_BY_OP: dict[str, type[Request[Any]]] = {t.__struct_config__.tag: t for t in REQUEST_TYPES}  # type: ignore[misc]
 
 
 def _ids(vectors: list[dict[str, Any]]) -> list[str]:
@@ -40,7 +41,7 @@ def _value(frame: Any) -> Any:
     return frame
 
 
-def _defaults(cls: type[Request]) -> dict[str, Any]:
+def _defaults(cls: type[Request[Any]]) -> dict[str, Any]:
     """The value each optional field of ``cls`` takes when a frame leaves it out, as builtins."""
     out: dict[str, Any] = {}
     for field in msgspec.structs.fields(cls):
@@ -61,8 +62,10 @@ def test_file_shape() -> None:
         bytes.fromhex(v["hex"])
         if v["direction"] == "client":
             assert v["expect"] == "ok" or set(v["expect"]) <= {"error", "field", "rid"}, v["name"]
+            assert "answers" not in v, v["name"]
         else:
             assert "expect" not in v and isinstance(v["frame"], dict), v["name"]
+            assert ("answers" in v) == (v["frame"]["op"] == "ok"), v["name"]
 
 
 def test_every_op_has_a_valid_vector() -> None:
@@ -70,8 +73,12 @@ def test_every_op_has_a_valid_vector() -> None:
     assert ops == OPS
 
 
-def test_every_push_and_answer_has_a_vector() -> None:
-    assert {v["frame"]["op"] for v in SERVER} >= {"ok", "error", "msg", "read", "conv", "bye"}
+def test_every_answer_and_push_has_a_vector() -> None:
+    """SPEC.md §10: an ``ok`` vector for every op, a vector for every push of §3.5, errors and a future push."""
+    assert {v["answers"] for v in SERVER if "answers" in v} == OPS
+    ops = {v["frame"]["op"] for v in SERVER}
+    assert ops >= PUSH_OPS | {"ok", "error"}
+    assert ops - PUSH_OPS - {"ok", "error"} == {"typing"}, "one push of a later version, which clients ignore"
 
 
 @pytest.mark.parametrize("vector", CLIENT, ids=_ids(CLIENT))
@@ -85,9 +92,11 @@ def test_client_vector(vector: dict[str, Any]) -> None:
         frame = _value(vector["frame"])
         cls = TYPE_BY_OP[frame["op"]]
         assert type(request) is cls
-        known = {f.encode_name for f in msgspec.structs.fields(cls)} | {"op"}
+        fields = msgspec.structs.fields(cls)
+        known = {f.encode_name for f in fields} | {"op"}
         expected = {**_defaults(cls), **{k: v for k, v in frame.items() if k in known}}
-        assert msgspec.to_builtins(request, builtin_types=(bytes,)) == expected
+        decoded = {f.encode_name: msgspec.to_builtins(getattr(request, f.name), builtin_types=(bytes,)) for f in fields}
+        assert {"op": frame["op"], **decoded} == expected
         return
     with pytest.raises(ProtocolError) as info:
         decode_request(data)
@@ -113,6 +122,13 @@ def test_server_vector(vector: dict[str, Any]) -> None:
     if frame["op"] in ("error", "bye"):
         code = ErrorCode(frame["code"])
         assert frame["message"] == MESSAGES_ZH[code]
+    described = decode_answer(data, ANSWER_TYPES[vector["answers"]]) if "answers" in vector else decode_push(data)
+    if frame["op"] not in PUSH_OPS | {"ok", "error"}:
+        assert described is None, "a push of a later version is ignored (SPEC.md §9)"
+        return
+    assert described is not None
+    assert isinstance(described, ErrorFrame) == (frame["op"] == "error")
+    assert mismatch(data, described) is None, "the struct describes the frame exactly"
 
 
 @pytest.mark.parametrize(

@@ -250,7 +250,7 @@ async def test_a_form_sent_again_corrects_it_and_a_consent_stays_signed_the_firs
         results = {r["item"]: r["result"] for r in await rows(
             outbox.state, "select item, result from bot_pathway.deliveries where result is not null")}
         assert results["basic"]["values"]["weight"] == 53
-        assert results["consent"]["image"]["id"] == images[0]["id"]
+        assert results["consent"]["image"]["id"] == images[0].id
 
 
 async def test_progress_asked_in_her_node_group_is_answered_for_her_eyes_only(server: Running, db: str) -> None:

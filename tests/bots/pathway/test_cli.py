@@ -61,7 +61,7 @@ async def test_a_script_enrolls_dates_and_moves_time_and_she_receives_her_conten
         filing = await take(chen, 5)
         assert [m.kind for m in filing] == ["text", "text", "article", "signature_request", "form"]
         assert {(m.sender.name, m.sender.role) for m in filing} == {("宣教助手", "bot")}
-        assert (await chen.send("u:pathway", "收到"))["conv"] == filing[0].conv  # her service conversation
+        assert (await chen.send("u:pathway", "收到")).conv == filing[0].conv  # her service conversation
 
     dated = await imbot.json("date", "chen", "trigger", "2026-12-14", "--now", "2026-12-05T10:00")
     assert dated["status"] == "applied" and dated["cycle"] == enrolled["cycle"]

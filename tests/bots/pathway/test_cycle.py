@@ -43,6 +43,7 @@ from launcher import demo
 from pgtrio.bridge import open_store
 from protocol import Message
 from protocol.clock import HOSPITAL_ZONE
+from protocol.frames import SendAnswer
 from tests.bots.test_echo import bot_says
 from tests.conftest import PASSWORD, Running
 from tests.imserver.test_attachments import SAMPLES
@@ -91,7 +92,7 @@ class DropsAfter:
     def __init__(self, client: Client, sends: int) -> None:
         self.client, self.sends = client, sends
 
-    async def send(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    async def send(self, *args: Any, **kwargs: Any) -> SendAnswer:
         self.sends -= 1
         if self.sends < -1:
             raise ConnectionLost("connection lost (test)")
