@@ -2,12 +2,11 @@
 
 Postgres comes from TEST_DATABASE_URL, else the local server on 127.0.0.1:5432,
 else a private cluster started from the local binaries (imserver.pgcluster).
-Each test gets its own database, copied from a template that has the schema.
+Each test gets a database of its own holding the migrated schema and nothing else (tests/databases.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import shutil
@@ -17,13 +16,12 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 import trio
+from argon2 import PasswordHasher, profiles
 
-from imserver import auth
 from imserver.config import Settings
 from imserver.model import Role, User
 from imserver.pgcluster import PrivateCluster
@@ -31,24 +29,13 @@ from imserver.server import Addresses, ChatServer, open_keys
 from imserver.store import accounts
 from imserver.store.migrate import migrate
 from pgtrio.bridge import Store, open_store
+from tests.databases import Databases, admin_sql, with_database
 
 PASSWORD = "secret-pass-1"
-
-
-def with_database(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
-def admin_sql(dsn: str, *statements: str) -> None:
-    async def run() -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            for statement in statements:
-                await conn.execute(statement)
-        finally:
-            await conn.close()
-    asyncio.run(run())
+PASSWORD_HASH = PasswordHasher.from_parameters(profiles.CHEAPEST).hash(PASSWORD)
+"""The password hash of the tests' accounts: argon2id as the server stores it, at argon2's cheapest cost. The
+server checks it as any other; at the production cost, checking it at every login and making it for every
+account took a large part of the suite's time."""
 
 
 def _reachable(dsn: str) -> bool:
@@ -87,13 +74,19 @@ def template_db(postgres: str) -> Iterator[str]:
     admin_sql(postgres, f"drop database if exists {name} with (force)")
 
 
+@pytest.fixture(scope="session")
+def databases(postgres: str, template_db: str) -> Iterator[Databases]:
+    pool = Databases(postgres, template_db)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def db(postgres: str, template_db: str) -> Iterator[str]:
-    """A DSN for a fresh, migrated database of this test's own."""
-    name = f"imtest_{uuid.uuid4().hex[:12]}"
-    admin_sql(postgres, f"create database {name} template {template_db}")
-    yield with_database(postgres, name)
-    admin_sql(postgres, f"drop database if exists {name} with (force)")
+def db(databases: Databases) -> Iterator[str]:
+    """A DSN for a migrated database of this test's own, holding nothing else."""
+    dsn = databases.take()
+    yield dsn
+    databases.give_back(dsn)
 
 
 @dataclass
@@ -114,9 +107,7 @@ class Running:
         return f"http://127.0.0.1:{self.addresses.http_port}"
 
     async def user(self, username: str, role: Role = Role.PATIENT, name: str | None = None) -> User:
-        return await accounts.create_user(
-            self.store, username, name or username, role, await auth.hash_password(PASSWORD)
-        )
+        return await accounts.create_user(self.store, username, name or username, role, PASSWORD_HASH)
 
 
 def test_settings(**overrides: Any) -> Settings:
