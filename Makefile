@@ -1,7 +1,7 @@
 VENV ?= .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint
+.PHONY: install demo test test-fast lint
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,3 +20,7 @@ lint: $(STAMP)
 
 test: lint
 	$(VENV)/bin/pytest
+
+# The tests that start no process or cluster (those are marked slow); no lint (make lint).
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -q -m "not slow"

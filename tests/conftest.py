@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import subprocess
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,20 @@ PASSWORD_HASH = PasswordHasher.from_parameters(profiles.CHEAPEST).hash(PASSWORD)
 """The password hash of the tests' accounts: argon2id as the server stores it, at argon2's cheapest cost. The
 server checks it as any other; at the production cost, checking it at every login and making it for every
 account took a large part of the suite's time."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """A test that starts a process must be marked ``slow`` (``make test-fast`` leaves those out): one that is not
+    fails when it tries."""
+    if item.get_closest_marker("slow"):
+        return (yield)
+
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"{item.nodeid} starts a process: mark it @pytest.mark.slow")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "_execute_child", refused)
+        return (yield)
 
 
 def _reachable(dsn: str) -> bool:

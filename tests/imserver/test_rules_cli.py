@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 import trio
 
 from tests.conftest import Running
@@ -28,6 +29,8 @@ from tests.imserver.test_rules_support import (
 
 ONLINE = ("owner", "staff", "patient", "other", "family")
 A, B = PEOPLE["patient"].username, PEOPLE["other"].username
+
+pytestmark = pytest.mark.slow  # every test here starts a process
 
 
 async def everyone_told(w: Ward, **switches: bool) -> None:
