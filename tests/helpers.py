@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +36,29 @@ async def next_push(client: Client, op: str, seconds: float = 5) -> dict[str, An
 def script(name: str) -> str:
     """The path of a console script installed beside this Python (the venv may not be on PATH)."""
     return str(Path(sys.executable).parent / name)
+
+
+class ManualClock:
+    """A ``protocol.clock.Clock`` that stands still until the test moves it (DESIGN rule 10): what is due, leased or
+    overdue is decided by the test, never by the hour it runs at."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._reads = 0
+        self._read = trio.Event()
+
+    def __call__(self) -> datetime:
+        self._reads += 1
+        self._read.set()
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+    async def wait_read(self, times: int = 1) -> None:
+        """Until the time has been asked ``times`` more. A jobs runner with nothing to run asks it before each
+        claim, so two more reads mean it finished a claim begun after this call: it has seen what was due then."""
+        until = self._reads + times
+        while self._reads < until:
+            self._read = trio.Event()
+            await self._read.wait()
