@@ -7,9 +7,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import trio
 
 from clients.python import Client
+from pgtrio.bridge import Store
 from protocol import Message
 
 
@@ -31,6 +33,15 @@ async def next_push(client: Client, op: str, seconds: float = 5) -> dict[str, An
             if frame["op"] == op:
                 return frame
     raise AssertionError("the client's events ended")
+
+
+async def database_now(store: Store) -> datetime:
+    """The database's clock, which stamps what the server records with ``now()`` (audit entries, sessions). A test
+    comparing times with those reads this, not the machine's clock: the two differ under tests/run_at.sh."""
+    async def txn(db: asyncpg.Connection) -> datetime:
+        now: datetime = await db.fetchval("select now()")
+        return now
+    return await store.run("test_database_now", txn, transaction=False)
 
 
 def script(name: str) -> str:

@@ -5,7 +5,7 @@ Each command is a real ``imserver`` process, which takes about half a second to 
 from __future__ import annotations
 
 import getpass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from tests.conftest import Running
+from tests.helpers import database_now
 from tests.imserver.test_rules_support import (
     PEOPLE,
     Ward,
@@ -152,7 +153,8 @@ async def test_accounts_family_words_and_the_audit_log(server: Running, db: str)
             nursery.start_soon(ok, "none", "audit", "--since", "2999-01-01T00:00:00+08:00")
             # A time without a zone is Beijing time: since an hour ago there, everything of this test (taken as
             # UTC, that time would be hours ahead, and nothing would be listed).
-            hour_ago = datetime.now(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None) - timedelta(hours=1)
+            now = await database_now(server.store)  # the audit's clock
+            hour_ago = now.astimezone(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None) - timedelta(hours=1)
             nursery.start_soon(ok, "naive", "audit", "--since", hour_ago.isoformat())
         assert sorted((e["action"], e["target"], str(e["detail"])) for e in out["mine"]) == sorted([
             ("family_link", B, str({"family": "fam_bella", "relation": "husband"})),
