@@ -2,28 +2,27 @@
 
 Postgres comes from TEST_DATABASE_URL, else the local server on 127.0.0.1:5432,
 else a private cluster started from the local binaries (imserver.pgcluster).
-Each test gets its own database, copied from a template that has the schema.
+Each test gets a database of its own holding the migrated schema and nothing else (tests/databases.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import shutil
+import subprocess
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 import trio
+from argon2 import PasswordHasher, profiles
 
-from imserver import auth
 from imserver.config import Settings
 from imserver.model import Role, User
 from imserver.pgcluster import PrivateCluster
@@ -31,24 +30,27 @@ from imserver.server import Addresses, ChatServer, open_keys
 from imserver.store import accounts
 from imserver.store.migrate import migrate
 from pgtrio.bridge import Store, open_store
+from tests.databases import Databases, admin_sql, with_database
 
 PASSWORD = "secret-pass-1"
+PASSWORD_HASH = PasswordHasher.from_parameters(profiles.CHEAPEST).hash(PASSWORD)
+"""The password hash of the tests' accounts: argon2id as the server stores it, at argon2's cheapest cost. The
+server checks it as any other; at the production cost, checking it at every login and making it for every
+account took a large part of the suite's time."""
 
 
-def with_database(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path=f"/{name}"))
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """A test that starts a process must be marked ``slow`` (``make test-fast`` leaves those out): one that is not
+    fails when it tries."""
+    if item.get_closest_marker("slow"):
+        return (yield)
 
-
-def admin_sql(dsn: str, *statements: str) -> None:
-    async def run() -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            for statement in statements:
-                await conn.execute(statement)
-        finally:
-            await conn.close()
-    asyncio.run(run())
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"{item.nodeid} starts a process: mark it @pytest.mark.slow")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "_execute_child", refused)
+        return (yield)
 
 
 def _reachable(dsn: str) -> bool:
@@ -87,13 +89,19 @@ def template_db(postgres: str) -> Iterator[str]:
     admin_sql(postgres, f"drop database if exists {name} with (force)")
 
 
+@pytest.fixture(scope="session")
+def databases(postgres: str, template_db: str) -> Iterator[Databases]:
+    pool = Databases(postgres, template_db)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def db(postgres: str, template_db: str) -> Iterator[str]:
-    """A DSN for a fresh, migrated database of this test's own."""
-    name = f"imtest_{uuid.uuid4().hex[:12]}"
-    admin_sql(postgres, f"create database {name} template {template_db}")
-    yield with_database(postgres, name)
-    admin_sql(postgres, f"drop database if exists {name} with (force)")
+def db(databases: Databases) -> Iterator[str]:
+    """A DSN for a migrated database of this test's own, holding nothing else."""
+    dsn = databases.take()
+    yield dsn
+    databases.give_back(dsn)
 
 
 @dataclass
@@ -114,9 +122,7 @@ class Running:
         return f"http://127.0.0.1:{self.addresses.http_port}"
 
     async def user(self, username: str, role: Role = Role.PATIENT, name: str | None = None) -> User:
-        return await accounts.create_user(
-            self.store, username, name or username, role, await auth.hash_password(PASSWORD)
-        )
+        return await accounts.create_user(self.store, username, name or username, role, PASSWORD_HASH)
 
 
 def test_settings(**overrides: Any) -> Settings:

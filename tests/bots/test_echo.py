@@ -154,6 +154,7 @@ async def test_the_bot_reconnects_and_answers_what_was_said_meanwhile_once(serve
         await nothing_more(doctor)
 
 
+@pytest.mark.slow
 async def test_imbot_list_and_run(server: Running) -> None:
     listed = await trio.run_process([script("imbot"), "list"], capture_stdout=True)
     bots = [json.loads(line) for line in listed.stdout.decode().splitlines()]

@@ -13,20 +13,21 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+import pytest
 import trio
 
 from bots.framework import Args, Bot, Command, Context, Param, run_bot
 from bots.framework.channels import Note, Recipient, open_channels
 from bots.framework.escalation import Policy
-from bots.framework.jobs import Jobs
 from bots.framework.outbox import STEP, Outbox
 from bots.framework.state import BotState
 from clients.python import open_client
 from imserver.model import Role
 from launcher import demo
 from pgtrio.bridge import open_store
+from protocol.clock import Clock
 from tests.conftest import PASSWORD, Running
-from tests.helpers import take
+from tests.helpers import ManualClock, take
 from tests.simulators import faults, received, start_simulator
 
 T0 = datetime(2030, 3, 1, 1, 0, tzinfo=UTC)
@@ -42,14 +43,17 @@ CREDENTIALS = {"app_id": demo.DEMO_WECHAT_APP_ID, "secret": demo.DEMO_OUTSIDE_KE
 
 
 @asynccontextmanager
-async def bot_outbox(server: Running, db: str, urls: dict[str, str]) -> AsyncIterator[Outbox]:
-    """One bot process's outbox: its own store, channels and connection (as ``imbot run-due`` makes them)."""
+async def bot_outbox(
+    server: Running, db: str, urls: dict[str, str], clock: Clock | None = None,
+) -> AsyncIterator[Outbox]:
+    """One bot process's outbox: its own store, channels and connection (as ``imbot run-due`` makes them); its
+    clock stands at T0 unless given."""
     async with (
         open_store(db, min_size=1, max_size=3) as store,
         open_channels(demo.outside_env(urls)) as channels,
         open_client(server.url, username="clinic", password=PASSWORD) as client,
     ):
-        state = BotState(store, "clinic")
+        state = BotState(store, "clinic", clock=clock or ManualClock(T0))
         await state.migrate()
         outbox = Outbox(state, channels)
         with outbox.connected(client):
@@ -69,6 +73,7 @@ async def simulators(nursery: trio.Nursery, *systems: str) -> dict[str, str]:
     return {system: await start_simulator(nursery, system, **CREDENTIALS) for system in systems}
 
 
+@pytest.mark.slow
 async def test_an_escalation_stops_at_the_step_where_the_patient_reads_the_app_notice(
     server: Running, db: str, nursery: trio.Nursery,
 ) -> None:
@@ -220,17 +225,17 @@ async def test_a_restart_mid_escalation_loses_and_repeats_nothing(
     it; the next one finishes the escalation. Each channel reached her once."""
     await accounts(server)
     urls = await simulators(nursery, "wechat", "sms", "phone")
-    async with bot_outbox(server, db, urls) as outbox:
+    clock = ManualClock(T0)
+    async with bot_outbox(server, db, urls, clock) as outbox:
         await outbox.notify("fee:5", CHEN, FEE, policy=ESCALATION, now=T0)
         await run_due(outbox, T0)
         await run_due(outbox, T0 + DAY)
-    async with bot_outbox(server, db, urls) as outbox:  # restarted; dies while sending the SMS
-        leased = Jobs(outbox.state.store, outbox.state.schema, lease_s=0.3)
-        (job,) = await leased.claim(5, now=T0 + 2 * DAY)
+    async with bot_outbox(server, db, urls, clock) as outbox:  # restarted; dies while sending the SMS
+        (job,) = await outbox.state.jobs.claim(5, now=T0 + 2 * DAY)
         assert job.kind == STEP
         await outbox.handlers()[STEP](job)  # sent and recorded, but the job is never completed
-    await trio.sleep(0.4)  # its lease passes
-    async with bot_outbox(server, db, urls) as outbox:  # restarted again
+        clock.advance(timedelta(seconds=outbox.state.jobs.lease_s + 1))  # its lease passes
+    async with bot_outbox(server, db, urls, clock) as outbox:  # restarted again
         await run_due(outbox, T0 + 2 * DAY)  # the SMS step again
         await run_due(outbox, T0 + 3 * DAY)
         await run_due(outbox, T0 + 4 * DAY)
@@ -325,6 +330,7 @@ async def test_a_running_bot_notifies_from_a_command_and_its_runner_delivers(
     assert notice.text == "【通知】复诊提醒：明天上午复诊"
 
 
+@pytest.mark.slow
 async def test_imbot_run_due_runs_what_is_due_by_the_given_time(
     server: Running, db: str, nursery: trio.Nursery,
 ) -> None:
@@ -350,6 +356,7 @@ async def test_imbot_run_due_runs_what_is_due_by_the_given_time(
     assert [m["to"] for m in (await received(urls["sms"]))["messages"]] == ["13800138000"]
 
 
+@pytest.mark.slow
 async def test_imbot_run_due_says_clearly_what_is_wrong(server: Running, db: str) -> None:
     """A refused login is one JSON line (as for ``imbot run``); a channel without its key names the variable."""
     await server.user("echo", Role.BOT, "回声机器人")

@@ -6,12 +6,15 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 import trio
 
 from clients.python import open_client
 from imserver.model import Role
 from tests.conftest import PASSWORD, Running
 from tests.helpers import script
+
+pytestmark = pytest.mark.slow  # every test here starts a process
 
 
 async def imclient(server: Running, user: str, *args: str, password: str = PASSWORD) -> trio.CompletedProcess[bytes]:

@@ -481,6 +481,7 @@ async def test_staff_reading_a_patients_file_is_audited(server: Running) -> None
             == 3
 
 
+@pytest.mark.slow
 async def test_an_upload_survives_a_server_crash_and_resumes_after_the_restart(db: str, tmp_path: Path) -> None:
     """MSG-4, DESIGN rule 1: the parts a client was told are stored survive a SIGKILL of the server; after the
     restart the same client resumes the upload where it stopped."""

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 from trio_websocket import open_websocket_url
 
 from clients.python import Client, ConnectionLost, open_client
-from imserver import auth
 from imserver.actions.base import Actor, Context
 from imserver.actions.conversations import do_create_group
 from imserver.model import Role
@@ -37,7 +37,7 @@ from imserver.store.messages import millis
 from pgtrio.bridge import Store, open_store
 from protocol import decode_frame, encode
 from protocol.frames import SendAnswer
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, PASSWORD_HASH
 from tests.helpers import script
 
 IMSERVER = script("imserver")
@@ -176,7 +176,7 @@ async def client_session(url: str, username: str, *, task_status: trio.TaskStatu
 
 
 async def make_user(store: Store, username: str, role: Role = Role.PATIENT) -> int:
-    user = await accounts.create_user(store, username, username, role, await auth.hash_password(PASSWORD))
+    user = await accounts.create_user(store, username, username, role, PASSWORD_HASH)
     return user.id
 
 
@@ -286,6 +286,7 @@ async def whole_history(client: Client, conv: str) -> list[Any]:
             return messages
 
 
+@pytest.mark.slow
 async def test_sigkill_mid_burst_loses_nothing_acked_and_stores_nothing_twice(db: str, tmp_path: Path) -> None:
     async with open_store(db, min_size=1, max_size=2) as store:
         names = [f"sender{i}" for i in range(SENDERS)]

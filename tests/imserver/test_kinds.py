@@ -85,6 +85,7 @@ async def test_every_kind_round_trips_and_a_bad_body_is_refused(server: Running)
         assert (await doctor.history(group, after=len(GOOD)))[0] == []  # nothing refused was stored
 
 
+@pytest.mark.slow
 async def test_admins_define_kinds_that_everyone_can_use(server: Running, db: str) -> None:
     await server.user("admin", Role.ADMIN, "信息科")
     await server.user("dr_li", Role.STAFF, "李医生")

@@ -435,6 +435,7 @@ async def imserver(db: str, *args: str, stdin: bytes = b"") -> Ran:
     return Ran(done.returncode, done.stdout.decode(), done.stderr.decode(), list(args))
 
 
+@pytest.mark.slow
 async def test_cli_user_and_group_commands(db: str) -> None:
     short = await imserver(db, "user", "add", "dr", "--role", "staff", stdin=b"short\n")
     assert short.code != 0 and "at least 8 characters" in short.err and short.out == ""
@@ -457,6 +458,7 @@ async def test_cli_user_and_group_commands(db: str) -> None:
         assert [(c["conv"], c["name"]) for c in convs] == [(f"g:{group['id']}", "移植群")]
 
 
+@pytest.mark.slow
 async def test_cli_errors_are_one_clear_line(db: str) -> None:
     await imserver(db, "user", "add", "dr", "--role", "staff", stdin=b"long-enough\n")
     for ran, message in [
@@ -470,6 +472,7 @@ async def test_cli_errors_are_one_clear_line(db: str) -> None:
         assert (ran.code, ran.out, ran.err) == (1, "", f"imserver: {message}\n"), ran
 
 
+@pytest.mark.slow
 async def test_running_server_picks_up_cli_group_add(db: str) -> None:
     async with serve_in_process(db, settings_for()) as live:
         await make_user(live.store, "dr", Role.STAFF)

@@ -215,22 +215,18 @@ async def test_idle_client_that_never_answers_gets_bye_and_close_4001(server: Ru
     await server.user("alice")
     async with Wire.open(server) as wire:
         await wire.login("alice")
-        started = trio.current_time()
-        with trio.fail_after(TIMEOUT):
+        with trio.fail_after(TIMEOUT):  # long before the default idle timeout: these settings act
             assert isinstance(await wire.next(), Ping)  # not answered
             assert (await wire.frame())["code"] == "idle_timeout"
             close = await wire.next()
         assert isinstance(close, CloseConnection) and (close.code, close.reason) == (4001, "idle_timeout"), close
-        assert trio.current_time() - started < 0.3 + 0.3 + 0.5
 
 
 @with_settings(hello_timeout=0.3)
 async def test_connection_without_hello_is_closed_after_the_deadline(server: Running) -> None:
     await server.user("alice")
     async with connect(server) as raw:
-        started = trio.current_time()
-        reason, frames = await raw.closed()
-        assert trio.current_time() - started < 0.3 + 0.5
+        reason, frames = await raw.closed()  # within TIMEOUT, long before the default deadline: this setting acts
         assert [(f["op"], f["code"]) for f in frames] == [("bye", "auth_required")]
         assert reason is not None and (reason.code, reason.reason) == (1008, "auth_required")
     async with logged_in(server, "alice") as raw:  # a client that says hello in time is served

@@ -8,6 +8,7 @@ import os
 import subprocess
 
 import asyncpg
+import pytest
 
 from imserver.store.migrate import available
 from tests.conftest import admin_sql, with_database
@@ -24,6 +25,7 @@ def recorded_versions(dsn: str) -> list[int]:
     return asyncio.run(read())
 
 
+@pytest.mark.slow
 def test_migrate_applies_each_file_once_and_run_refuses_an_old_schema(postgres: str) -> None:
     name = "imtest_migrate_" + os.urandom(4).hex()
     admin_sql(postgres, f"create database {name}")

@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+import pytest
 import trio
 
 from clients.python import ClientError
@@ -442,6 +443,7 @@ async def test_quick_replies_and_their_ranking_survive_a_restart(server: Running
         restarted.shutdown()
 
 
+@pytest.mark.slow
 async def test_teams_and_quick_replies_from_the_command_line(server: Running, db: str) -> None:
     """MSG-3, SEC-1: ``imserver team`` makes a team (audited as the operator); ``imclient qr add``, ``qr search`` and
     ``qr use`` save a team quick reply, find it by ``/`` and send it filled in, to arrive like any message."""

@@ -3,11 +3,10 @@ in the audit log with who, what, whom, where and from which address; phone numbe
 
 from __future__ import annotations
 
-import time
-
 import asyncpg
 
 from tests.conftest import Running
+from tests.helpers import database_now
 from tests.imserver.test_rules_support import PEOPLE, open_ward, refused
 
 PHONE = "13912345678"
@@ -15,7 +14,7 @@ A, F = PEOPLE["patient"].username, PEOPLE["family"].username
 
 
 async def test_every_moderation_action_and_profile_read_is_audited(server: Running) -> None:
-    started = int(time.time() * 1000) - 1000  # before the ward: opening it links the family (audited)
+    started = int((await database_now(server.store)).timestamp() * 1000)  # before the ward, which links the family
     async with open_ward(server, phones={"patient": PHONE}) as w:
         group, owner, admin = w.group, w["owner"], w["admin"]
         await owner.request("group_set", conv=group, muted=True)

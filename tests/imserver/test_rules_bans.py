@@ -89,6 +89,7 @@ async def test_admin_bans_an_account_on_every_device_within_a_second(server: Run
                     if m.get("username") == B] == [B]
 
 
+@pytest.mark.slow
 async def test_operator_bans_an_account_on_every_device_within_a_second(server: Running, db: str) -> None:
     await make_users(server)
 

@@ -5,14 +5,16 @@ Each command is a real ``imserver`` process, which takes about half a second to 
 from __future__ import annotations
 
 import getpass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
+import pytest
 import trio
 
 from protocol.clock import HOSPITAL_ZONE
 from tests.conftest import Running
+from tests.helpers import database_now
 from tests.imserver.test_rules_support import (
     PEOPLE,
     Ward,
@@ -28,6 +30,8 @@ from tests.imserver.test_rules_support import (
 
 ONLINE = ("owner", "staff", "patient", "other", "family")
 A, B = PEOPLE["patient"].username, PEOPLE["other"].username
+
+pytestmark = pytest.mark.slow  # every test here starts a process
 
 
 async def everyone_told(w: Ward, **switches: bool) -> None:
@@ -149,7 +153,8 @@ async def test_accounts_family_words_and_the_audit_log(server: Running, db: str)
             nursery.start_soon(ok, "none", "audit", "--since", "2999-01-01T00:00:00+08:00")
             # A time without a zone is Beijing time: since an hour ago there, everything of this test (taken as
             # UTC, that time would be hours ahead, and nothing would be listed).
-            hour_ago = datetime.now(HOSPITAL_ZONE).replace(tzinfo=None) - timedelta(hours=1)
+            now = await database_now(server.store)  # the audit's clock
+            hour_ago = now.astimezone(HOSPITAL_ZONE).replace(tzinfo=None) - timedelta(hours=1)
             nursery.start_soon(ok, "naive", "audit", "--since", hour_ago.isoformat())
         assert sorted((e["action"], e["target"], str(e["detail"])) for e in out["mine"]) == sorted([
             ("family_link", B, str({"family": "fam_bella", "relation": "husband"})),

@@ -3,10 +3,10 @@ linked family, who leave with her; family only read in groups unless ``family_ca
 
 from __future__ import annotations
 
-from imserver import auth, bus
+from imserver import bus
 from imserver.model import Role
 from imserver.store import accounts
-from tests.conftest import PASSWORD, Running
+from tests.conftest import PASSWORD_HASH, Running
 from tests.imserver.test_rules_support import (
     PEOPLE,
     login,
@@ -24,7 +24,7 @@ A, F = PEOPLE["patient"].username, PEOPLE["family"].username
 
 async def test_husband_follows_parent_is_invited_and_both_leave_with_her(server: Running) -> None:
     await make_users(server)
-    await accounts.create_user(server.store, "fam_mum", "刘桂兰", Role.FAMILY, await auth.hash_password(PASSWORD))
+    await accounts.create_user(server.store, "fam_mum", "刘桂兰", Role.FAMILY, PASSWORD_HASH)
     async with (
         login(server, "owner") as owner, login(server, "patient") as a, login(server, "family") as f,
         login(server, "fam_mum") as mum, login(server, "other") as b,
@@ -95,7 +95,7 @@ async def test_only_staff_link_family_and_only_patients_to_family_accounts(serve
 async def test_link_takes_effect_before_the_answer(server: Running) -> None:
     """Once ``family_link`` is answered, the patient can invite that family member at once."""
     async with open_ward(server, online=("owner", "patient"), link_family=False) as w:
-        await accounts.create_user(server.store, "fam_mum", "刘桂兰", Role.FAMILY, await auth.hash_password(PASSWORD))
+        await accounts.create_user(server.store, "fam_mum", "刘桂兰", Role.FAMILY, PASSWORD_HASH)
         with slow_bus(bus.UserChanged):
             await w["owner"].request("family_link", patient=A, family="fam_mum", relation="parent")
             await w["patient"].request("family_invite", conv=w.group, family="fam_mum")

@@ -51,12 +51,11 @@ from hypothesis.stateful import (
 )
 
 from clients.python import Client, ClientError, open_client
-from imserver import auth
 from imserver.config import Settings
 from imserver.model import Role
 from imserver.store import accounts
 from protocol.frames import HiddenPush, MsgPush, SendAnswer
-from tests.conftest import PASSWORD, Running
+from tests.conftest import PASSWORD, PASSWORD_HASH, Running
 from tests.conftest import test_settings as server_settings
 from tests.helpers import as_frame
 
@@ -754,7 +753,7 @@ async def open_world(server: Running) -> AsyncIterator[World]:
     ids = {}
     for who, person in CAST.items():
         user = await accounts.create_user(
-            server.store, person.username, person.name, Role(person.role), await auth.hash_password(PASSWORD),
+            server.store, person.username, person.name, Role(person.role), PASSWORD_HASH,
             title=person.title,
         )
         ids[who] = user.id

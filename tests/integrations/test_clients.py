@@ -76,6 +76,7 @@ async def test_a_robot_call_reports_whether_it_was_answered(nursery: trio.Nurser
     assert [m["caller"] for m in (await received(url))["messages"]] == ["057188888888"] * 2
 
 
+@pytest.mark.slow
 async def test_the_simulator_runs_as_a_process_and_prints_its_url(nursery: trio.Nursery) -> None:
     """As the demo (``imdemo``) starts it, with the credentials it is given."""
     url = await demo.start_simulator(nursery, "phone")

@@ -9,12 +9,15 @@ import os
 import sys
 from typing import Any
 
+import pytest
 import trio
 
 from clients.python import open_client
 from imserver.model import Role
 from tests.conftest import PASSWORD, Running
 from tests.helpers import take
+
+pytestmark = pytest.mark.slow  # every test here starts a process
 
 UNREACHABLE = "ws://127.0.0.1:9/"
 """No chat server here: enroll, date and status need only the database."""
