@@ -17,6 +17,7 @@ from tests.imserver.test_rules_support import PEOPLE, imserver, imserver_ok, log
 NURSE = PEOPLE["staff"].username
 
 
+@pytest.mark.slow  # runs the imserver command line
 async def test_a_role_change_ends_the_sessions_and_takes_effect_at_the_next_login(server: Running, db: str) -> None:
     async with open_ward(server, online=("staff", "admin")) as w:
         await refused(w["staff"].request("audit"), "forbidden")
@@ -31,7 +32,7 @@ async def test_a_role_change_ends_the_sessions_and_takes_effect_at_the_next_logi
                 pass
         assert old_token.value.code == "token_invalid"
         async with login(server, "staff") as nurse:
-            assert nurse.welcome["user"]["role"] == "admin"
+            assert nurse.welcome.user.role == "admin"
             entries = (await nurse.request("audit"))["entries"]  # an admin's right now
         assert [(e["actor"], e["action"], e["target"], e["detail"]) for e in entries][-1] == (
             f"cli:{getpass.getuser()}", "user_role", NURSE, {"role": "admin", "was": "staff"})
