@@ -18,29 +18,31 @@ from imserver.visibility import Viewer
 from protocol import ErrorCode, ProtocolError
 
 
-async def join_txn(
+async def _join_txn(
     tx: Tx, conv_id: int, members: list[tuple[int, MemberRole]], *, via: int | None = None, follow: bool = True
 ) -> None:
     """Add members (or change their roles) and announce who joined, followers included (IM-8)."""
     joined = await conversations.set_members_txn(tx.db, conv_id, members, via=via, follow=follow)
-    tx.emit(MembersChanged(conv_id, [(user_id, str(role)) for user_id, role in joined]))
+    tx.emit(_joined(conv_id, joined))
 
 
 async def direct_chat_txn(tx: Tx, a: int, b: int) -> int:
     """The direct chat of two people, created on first use (announcing its two members)."""
     conv_id, joined = await conversations.direct_conv_txn(tx.db, a, b)
     if joined:
-        tx.emit(MembersChanged(conv_id, [(user_id, str(role)) for user_id, role in joined]))
+        tx.emit(_joined(conv_id, joined))
     return conv_id
+
+
+def _joined(conv_id: int, joined: list[tuple[int, MemberRole]]) -> MembersChanged:
+    return MembersChanged(conv_id, [(user_id, str(role)) for user_id, role in joined])
 
 
 async def do_create_group(ctx: Context, actor: Actor, name: str, owner_id: int, member_ids: Sequence[int]) -> int:
     """A new group with its owner and members; its id."""
     async def body(tx: Tx) -> int:
-        conv_id = await conversations.insert_group_txn(tx.db, name)
-        members = [(owner_id, MemberRole.OWNER)]
-        members += [(u, MemberRole.MEMBER) for u in dict.fromkeys(member_ids) if u != owner_id]
-        await join_txn(tx, conv_id, members)
+        conv_id, joined = await conversations.create_group_txn(tx.db, name, owner_id, list(member_ids))
+        tx.emit(_joined(conv_id, joined))
         return conv_id
     return await transact(ctx, actor, "group_create", body)
 
@@ -48,7 +50,7 @@ async def do_create_group(ctx: Context, actor: Actor, name: str, owner_id: int, 
 async def do_add_member(ctx: Context, actor: Actor, conv_id: int, user_id: int, role: MemberRole) -> None:
     """Add a member to a group, or change a member's role (IM-3)."""
     async def body(tx: Tx) -> None:
-        await join_txn(tx, conv_id, [(user_id, role)])
+        await _join_txn(tx, conv_id, [(user_id, role)])
     await transact(ctx, actor, "group_add", body)
 
 
@@ -75,7 +77,7 @@ async def do_invite_family(ctx: Context, actor: Actor, conv_id: int, family_id: 
         if actor.role is not Role.PATIENT or actor.id is None or not await accounts.linked_txn(tx.db, actor.id,
                                                                                                   family_id):
             raise ProtocolError(ErrorCode.FORBIDDEN, "a patient invites her own linked family")
-        await join_txn(tx, conv_id, [(family_id, MemberRole.MEMBER)], via=actor.id)
+        await _join_txn(tx, conv_id, [(family_id, MemberRole.MEMBER)], via=actor.id)
     await transact(ctx, actor, "family_invite", body)
 
 

@@ -160,12 +160,16 @@ async def isolate_txn(db: asyncpg.Connection, conv_id: int, user_id: int, isolat
     )
 
 
-async def insert_group_txn(db: asyncpg.Connection, name: str) -> int:
-    """A new group, without members yet."""
+async def create_group_txn(
+    db: asyncpg.Connection, name: str, owner_id: int, member_ids: list[int]
+) -> tuple[int, list[tuple[int, MemberRole]]]:
+    """A new group with its owner and members; its id, and everyone who joined (followers included)."""
     conv_id: int = await db.fetchval(
         "insert into conversations (kind, name) values ('group', $1) returning id", name
     )
-    return conv_id
+    members = [(owner_id, MemberRole.OWNER)]
+    members += [(u, MemberRole.MEMBER) for u in dict.fromkeys(member_ids) if u != owner_id]
+    return conv_id, await set_members_txn(db, conv_id, members)
 
 
 async def direct_conv_txn(db: asyncpg.Connection, a: int, b: int) -> tuple[int, list[tuple[int, MemberRole]]]:
