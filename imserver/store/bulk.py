@@ -12,8 +12,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from imserver.model import MemberRole
-from imserver.store.conversations import direct_conv_txn, insert_group_txn, set_members_txn
+from imserver.store.conversations import create_group_txn, direct_conv_txn
 
 
 async def create_users_txn(
@@ -47,9 +46,7 @@ async def create_groups_txn(db: asyncpg.Connection, groups: Sequence[tuple[str, 
     existing = await group_ids_txn(db, [name for name, _, _ in groups])
     for name, owner, members in groups:
         if name not in existing:
-            conv_id = await insert_group_txn(db, name)
-            await set_members_txn(db, conv_id, [(owner, MemberRole.OWNER)]
-                                  + [(u, MemberRole.MEMBER) for u in dict.fromkeys(members) if u != owner])
+            await create_group_txn(db, name, owner, list(members))
 
 
 async def direct_ids_txn(db: asyncpg.Connection, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
