@@ -30,7 +30,7 @@ async def test_bulk_set_up_is_what_clients_see_and_runs_again_unchanged(server: 
         assert await admin.last_seqs([group, direct]) == {group: 5, direct: 5}
         (token,) = await admin.issue_tokens([ids["p2"]], device="tool", expires_at=NOW + timedelta(days=3650))
         async with open_client(server.url, token=token) as p2:
-            assert p2.welcome["user"]["id"] == f"u{ids['p2']}"
+            assert p2.welcome.user.id == f"u{ids['p2']}"
             page, _ = await p2.history(group)
             assert [m.text for m in page] == ["旧消息"] * 5
             await p2.send(group, "新消息")
