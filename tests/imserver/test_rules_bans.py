@@ -30,7 +30,8 @@ DEVICES = ("phone", "pad", "web")
 
 
 async def watch_until_closed(client: Client, found: dict[str, Any]) -> None:
-    with trio.fail_after(5):
+    with trio.fail_after(30):  # a net for a hang, not the measure (the callers assert the second that counts); it
+        # also covers the start-up of an operator command, seconds on a loaded machine
         async for event in client.events():
             frame = as_frame(event)
             if frame["op"] == "bye":
