@@ -7,7 +7,7 @@ server does for every text a patient sends to a group:
    i.e. ``protocol.codec.decode_request`` after the phase checks): 150 bytes of Chinese text;
 2. the sensitive-word check of its text (``WordFilter.check``, 2,000 words from
    ``imserver.bench.words.word_list``);
-3. the visibility work of fanning it out, per member, as ``ChatServer._deliver`` does it:
+3. the visibility work of fanning it out, per member, as ``Delivery._message`` does it:
    the viewer look-up (``Directory.viewer``), ``visibility.can_see`` and the view key
    (``visibility.shows_real`` of the sender and of the mention target), also timed apart;
 4. rendering and encoding the ``msg`` frame once per distinct view (``views.message`` and
@@ -116,7 +116,7 @@ def send_frame(text: str, only: str | None = None) -> bytes:
 
 
 def row_of(req: Send, text: str, sender_id: int, only_user_id: int | None) -> Row:
-    """The row ``ChatServer._fan_out_batch`` builds from the draft and what the store returned."""
+    """The row ``Delivery.committed`` builds from the draft and what the store returned."""
     audience = Audience.ONLY if only_user_id is not None else Audience.ALL
     return Row(
         CONV, SEQ, MESSAGE_ID, sender_id, req.kind, text, req.body, req.cid, TS, str(audience), only_user_id, False
@@ -129,7 +129,7 @@ def msg_frame(row: Row, viewer: Viewer, roster: Roster, users: dict[int, User]) 
 
 
 def deliver(row: Row, group: Group, *, render: bool = True) -> tuple[dict[ViewKey, bytes], list[Viewer]]:
-    """``ChatServer._deliver`` without the hub (every member online, nothing queued): the same grouping
+    """``Delivery._message`` without the hub (every member online, nothing queued): the same grouping
     (``views.audiences``) and one encoding per view. With ``render`` False only the visibility work is done.
     The WebSocket frame header the server adds (``connection.framed``) is not timed here.
     """

@@ -1,6 +1,6 @@
 """The server's layers, checked by reading its source: SQL lives in ``imserver/store`` only, and only the
 actions (``imserver/actions``) put events on the bus, so every change is checked, audited and announced in
-one place (DESIGN.md: actions, store); every request has a handler."""
+one place (docs/architecture.md: actions, store); every request has a handler."""
 
 from __future__ import annotations
 
