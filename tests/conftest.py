@@ -30,6 +30,7 @@ from imserver.server import Addresses, ChatServer, open_keys
 from imserver.store import accounts
 from imserver.store.migrate import migrate
 from pgtrio.bridge import Store, open_store
+from protocol.clock import Clock, system_clock
 from tests.databases import Databases, admin_sql, with_database
 
 PASSWORD = "secret-pass-1"
@@ -138,9 +139,15 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-async def server(db: str, settings: Settings, nursery: trio.Nursery) -> AsyncIterator[Running]:
+def clock() -> Clock:
+    """The server's clock (``{{today}}``); parametrize ``clock`` in a test to fix the time it runs at."""
+    return system_clock
+
+
+@pytest.fixture
+async def server(db: str, settings: Settings, clock: Clock, nursery: trio.Nursery) -> AsyncIterator[Running]:
     async with open_store(db, max_size=4) as store:
-        chat = ChatServer(settings, store, await open_keys(store))
+        chat = ChatServer(settings, store, await open_keys(store), clock=clock)
         async with trio.open_nursery() as inner:
             addresses = await inner.start(chat.serve)
             yield Running(chat, store, addresses, settings)

@@ -30,6 +30,7 @@ from imserver.store.quickreplies import QuickReply
 from imserver.templating import Needs
 from imserver.visibility import ADMINS
 from protocol import ErrorCode, ProtocolError
+from protocol.clock import HOSPITAL_ZONE
 from protocol.frames import (
     FactsSet,
     MemberId,
@@ -150,7 +151,7 @@ async def _values(
     s: Services, client: Connection, user: User, roster: Roster, needs: Needs, member: MemberId | None
 ) -> dict[str, str]:
     """The variables' values in this conversation (SPEC.md §5.19)."""
-    today = s.clock().date()
+    today = s.clock().astimezone(HOSPITAL_ZONE).date()
     values = {"me": user.display_name, "me.title": user.title, "today": templating.day_text(today)}
     if "group" in needs.variables:
         if roster.kind != "group":

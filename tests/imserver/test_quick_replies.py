@@ -12,7 +12,7 @@ import getpass
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,9 +22,7 @@ from clients.python import ClientError
 from imserver.model import Role
 from imserver.server import ChatServer, open_keys
 from imserver.store import quickreplies
-from imserver.templating import day_text
 from imserver.visibility import CARE_TEAM
-from protocol.clock import HOSPITAL_ZONE
 from protocol.kinds import Attachment
 from tests.clients.test_cli import imclient, lines
 from tests.conftest import Running
@@ -241,14 +239,17 @@ async def test_facts_recorded_by_a_bot_fill_templates(server: Running) -> None:
                          (PEOPLE["bot"].username, "fact_remove", A.username, {"key": "place"})]
 
 
-async def test_today_is_the_date_in_beijing(server: Running) -> None:
-    """MSG-3: ``{{today}}`` is today's date in Asia/Shanghai, as patients write it; ``{{group}}`` the group's name."""
+@pytest.mark.parametrize(("clock", "today"), [
+    (lambda: datetime(2027, 1, 31, 15, 59, tzinfo=UTC), "2027年1月31日"),  # 23:59 in Beijing, a month's last minute
+    (lambda: datetime(2027, 1, 31, 16, 1, tzinfo=UTC), "2027年2月1日"),  # 00:01 in Beijing, still January in UTC
+])
+async def test_today_is_the_date_in_beijing(server: Running, today: str) -> None:
+    """MSG-3: ``{{today}}`` is today's date in Asia/Shanghai, as patients write it, whatever the hour elsewhere;
+    ``{{group}}`` the group's name."""
     async with open_teams(server) as w:
         reply = await save(w, "staff", "jt", "今天", "今天是{{today}}，欢迎来到{{group}}")
-        before = datetime.now(HOSPITAL_ZONE).date()
         (text,) = await rendered(w, "staff", w.group, reply)
-        after = datetime.now(HOSPITAL_ZONE).date()
-        assert text["text"] in {f"今天是{day_text(d)}，欢迎来到移植一组" for d in (before, after)}
+        assert text["text"] == f"今天是{today}，欢迎来到移植一组"
         assert (await refused(w["staff"].request("qr_render", conv=f"u:{A.username}", ids=[reply]),
                               "bad_request")).field == "conv"
 
