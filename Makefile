@@ -1,4 +1,6 @@
 VENV ?= .venv
+# Test processes (pytest-xdist). Tests mostly wait on Postgres and sockets, so four keep two cores busy.
+WORKERS ?= 4
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-fast test-clock lint
@@ -19,17 +21,17 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(WORKERS)
 
 # The tests that start no process or cluster (those are marked slow); no lint (make lint).
 test-fast: $(STAMP)
-	$(VENV)/bin/pytest -q -m "not slow"
+	$(VENV)/bin/pytest -q -n $(WORKERS) -m "not slow"
 
 # The whole suite with the machine's clock at awkward times in Shanghai and the machine in other zones
 # (DESIGN rule 10; tests/run_at.sh, needs faketime): a minute before a month ends, a minute into the next,
 # a leap day's last minute and the first of the day after. PYTEST_ARGS narrows it, e.g. PYTEST_ARGS=tests/bots.
 test-clock: $(STAMP)
-	ZONE=UTC tests/run_at.sh '2027-01-31 23:59' -q $(PYTEST_ARGS)
-	ZONE=Asia/Shanghai tests/run_at.sh '2027-02-01 00:01' -q $(PYTEST_ARGS)
-	ZONE=America/Los_Angeles tests/run_at.sh '2028-02-29 23:59' -q $(PYTEST_ARGS)
-	ZONE=UTC tests/run_at.sh '2028-03-01 00:01' -q $(PYTEST_ARGS)
+	ZONE=UTC tests/run_at.sh '2027-01-31 23:59' -q -n $(WORKERS) $(PYTEST_ARGS)
+	ZONE=Asia/Shanghai tests/run_at.sh '2027-02-01 00:01' -q -n $(WORKERS) $(PYTEST_ARGS)
+	ZONE=America/Los_Angeles tests/run_at.sh '2028-02-29 23:59' -q -n $(WORKERS) $(PYTEST_ARGS)
+	ZONE=UTC tests/run_at.sh '2028-03-01 00:01' -q -n $(WORKERS) $(PYTEST_ARGS)
