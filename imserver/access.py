@@ -14,6 +14,7 @@ from imserver.actions.conversations import do_open_direct_chat
 from imserver.connection import Connection
 from imserver.model import Role, Roster, User
 from imserver.services import Services
+from imserver.store import conversations
 from protocol import ErrorCode, ProtocolError
 
 
@@ -52,7 +53,8 @@ async def access_user(s: Services, username: str, *, field: str) -> User:
 
 
 async def access_conversation(s: Services, client: Connection, addr: str) -> Roster:
-    """The conversation an address names, if the client is a member (``u:`` opens the direct chat).
+    """The conversation an address names, if the client is a member (``u:`` opens the direct chat, except in a
+    read-only session, which changes nothing: there it names only a chat that exists, IM-17).
 
     NOT_FOUND (``conv``) if there is none; FORBIDDEN if the client is not a member, or may not
     chat with that person directly (IM-5); GROUP_BANNED while it is banned (IM-15).
@@ -82,6 +84,10 @@ async def _direct_chat(s: Services, client: Connection, username: str) -> int:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "cannot chat with yourself", field="conv")
     key = (min(user.id, other.id), max(user.id, other.id))
     conv_id = s.direct_chats.get(key)
+    if conv_id is None and client.session is not None and client.session.readonly:
+        conv_id = await conversations.direct_conv_id(s.store, user.id, other.id)
+        if conv_id is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, "no direct chat with this user yet", field="conv")
     if conv_id is None:
         me, them = s.directory.viewer(user.id), s.directory.viewer(other.id)
         conv_id = s.direct_chats[key] = await do_open_direct_chat(s.actions, actor_of(client), me, them)

@@ -172,9 +172,21 @@ async def create_group_txn(
     return conv_id, await set_members_txn(db, conv_id, members)
 
 
+def _direct_key(a: int, b: int) -> str:
+    return f"{min(a, b)}:{max(a, b)}"
+
+
+async def direct_conv_id(store: Store, a: int, b: int) -> int | None:
+    """The direct chat of two users if it exists (a read-only session opens none, IM-17)."""
+    async def txn(db: asyncpg.Connection) -> int | None:
+        found: int | None = await db.fetchval("select id from conversations where direct_key = $1", _direct_key(a, b))
+        return found
+    return await store.run("direct_conv_id", txn, transaction=False)
+
+
 async def direct_conv_txn(db: asyncpg.Connection, a: int, b: int) -> tuple[int, list[tuple[int, MemberRole]]]:
     """The direct chat of two users, created with both as members on first use; who joined (none if it existed)."""
-    key = f"{min(a, b)}:{max(a, b)}"
+    key = _direct_key(a, b)
     conv_id: int | None = await db.fetchval(
         "insert into conversations (kind, direct_key) values ('direct', $1)"
         " on conflict (direct_key) do nothing returning id", key,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from clients.python import ClientError, open_client
 from imserver.model import Role
+from imserver.store import conversations
 from protocol.frames import ReadPush
 from tests.conftest import PASSWORD, Running
 from tests.helpers import next_push, take
@@ -58,6 +60,26 @@ async def test_read_only_session_cannot_send(server: Running) -> None:
                 assert exc.code == "read_only"
             else:
                 raise AssertionError("read-only session sent a message")
+
+
+async def test_a_read_only_session_opens_no_direct_chat(server: Running) -> None:
+    """IM-17, SPEC.md §4.4: reading through ``u:`` in the mini-program creates no conversation for anyone."""
+    dr = await server.user("dr", Role.STAFF)
+    nurse = await server.user("nurse", Role.STAFF)
+    async with open_client(server.url, username="nurse", password=PASSWORD, readonly=True) as mini:
+        reads = [
+            ("history", {"conv": "u:dr"}), ("sync", {"after": {"u:dr": 0}}), ("members", {"conv": "u:dr"}),
+            ("read", {"conv": "u:dr", "seq": 1}), ("receipt", {"conv": "u:dr"}),
+        ]
+        for op, fields in reads:
+            with pytest.raises(ClientError) as refused:
+                await mini.request(op, **fields)
+            assert (refused.value.code, refused.value.field) == ("not_found", "conv"), op
+        assert await conversations.direct_conv_id(server.store, dr.id, nurse.id) is None
+        async with open_client(server.url, username="dr", password=PASSWORD) as doctor:
+            sent = await doctor.send("u:nurse", "明天的排班")
+        page, _ = await mini.history("u:dr")
+        assert [(m.conv, m.text) for m in page] == [(sent.conv, "明天的排班")]
 
 
 async def test_offline_user_syncs_exactly_what_she_missed(server: Running) -> None:
