@@ -82,16 +82,37 @@ async def _direct_chat(s: Services, client: Connection, username: str) -> int:
     other = await access_user(s, username, field="conv")
     if other.id == user.id:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "cannot chat with yourself", field="conv")
-    key = (min(user.id, other.id), max(user.id, other.id))
-    conv_id = s.direct_chats.get(key)
-    if conv_id is None and client.session is not None and client.session.readonly:
-        conv_id = await conversations.direct_conv_id(s.store, user.id, other.id)
+    if client.session is not None and client.session.readonly:
+        conv_id = await _existing_direct_chat(s, user.id, other.id)
         if conv_id is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, "no direct chat with this user yet", field="conv")
+        return conv_id
+    key = (min(user.id, other.id), max(user.id, other.id))
+    conv_id = s.direct_chats.get(key)
     if conv_id is None:
         me, them = s.directory.viewer(user.id), s.directory.viewer(other.id)
         conv_id = s.direct_chats[key] = await do_open_direct_chat(s.actions, actor_of(client), me, them)
     return conv_id
+
+
+async def _existing_direct_chat(s: Services, a: int, b: int) -> int | None:
+    key = (min(a, b), max(a, b))
+    conv_id = s.direct_chats.get(key)
+    if conv_id is None:
+        conv_id = await conversations.direct_conv_id(s.store, a, b)
+        if conv_id is not None:
+            s.direct_chats[key] = conv_id
+    return conv_id
+
+
+async def conversation_id(s: Services, client: Connection, addr: str) -> int | None:
+    """The id of the conversation an address names, opening nothing and checking nothing else; None if a
+    ``u:`` address names no one or no chat yet. For comparing, never for access."""
+    prefix, _, ref = addr.partition(":")
+    if prefix != "u":
+        return int(ref)
+    other = await s.directory.user_by_name(ref)
+    return None if other is None else await _existing_direct_chat(s, user_of(client).id, other.id)
 
 
 async def access_managed_group(s: Services, client: Connection, addr: str) -> Roster:

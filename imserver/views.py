@@ -40,13 +40,14 @@ def message(row: Row, viewer: Viewer, roster: Roster, users: dict[int, User]) ->
         only = person(viewer, users.get(row.only_user_id, UNKNOWN), roster)
     return Message(
         id=row.id, conv=roster.address, seq=row.seq, sender=person(viewer, users.get(row.sender_id, UNKNOWN), roster),
-        kind=row.kind, text=row.text, ts=row.ts, body=row.body, cid=row.cid,
+        kind=row.kind, text=row.text, ts=row.ts, body=row.body, cid=row.cid if viewer.id == row.sender_id else None,
         only=only, refused=row.audience == Audience.STAFF,
     )
 
 
-ViewKey = tuple[bool, bool | None]
-"""How a message's sender, and its mention target if any, are shown: real (True) or masked."""
+ViewKey = tuple[bool, bool | None, bool]
+"""How a message's sender, and its mention target if any, are shown (real: True, or masked), and whether the
+viewer sent it (only the sender's own devices see its ``cid``, SPEC.md §5.1)."""
 
 
 def audiences(
@@ -68,6 +69,7 @@ def audiences(
         key = (
             visibility.shows_real(viewer, sender.id, sender.role),
             None if only is None else visibility.shows_real(viewer, only.id, only.role),
+            viewer.id == row.sender_id,
         )
         group = groups.get(key)
         if group is None:

@@ -66,6 +66,8 @@ class ErrorCode(StrEnum):
     SHUTDOWN = "shutdown"
     #: (bye) This session was logged out or its token revoked.
     SESSION_ENDED = "session_ended"
+    #: The ``cid`` is that of a message the sender sent to another conversation: a client bug; not sent.
+    CID_REUSED = "cid_reused"
 
 
 MESSAGES_ZH: dict[ErrorCode, str] = {
@@ -94,6 +96,7 @@ MESSAGES_ZH: dict[ErrorCode, str] = {
     ErrorCode.IDLE_TIMEOUT: "连接超时，请重新连接",
     ErrorCode.SHUTDOWN: "服务器维护中，请稍后重新连接",
     ErrorCode.SESSION_ENDED: "您已退出登录",
+    ErrorCode.CID_REUSED: "消息发送异常，请重新发送",
 }
 
 

@@ -149,9 +149,10 @@ def view_counts(row: Row, group: Group) -> tuple[dict[ViewKey, int], dict[ViewKe
 
 
 def describe(counts: dict[ViewKey, int], hidden: int) -> str:
-    """``real 5, masked 45``: the views by how the sender (and the mention target) are shown."""
+    """``sender 1, real 4, masked 45``: the views by how the sender (and the mention target) are shown; the
+    sender's own devices get a view of their own (with the ``cid``)."""
     def name(key: ViewKey) -> str:
-        shown = "real" if key[0] else "masked"
+        shown = "sender" if key[2] else "real" if key[0] else "masked"
         return shown if key[1] is None else f"{shown}/{'real' if key[1] else 'masked'} target"
     parts = [f"{name(key)} {n}" for key, n in sorted(counts.items(), reverse=True)]
     return ", ".join(parts + ([f"hidden {hidden}"] if hidden else []))
@@ -198,7 +199,7 @@ def run(count: int, runs: int, seconds: float) -> tuple[dict[str, object], list[
 
     def keys() -> None:
         for viewer in viewers:
-            (visibility.shows_real(viewer, sender.id, sender.role), None)
+            (visibility.shows_real(viewer, sender.id, sender.role), None, viewer.id == sender.id)
 
     def rendered() -> list[object]:
         return [views.message(row, v, roster, users) for v in representatives]

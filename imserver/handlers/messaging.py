@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from imserver import visibility
-from imserver.access import access_conversation, access_member, actor_of, user_of
+from imserver.access import access_conversation, access_member, actor_of, conversation_id, user_of
 from imserver.actions.audit import do_record
 from imserver.connection import Connection
 from imserver.handlers.base import Reply, route
@@ -42,6 +42,8 @@ async def send(s: Services, client: Connection, req: Send) -> Reply:
     def done(outcome: Outcome) -> None:
         if isinstance(outcome, Exception):
             client.fail(ProtocolError(ErrorCode.UNAVAILABLE, rid=req.rid))
+        elif outcome.conv_id != draft.conv_id:  # the cid names a message of hers elsewhere (SPEC.md §5.2.1)
+            client.fail(ProtocolError(ErrorCode.CID_REUSED, rid=req.rid, field="cid"))
         elif blocked:
             client.fail(ProtocolError(ErrorCode.SENSITIVE_WORDS, rid=req.rid))
         else:
@@ -56,11 +58,14 @@ async def send(s: Services, client: Connection, req: Send) -> Reply:
 
 
 async def _answer_resend(s: Services, client: Connection, user: User, req: Send) -> bool:
-    """A resend of a stored message gets the first answer, whatever the rules say now (DESIGN rule 2)."""
+    """A resend of a stored message gets the first answer, whatever the rules say now (DESIGN rule 2): the
+    same client id to the same conversation; sent elsewhere it is not a resend (SPEC.md §5.2.1)."""
     earlier = await messages.by_client_id(s.store, user.id, req.cid)
     if earlier is None:
         return False
     address, stored, audience = earlier
+    if stored.conv_id != await conversation_id(s, client, req.conv):
+        return False
     if audience == Audience.STAFF:
         client.fail(ProtocolError(ErrorCode.SENSITIVE_WORDS, rid=req.rid))
     else:
@@ -115,7 +120,8 @@ def _screen(
 ) -> tuple[str, dict[str, Any] | None, Verdict]:
     """The sensitive-word filter (IM-11), applied to what patients and family send.
 
-    In the attachment maps of the body (``files``) only the file's name is words: its id and type are not.
+    Every string of the body is words, map keys included (a form's answers are keyed by what the patient
+    typed); in the attachment maps of the body (``files``) only the file's name is: its id and type are not.
     """
     words = s.words
     if sender.role not in visibility.MASKED_ROLES or not words.size:
@@ -133,7 +139,9 @@ def _screen(
                 getattr(total, name).extend(w for w in getattr(found, name) if w not in getattr(total, name))
             return found.text
         if isinstance(value, dict):
-            return {k: screen(v) if id(value) not in shielded or k == "name" else v for k, v in value.items()}
+            if id(value) in shielded:
+                return {k: screen(v) if k == "name" else v for k, v in value.items()}
+            return {screen(k): screen(v) for k, v in value.items()}
         if isinstance(value, list):
             return [screen(v) for v in value]
         return value

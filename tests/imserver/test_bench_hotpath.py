@@ -23,10 +23,10 @@ def test_the_json_counts_views_as_the_rules_say(capsys: pytest.CaptureFixture[st
     report = json.loads(capsys.readouterr().out)
     results = {r["case"]: r for r in report["results"]}
     assert report["info"]["text_bytes"] == 150
-    # Staff, the sender and her husband see her for real; the other 45 see her pseudonym.
-    assert results["3 visibility loop (a+b+c)"]["note"] == "real 5, masked 45"
-    assert results["5 whole path, 5,000 members"]["views"] == 2
+    # Staff and her husband see her for real, her own devices with her cid too; the other 45 see her pseudonym.
+    assert results["3 visibility loop (a+b+c)"]["note"] == "sender 1, real 4, masked 45"
+    assert results["5 whole path, 5,000 members"]["views"] == 3
     mention = results["5 whole path, 50 members, mention-only"]
-    assert mention["views"] == 3 and "hidden 46" in mention["note"]
+    assert mention["views"] == 3 and "sender/masked target 1" in mention["note"] and "hidden 46" in mention["note"]
     for result in report["results"]:
         assert result["median_us"] > 0 and result["per_second"] > 0

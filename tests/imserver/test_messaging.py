@@ -45,6 +45,48 @@ async def test_resend_with_same_client_id_is_not_duplicated(server: Running) -> 
         assert [m.text for m in page] == ["hello"]
 
 
+async def test_a_client_id_names_one_message_in_one_conversation(server: Running) -> None:
+    """SPEC.md §5.1, DESIGN rule 2: a resend to the same conversation gets the original answer; the same cid sent
+    to another conversation is refused, never acked as a message that is not there."""
+    await server.user("dr", Role.STAFF)
+    await server.user("nurse", Role.STAFF)
+    await server.user("alice")
+    async with open_client(server.url, username="dr", password=PASSWORD) as doctor:
+        group = (await doctor.request("group_create", name="g", members=["alice"]))["conv"]
+        first = await doctor.send(group, "术前须知", cid="c-1")
+        for conv in ("u:alice", "u:nurse", "u:alice"):  # a new direct chat, and one the first attempt opened
+            with pytest.raises(ClientError) as refused:
+                await doctor.send(conv, "别的话", cid="c-1")
+            assert (refused.value.code, refused.value.field) == ("cid_reused", "cid"), conv
+        again = await doctor.send(group, "术前须知", cid="c-1")
+        assert (again.conv, again.seq, again.id, again.dup) == (first.conv, first.seq, first.id, True)
+        await doctor.request("group_set", conv=group, muted=True)  # a rule that came later: the first answer wins
+        await doctor.request("group_remove", conv=group, user="dr")
+        resent = await doctor.send(group, "术前须知", cid="c-1")
+        assert (resent.conv, resent.seq, resent.dup) == (first.conv, first.seq, True)
+        for peer in ("u:alice", "u:nurse"):
+            page, _ = await doctor.history(peer)
+            assert page == [], peer
+
+
+async def test_only_the_senders_own_devices_see_a_client_id(server: Running) -> None:
+    """SPEC.md §5.1, §6: the cid matches a device's outbox; it is not shown to anyone else (it could carry text)."""
+    await server.user("dr", Role.STAFF)
+    await server.user("alice")
+    async with (
+        open_client(server.url, username="dr", password=PASSWORD, device="pc") as pc,
+        open_client(server.url, username="dr", password=PASSWORD, device="phone") as phone,
+        open_client(server.url, username="alice", password=PASSWORD) as alice,
+    ):
+        group = (await pc.request("group_create", name="g", members=["alice"]))["conv"]
+        await pc.send(group, "你好", cid="加我微信abc")
+        (mine,) = await take(phone, 1)
+        (hers,) = await take(alice, 1)
+        assert (mine.cid, hers.cid) == ("加我微信abc", None)
+        assert [m.cid for m in (await phone.history(group))[0]] == ["加我微信abc"]
+        assert [m.cid for m in (await alice.history(group))[0]] == [None]
+
+
 async def test_read_only_session_cannot_send(server: Running) -> None:
     await server.user("dr", Role.STAFF)
     await server.user("mini")

@@ -155,6 +155,17 @@ async def test_patients_and_family_are_screened_everywhere_staff_and_bots_are_no
         assert "代孕" not in message.text and "QQ" not in message.text
 
 
+async def test_the_keys_of_a_body_are_words_too(server: Running) -> None:
+    """IM-11: a form's answers are keyed by what she typed; a word there is refused or masked as in a value."""
+    async with open_ward(server) as w:
+        await set_words(w, WORDS)
+        await refused(w["patient"].send(w.group, kind="form_reply", body={"form": 1, "values": {"加微信abc123": 1}}),
+                      "sensitive_words")
+        ack = await w["patient"].send(w.group, kind="form_reply", body={"form": 1, "values": {"QQ号": "代孕"}})
+        (message,), _ = await w["owner"].history(w.group, after=ack.seq - 1)
+        assert message.body == {"form": 1, "values": {"＊＊号": "＊＊"}}
+
+
 async def test_word_list_changes_apply_without_a_restart(server: Running) -> None:
     async with open_ward(server, online=("owner", "patient", "admin")) as w:
         await w["admin"].request("words_set", word="促排", policy="mask")
