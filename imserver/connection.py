@@ -10,14 +10,14 @@ resyncs when it reconnects. What is queued is already a WebSocket frame
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
+import msgspec
 import trio
 
 from imserver import metrics
 from imserver.model import Session
 from imserver.websocket import ConnectionClosed, WebSocket
-from protocol import ErrorCode, ProtocolError, ServerSession, encode
+from protocol import MESSAGES_ZH, ErrorCode, ProtocolError, ServerSession, encode
+from protocol.frames import Bye, Ok
 from protocol.wsframes import frame
 
 CLOSE_TIMEOUT = 1.0
@@ -30,8 +30,9 @@ holds one, so this bounds memory per slow connection. At ~300 bytes a frame it i
 """
 
 
-def framed(message: Mapping[str, object]) -> bytes:
-    """A protocol frame as the WebSocket frame that carries it: build it once, push it to everyone who gets it."""
+def framed(message: msgspec.Struct) -> bytes:
+    """A protocol frame (its struct in ``protocol.frames``) as the WebSocket frame that carries it: build it once,
+    push it to everyone who gets it."""
     return frame(encode(message))
 
 
@@ -103,12 +104,12 @@ class Connection:
             return False
         return True
 
-    def reply(self, rid: int, **fields: object) -> None:
-        self.push(framed({"op": "ok", "rid": rid, **fields}))
+    def reply(self, answer: Ok) -> None:
+        self.push(framed(answer))
 
     def fail(self, error: ProtocolError) -> None:
         metrics.ERRORS.labels(str(error.code)).inc()
-        self.push(framed(error.frame()))
+        self.push(framed(error.error_frame()))
         if error.fatal:
             self.finish(1008, error.code, bye=False)
 
@@ -117,7 +118,7 @@ class Connection:
         if self._finishing:
             return
         if bye:
-            self.push(framed(ProtocolError(reason).frame() | {"op": "bye"}))
+            self.push(framed(Bye(code=str(reason), message=MESSAGES_ZH[reason])))
         self._finishing = True
         self._close = (code, str(reason))
         metrics.DISCONNECTS.labels(str(reason)).inc()

@@ -23,6 +23,7 @@ from imserver.model import Roster, User
 from imserver.store import messages
 from imserver.store.messages import Draft, Row, Stored
 from pgtrio.bridge import Store
+from protocol.frames import ConvPush, FlagPush, GroupPush, HiddenPush, MsgPush
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +71,17 @@ class Delivery:
         online = (self._directory.viewer(u) for u in roster.members if self._hub.online(u))
         groups, hidden = views.audiences(row, roster, users, online)
         for viewers in groups.values():
-            data = framed({"op": "msg", "msg": views.message(row, viewers[0], roster, users)})
-            self._hub.deliver([v.id for v in viewers], data, exclude=origin)
+            shown = views.message(row, viewers[0], roster, users)
+            assert shown is not None, "audiences() groups only those who may see it"
+            self._hub.deliver([v.id for v in viewers], framed(MsgPush(msg=shown)), exclude=origin)
         if hidden:  # lets their clients move past this seq without asking (SPEC.md §5.2)
-            data = framed({"op": "hidden", "conv": roster.address, "ranges": [[row.seq, row.seq]]})
+            data = framed(HiddenPush(conv=roster.address, ranges=[(row.seq, row.seq)]))
             self._hub.deliver([v.id for v in hidden], data)
 
     def _flag(self, row: Row, roster: Roster, words: list[str]) -> None:
         """Tell those who watch the group about a message let through with flagged words (IM-11)."""
         told = [u for u in roster.members if visibility.told_of_flags(self._directory.viewer(u), roster)]
-        self._hub.deliver(told, framed({"op": "flag", "conv": roster.address, "seq": row.seq, "words": words}))
+        self._hub.deliver(told, framed(FlagPush(conv=roster.address, seq=row.seq, words=words)))
 
     async def members_changed(self, event: MembersChanged) -> None:
         """Tell each person who joined or left (the ``conv`` push, SPEC.md §5.6)."""
@@ -87,10 +89,7 @@ class Delivery:
         if roster is None:
             return
         for user_id, role in event.changes:
-            frame = framed({
-                "op": "conv", "conv": roster.address, "event": "left" if role is None else "joined",
-                "name": roster.name,
-            })
+            frame = framed(ConvPush(conv=roster.address, event="left" if role is None else "joined", name=roster.name))
             self._hub.deliver([user_id], frame)
 
     async def group_changed(self, event: GroupChanged) -> None:
@@ -100,13 +99,11 @@ class Delivery:
         if roster is None:
             return
         if event.settings:
-            self._hub.deliver(roster.members, framed({"op": "group", "conv": roster.address, **roster.settings()}))
+            self._hub.deliver(roster.members, framed(GroupPush(conv=roster.address, **roster.settings())))
         for isolated in event.isolated:
             seqs = await messages.seqs_by_sender(self._store, roster.conv_id, isolated)
             others = [u for u in roster.members
                       if visibility.loses_sight_of(self._directory.viewer(u), isolated, roster)]
             for start in range(0, len(seqs), RETRACT_CHUNK):
                 ranges = visibility.hidden_ranges(seqs[start:start + RETRACT_CHUNK])
-                self._hub.deliver(others, framed({
-                    "op": "hidden", "conv": roster.address, "ranges": ranges, "retract": True,
-                }))
+                self._hub.deliver(others, framed(HiddenPush(conv=roster.address, ranges=ranges, retract=True)))

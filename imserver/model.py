@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypedDict
 
 
 class Role(StrEnum):
@@ -47,15 +48,6 @@ class User:
         """The id clients see (SPEC.md §6)."""
         return f"u{self.id}"
 
-    def public(self) -> dict[str, object]:
-        """The real identity, for viewers allowed to see it."""
-        found: dict[str, object] = {
-            "id": self.ref, "username": self.username, "name": self.display_name, "role": str(self.role)
-        }
-        if self.title:
-            found["title"] = self.title
-        return found
-
 
 @dataclass(frozen=True)
 class Session:
@@ -76,6 +68,15 @@ class MemberState:
     hidden_through: int = 0
 
 
+class GroupSettings(TypedDict):
+    """A group's switches and its ban, as the fields of the frames that show them (``frames.GroupState``)."""
+
+    muted: bool
+    allow_friends: bool
+    family_can_speak: bool
+    banned: bool
+
+
 @dataclass
 class Roster:
     """A conversation, its settings and its members, as cached in memory for the hot path."""
@@ -90,7 +91,7 @@ class Roster:
     family_can_speak: bool = False
     banned: bool = False
 
-    def settings(self) -> dict[str, bool]:
+    def settings(self) -> GroupSettings:
         """The switches as the ``group`` push and the ``convs`` answer show them."""
         return {
             "muted": self.muted, "allow_friends": self.allow_friends,

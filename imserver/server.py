@@ -241,9 +241,9 @@ class ChatServer:
             if wait:
                 raise ProtocolError(ErrorCode.RATE_LIMITED, rid=request.rid, retry_after_ms=math.ceil(wait * 1000))
             metrics.REQUESTS.labels(type(request).__struct_config__.tag).inc()
-            reply = await handlers.handle(self.services, client, request)
-            if reply is not None:
-                client.reply(request.rid, **reply)
+            answer = await handlers.handle(self.services, client, request)
+            if answer is not None:
+                client.reply(answer)
         except ProtocolError as error:
             if error.rid is None and request is not None:  # the answer to a request carries its rid (SPEC.md §3)
                 error.rid = request.rid

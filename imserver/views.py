@@ -1,19 +1,21 @@
 """What one viewer is shown: messages, pages with their hidden ranges, people and conversations.
 
-Every answer and push that carries a message or a person is built here, from
-the rules in ``visibility``, so no code path can forget a rule.
+Every answer and push that carries a message, a person or a conversation is built
+from the structs here (those of ``protocol.frames``), by the rules in ``visibility``,
+so no code path can forget a rule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+
+import msgspec
 
 from imserver import visibility
 from imserver.model import Role, Roster, User
 from imserver.store.messages import UNREAD_CAP, Row
 from imserver.visibility import Audience, MessageMeta, Viewer
-from protocol.frames import Message, Sender
+from protocol.frames import ConvSummary, Member, Message, Person, Sender, SeqRange
 
 UNKNOWN = User(0, "", "", Role.PATIENT)
 """Stands in for an account not (yet) in the cache: masked, which is the safe way to be wrong."""
@@ -81,7 +83,7 @@ def audiences(
 
 def page(
     rows: list[Row], viewer: Viewer, roster: Roster, users: dict[int, User]
-) -> tuple[list[Message], list[list[int]]]:
+) -> tuple[list[Message], list[SeqRange]]:
     """Visible messages of a page, and the seq ranges in it hidden from this viewer."""
     shown, hidden = [], []
     for row in rows:
@@ -97,15 +99,31 @@ def unread(rows: Iterable[Row], viewer: Viewer, roster: Roster) -> int:
     return min(UNREAD_CAP, sum(visibility.can_see(viewer, meta(r), roster) for r in rows))
 
 
-def member(viewer: Viewer, subject: User, role: str, roster: Roster) -> dict[str, Any]:
+def identity(subject: User) -> Person:
+    """The real identity, for viewers allowed to see it (the welcome, profiles, care teams)."""
+    return Person(id=subject.ref, username=subject.username, name=subject.display_name, role=str(subject.role),
+                  title=subject.title)
+
+
+def member(viewer: Viewer, subject: User, role: str, roster: Roster) -> Member:
     """One entry of a member list: real identities with username, others by pseudonym only."""
     shown = person(viewer, subject, roster)
-    entry: dict[str, Any] = {"id": shown.id, "name": shown.name, "role": shown.role, "member_role": role}
-    if shown.id == subject.ref:
-        entry["username"] = subject.username
-        if subject.title:
-            entry["title"] = subject.title
-    return entry
+    return Member(id=shown.id, name=shown.name, role=shown.role, member_role=role,
+                  username=subject.username if shown.id == subject.ref else "", title=shown.title)
+
+
+def summary(
+    viewer: Viewer, roster: Roster, peer: User | None, role: str, last_seq: int, read_seq: int, unread: int
+) -> ConvSummary:
+    """A conversation as ``convs`` and ``sync`` show it (SPEC.md §5.5): a group with its switches; a direct chat
+    named after the other person, marked as the user's inbox for a service when that person is a bot."""
+    group = roster.kind == "group"
+    found = ConvSummary(
+        conv=roster.address, kind="group" if group else "direct", name=conversation_name(viewer, roster, peer),
+        role=role, last_seq=last_seq, read_seq=read_seq, unread=unread,
+        service=not group and peer is not None and peer.role is Role.BOT,
+    )
+    return msgspec.structs.replace(found, **roster.settings()) if group else found
 
 
 def conversation_name(viewer: Viewer, roster: Roster, peer: User | None) -> str:

@@ -27,6 +27,7 @@ from enum import StrEnum
 
 from imserver.model import MemberRole, Role, Roster
 from protocol import ErrorCode
+from protocol.frames import SeqRange
 
 CARE_TEAM = frozenset({Role.STAFF, Role.ADMIN})
 """Staff and admin accounts, the hospital's people: they see refused messages and are told of flagged
@@ -150,12 +151,12 @@ def loses_sight_of(viewer: Viewer, isolated_id: int, roster: Roster) -> bool:
     return viewer.id != isolated_id and not manages(viewer, roster)
 
 
-def hidden_ranges(seqs: list[int]) -> list[list[int]]:
-    """Sorted seqs -> [[first, last], ...] runs, as sync and history report them."""
-    ranges: list[list[int]] = []
+def hidden_ranges(seqs: list[int]) -> list[SeqRange]:
+    """Sorted seqs -> [(first, last), ...] runs, as sync and history report them."""
+    ranges: list[SeqRange] = []
     for seq in seqs:
         if ranges and ranges[-1][1] == seq - 1:
-            ranges[-1][1] = seq
+            ranges[-1] = (ranges[-1][0], seq)
         else:
-            ranges.append([seq, seq])
+            ranges.append((seq, seq))
     return ranges

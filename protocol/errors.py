@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-import msgspec
-
 from protocol.frames import ErrorFrame
 
 
@@ -133,8 +131,3 @@ class ProtocolError(Exception):
         """The ``error`` frame for this error (SPEC.md §3.3)."""
         return ErrorFrame(code=str(self.code), message=self.message, rid=self.rid, detail=self.detail,
                           field=self.field, retry_after_ms=self.retry_after_ms)
-
-    def frame(self) -> dict[str, object]:
-        """The ``error`` frame for this error as a map, ready to encode."""
-        frame: dict[str, object] = msgspec.to_builtins(self.error_frame())
-        return frame

@@ -47,7 +47,7 @@ from imserver.visibility import Audience, Viewer
 from imserver.words import WordFilter
 from pgtrio.bridge import Store
 from protocol import ServerSession, encode
-from protocol.frames import Send
+from protocol.frames import HiddenPush, MsgPush, Send
 
 CONV = 12
 SEQ = 4_711
@@ -125,7 +125,9 @@ def row_of(req: Send, text: str, sender_id: int, only_user_id: int | None) -> Ro
 
 def msg_frame(row: Row, viewer: Viewer, roster: Roster, users: dict[int, User]) -> bytes:
     """The ``msg`` push as ``viewer`` sees it, encoded (not called for viewers who may not see it)."""
-    return encode({"op": "msg", "msg": views.message(row, viewer, roster, users)})
+    shown = views.message(row, viewer, roster, users)
+    assert shown is not None
+    return encode(MsgPush(msg=shown))
 
 
 def deliver(row: Row, group: Group, *, render: bool = True) -> tuple[dict[ViewKey, bytes], list[Viewer]]:
@@ -138,7 +140,7 @@ def deliver(row: Row, group: Group, *, render: bool = True) -> tuple[dict[ViewKe
     frames = {key: msg_frame(row, seen[0], group.roster, group.users) if render else b""
               for key, seen in groups.items()}
     if hidden and render:
-        encode({"op": "hidden", "conv": group.roster.address, "ranges": [[row.seq, row.seq]]})
+        encode(HiddenPush(conv=group.roster.address, ranges=[(row.seq, row.seq)]))
     return frames, hidden
 
 

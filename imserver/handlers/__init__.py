@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from imserver.connection import Connection
 from imserver.handlers import groups, kinds, messaging, moderation, people, quickreplies, reading, session, uploads
-from imserver.handlers.base import Handler, Reply
+from imserver.handlers.base import Handler
 from imserver.services import Services
-from protocol.frames import Request
+from protocol.frames import Ok, Request
 
-ROUTES: dict[type[Request], Handler] = {
+ROUTES: dict[type[Request[Any]], Handler] = {
     **session.ROUTES, **messaging.ROUTES, **reading.ROUTES, **groups.ROUTES, **moderation.ROUTES,
     **people.ROUTES, **kinds.ROUTES, **uploads.ROUTES, **quickreplies.ROUTES,
 }
 """Every request type's handler (tests/imserver/test_layers.py checks that none is missing)."""
 
 
-async def handle(s: Services, client: Connection, request: Request) -> Reply:
+async def handle(s: Services, client: Connection, request: Request[Any]) -> Ok | None:
     return await ROUTES[type(request)](s, client, request)

@@ -7,26 +7,24 @@ node rebuilds its kinds from the stored definitions and accepts the kind.
 
 from __future__ import annotations
 
-import msgspec
-
 from imserver.access import actor_of, require_role
 from imserver.actions.kinds import do_define_kind
 from imserver.connection import Connection
-from imserver.handlers.base import Reply, route
+from imserver.handlers.base import route
 from imserver.services import Services
 from imserver.visibility import ADMINS
-from protocol.frames import KindDefine, Kinds
+from protocol.frames import KindDefine, KindDefineAnswer, Kinds, KindsAnswer
 
 
-async def kinds(s: Services, client: Connection, req: Kinds) -> Reply:
+async def kinds(s: Services, client: Connection, req: Kinds) -> KindsAnswer:
     registry = s.kinds
-    return {"kinds": registry.names(), "custom": [msgspec.to_builtins(d) for _, d in sorted(registry.custom.items())]}
+    return KindsAnswer(rid=req.rid, kinds=registry.names(), custom=[d for _, d in sorted(registry.custom.items())])
 
 
-async def kind_define(s: Services, client: Connection, req: KindDefine) -> Reply:
+async def kind_define(s: Services, client: Connection, req: KindDefine) -> KindDefineAnswer:
     require_role(client, ADMINS, "administrators only")
     definition = await do_define_kind(s.actions, actor_of(client), req.definition)
-    return {"kind": definition.name}
+    return KindDefineAnswer(rid=req.rid, kind=definition.name)
 
 
-ROUTES = dict([route(Kinds, kinds), route(KindDefine, kind_define)])
+ROUTES = dict([route(Kinds).to(kinds), route(KindDefine).to(kind_define)])

@@ -14,7 +14,7 @@ from imserver import visibility
 from imserver.access import access_conversation, access_member, actor_of, conversation_id, user_of
 from imserver.actions.audit import do_record
 from imserver.connection import Connection
-from imserver.handlers.base import Reply, route
+from imserver.handlers.base import route
 from imserver.model import Roster, User
 from imserver.services import Services
 from imserver.store import messages
@@ -22,10 +22,10 @@ from imserver.visibility import Audience
 from imserver.words import Verdict
 from imserver.writer import Outcome, WriterClosed
 from protocol import ErrorCode, ProtocolError
-from protocol.frames import QrSave, Send, Sender
+from protocol.frames import QrSave, Send, SendAnswer, Sender
 
 
-async def send(s: Services, client: Connection, req: Send) -> Reply:
+async def send(s: Services, client: Connection, req: Send) -> None:
     user = user_of(client)
     try:
         draft, roster, blocked = await _draft(s, client, req)
@@ -47,9 +47,8 @@ async def send(s: Services, client: Connection, req: Send) -> Reply:
         elif blocked:
             client.fail(ProtocolError(ErrorCode.SENSITIVE_WORDS, rid=req.rid))
         else:
-            client.reply(
-                req.rid, conv=roster.address, seq=outcome.seq, id=outcome.id, ts=outcome.ts, dup=outcome.dup
-            )
+            client.reply(SendAnswer(rid=req.rid, conv=roster.address, seq=outcome.seq, id=outcome.id, ts=outcome.ts,
+                                    dup=outcome.dup))
     try:
         await s.writer.submit(draft, done, client)
     except WriterClosed:
@@ -69,7 +68,7 @@ async def _answer_resend(s: Services, client: Connection, user: User, req: Send)
     if audience == Audience.STAFF:
         client.fail(ProtocolError(ErrorCode.SENSITIVE_WORDS, rid=req.rid))
     else:
-        client.reply(req.rid, conv=address, seq=stored.seq, id=stored.id, ts=stored.ts, dup=True)
+        client.reply(SendAnswer(rid=req.rid, conv=address, seq=stored.seq, id=stored.id, ts=stored.ts, dup=True))
     return True
 
 
@@ -152,4 +151,4 @@ def _screen(
     return fallback, masked, total
 
 
-ROUTES = dict([route(Send, send)])
+ROUTES = dict([route(Send).to(send)])

@@ -3,7 +3,9 @@ SPEC.md §5.13, §5.14, §5.17)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeVar
+
+import msgspec
 
 from imserver import views, visibility
 from imserver.access import access_conversation, access_member, access_user, actor_of, require_role, user_of
@@ -11,32 +13,48 @@ from imserver.actions.accounts import do_link_family
 from imserver.actions.audit import do_read_phone
 from imserver.actions.friends import do_answer_friend, do_request_friend
 from imserver.connection import Connection, framed
-from imserver.handlers.base import Reply, route
+from imserver.handlers.base import route
 from imserver.model import Roster, User
 from imserver.services import Services
 from imserver.store import moderation
-from protocol.frames import FamilyLink, FriendRequest, FriendRequests, FriendRespond, Profile
+from protocol.frames import (
+    FamilyLink,
+    FamilyLinkAnswer,
+    FriendRequest,
+    FriendRequestAnswer,
+    FriendRequestEntry,
+    FriendRequestPush,
+    FriendRequests,
+    FriendRequestsAnswer,
+    FriendRespond,
+    FriendRespondAnswer,
+    Profile,
+    ProfileAnswer,
+    Requester,
+)
+
+E = TypeVar("E", bound=FriendRequestEntry)
 
 
-async def family_link(s: Services, client: Connection, req: FamilyLink) -> Reply:
+async def family_link(s: Services, client: Connection, req: FamilyLink) -> FamilyLinkAnswer:
     require_role(client, visibility.CARE_TEAM, "staff only")
     patient = await access_user(s, req.patient, field="patient")
     family = await access_user(s, req.family, field="family")
     await do_link_family(s.actions, actor_of(client), patient, family, req.relation)
-    return {"patient": patient.username, "family": family.username, "relation": req.relation}
+    return FamilyLinkAnswer(rid=req.rid, patient=patient.username, family=family.username, relation=req.relation)
 
 
-async def friend_request(s: Services, client: Connection, req: FriendRequest) -> Reply:
+async def friend_request(s: Services, client: Connection, req: FriendRequest) -> FriendRequestAnswer:
     user = user_of(client)
     roster = await access_conversation(s, client, req.conv)
     target = access_member(s, client, roster, req.member, field="member")
     viewer, them = s.directory.viewer(user.id), s.directory.viewer(target)
     request_id = await do_request_friend(s.actions, actor_of(client), roster, viewer, them)
-    s.hub.deliver([target], framed({"op": "friend_request", **_asking(request_id, them, user, roster)}))
-    return {"request": request_id}
+    s.hub.deliver([target], framed(_asking(FriendRequestPush, request_id, them, user, roster)))
+    return FriendRequestAnswer(rid=req.rid, request=request_id)
 
 
-async def friend_requests(s: Services, client: Connection, req: FriendRequests) -> Reply:
+async def friend_requests(s: Services, client: Connection, req: FriendRequests) -> FriendRequestsAnswer:
     user = user_of(client)
     viewer = s.directory.viewer(user.id)
     pending = await moderation.pending_friend_requests(s.store, user.id)
@@ -45,16 +63,17 @@ async def friend_requests(s: Services, client: Connection, req: FriendRequests) 
     for request_id, conv_id, from_id in pending:
         roster = await s.directory.roster(conv_id)
         if roster is not None and not roster.banned and from_id in requesters:
-            found.append(_asking(request_id, viewer, requesters[from_id], roster))
-    return {"requests": found}
+            found.append(_asking(FriendRequestEntry, request_id, viewer, requesters[from_id], roster))
+    return FriendRequestsAnswer(rid=req.rid, requests=found)
 
 
-async def friend_respond(s: Services, client: Connection, req: FriendRespond) -> Reply:
+async def friend_respond(s: Services, client: Connection, req: FriendRespond) -> FriendRespondAnswer:
     conv_id = await do_answer_friend(s.actions, actor_of(client), req.request, req.accept)
-    return {"request": req.request, "accepted": req.accept} | ({"conv": f"d:{conv_id}"} if conv_id else {})
+    return FriendRespondAnswer(rid=req.rid, request=req.request, accepted=req.accept,
+                               conv=f"d:{conv_id}" if conv_id else None)
 
 
-async def profile(s: Services, client: Connection, req: Profile) -> Reply:
+async def profile(s: Services, client: Connection, req: Profile) -> ProfileAnswer:
     require_role(client, visibility.CARE_TEAM, "staff only")
     roster = await access_conversation(s, client, req.conv)
     member = access_member(s, client, roster, req.member, field="member")
@@ -63,20 +82,21 @@ async def profile(s: Services, client: Connection, req: Profile) -> Reply:
     linked = await s.directory.users(list(family))
     # Every staff read of a patient's profile is audited (SEC-1); the read and its record are one transaction.
     blob = await do_read_phone(s.actions, actor_of(client), member, roster.conv_id)
-    found: dict[str, Any] = subject.public() | {
-        "phone": s.cipher.decrypt(blob) if blob else None,
-        "family": [linked[i].public() for i in sorted(family) if i in linked],
-    }
-    return found
+    return ProfileAnswer(
+        rid=req.rid, **msgspec.structs.asdict(views.identity(subject)),
+        phone=s.cipher.decrypt(blob) if blob else None,
+        family=[views.identity(linked[i]) for i in sorted(family) if i in linked],
+    )
 
 
-def _asking(request_id: int, viewer: visibility.Viewer, requester: User, roster: Roster) -> dict[str, Any]:
-    """A friend request as its addressee sees it: the requester by her pseudonym in that group."""
+def _asking(shape: type[E], request_id: int, viewer: visibility.Viewer, requester: User, roster: Roster) -> E:
+    """A friend request as its addressee sees it (the entry of a list, or the push): the requester by her
+    pseudonym in that group."""
     shown = views.person(viewer, requester, roster)
-    return {"request": request_id, "conv": roster.address, "from": {"id": shown.id, "name": shown.name}}
+    return shape(request=request_id, conv=roster.address, from_=Requester(id=shown.id, name=shown.name))
 
 
 ROUTES = dict([
-    route(FamilyLink, family_link), route(FriendRequest, friend_request), route(FriendRequests, friend_requests),
-    route(FriendRespond, friend_respond), route(Profile, profile),
+    route(FamilyLink).to(family_link), route(FriendRequest).to(friend_request),
+    route(FriendRequests).to(friend_requests), route(FriendRespond).to(friend_respond), route(Profile).to(profile),
 ])

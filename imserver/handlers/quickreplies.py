@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from functools import reduce
 from operator import or_
-from typing import Any
+
+import msgspec
 
 from imserver import templating, views, visibility
 from imserver.access import access_conversation, access_member, access_user, actor_of, require_role
@@ -21,28 +22,38 @@ from imserver.actions.facts import do_set_fact
 from imserver.actions.quickreplies import Scope, do_delete_quick_reply, do_save_quick_reply
 from imserver.actions.teams import do_create_team, do_set_team_member
 from imserver.connection import Connection
-from imserver.handlers.base import Reply, route
+from imserver.handlers.base import route
 from imserver.handlers.messaging import content
 from imserver.model import Role, Roster, User
 from imserver.services import Services
 from imserver.store import facts, quickreplies
-from imserver.store.quickreplies import QuickReply
 from imserver.templating import Needs
 from imserver.visibility import ADMINS
 from protocol import ErrorCode, ProtocolError
 from protocol.clock import HOSPITAL_ZONE
 from protocol.frames import (
     FactsSet,
+    FactsSetAnswer,
     MemberId,
     QrDelete,
+    QrDeleteAnswer,
     QrList,
     QrRender,
+    QrRenderAnswer,
     QrSave,
+    QrSaveAnswer,
     QrSearch,
+    QuickRepliesAnswer,
+    QuickReply,
+    ReadyMessage,
+    Team,
     TeamAdd,
     TeamCreate,
+    TeamCreateAnswer,
+    TeamMemberAnswer,
     TeamRemove,
     Teams,
+    TeamsAnswer,
 )
 
 STAFF_ONLY = "quick replies are for staff accounts"
@@ -50,32 +61,32 @@ STAFF_ONLY = "quick replies are for staff accounts"
 # -- teams ------------------------------------------------------------------------------------
 
 
-async def team_create(s: Services, client: Connection, req: TeamCreate) -> Reply:
+async def team_create(s: Services, client: Connection, req: TeamCreate) -> TeamCreateAnswer:
     require_role(client, ADMINS, "administrators only")
     await do_create_team(s.actions, actor_of(client), req.name)
-    return {"team": req.name}
+    return TeamCreateAnswer(rid=req.rid, team=req.name)
 
 
-async def team_member(s: Services, client: Connection, req: TeamAdd | TeamRemove) -> Reply:
+async def team_member(s: Services, client: Connection, req: TeamAdd | TeamRemove) -> TeamMemberAnswer:
     require_role(client, ADMINS, "administrators only")
     member = await access_user(s, req.user, field="user")
     await do_set_team_member(s.actions, actor_of(client), req.team, member, isinstance(req, TeamAdd))
-    return {"team": req.team, "user": member.username}
+    return TeamMemberAnswer(rid=req.rid, team=req.team, user=member.username)
 
 
-async def teams(s: Services, client: Connection, req: Teams) -> Reply:
+async def teams(s: Services, client: Connection, req: Teams) -> TeamsAnswer:
     user = require_role(client, visibility.CARE_TEAM, STAFF_ONLY)
     found = await quickreplies.teams(s.store, None if user.role is Role.ADMIN else user.id)
     people = await s.directory.users(list({i for _, ids in found for i in ids}))
-    return {"teams": [
-        {"name": name, "members": [people[i].public() for i in ids if i in people]} for name, ids in found
-    ]}
+    return TeamsAnswer(rid=req.rid, teams=[
+        Team(name=name, members=[views.identity(people[i]) for i in ids if i in people]) for name, ids in found
+    ])
 
 
 # -- managing quick replies -------------------------------------------------------------------
 
 
-async def save(s: Services, client: Connection, req: QrSave) -> Reply:
+async def save(s: Services, client: Connection, req: QrSave) -> QrSaveAnswer:
     user = require_role(client, visibility.CARE_TEAM, STAFF_ONLY)
     scope = Scope.of(req.scope, req.team)
     text, body = content(s, req)
@@ -87,49 +98,44 @@ async def save(s: Services, client: Connection, req: QrSave) -> Reply:
     saved = (await quickreplies.usable(s.store, user.id, [reply_id])).get(reply_id)
     if saved is None:  # deleted the moment it was saved
         raise ProtocolError(ErrorCode.NOT_FOUND, "no such quick reply", field="id")
-    return _entry(saved, user)
+    return QrSaveAnswer(rid=req.rid, **msgspec.structs.asdict(_entry(saved, user)))
 
 
-async def delete(s: Services, client: Connection, req: QrDelete) -> Reply:
+async def delete(s: Services, client: Connection, req: QrDelete) -> QrDeleteAnswer:
     require_role(client, visibility.CARE_TEAM, STAFF_ONLY)
     await do_delete_quick_reply(s.actions, actor_of(client), req.id)
-    return {"id": req.id}
+    return QrDeleteAnswer(rid=req.rid, id=req.id)
 
 
 # -- listing and search -----------------------------------------------------------------------
 
 
-async def listing(s: Services, client: Connection, req: QrList) -> Reply:
+async def listing(s: Services, client: Connection, req: QrList) -> QuickRepliesAnswer:
     user = require_role(client, visibility.CARE_TEAM, STAFF_ONLY)
     found = await quickreplies.listing(s.store, user.id, req.scope)
-    return {"replies": [_entry(r, user) for r in found]}
+    return QuickRepliesAnswer(rid=req.rid, replies=[_entry(r, user) for r in found])
 
 
-async def search(s: Services, client: Connection, req: QrSearch) -> Reply:
+async def search(s: Services, client: Connection, req: QrSearch) -> QuickRepliesAnswer:
     user = require_role(client, visibility.CARE_TEAM, STAFF_ONLY)
     found = await quickreplies.search(s.store, user.id, req.q.strip(), req.limit)
-    return {"replies": [_entry(r, user) for r in found]}
+    return QuickRepliesAnswer(rid=req.rid, replies=[_entry(r, user) for r in found])
 
 
-def _entry(reply: QuickReply, user: User) -> dict[str, Any]:
+def _entry(reply: quickreplies.QuickReply, user: User) -> QuickReply:
     """A quick reply as ``qr_list`` and ``qr_search`` show it, with what filling it in needs."""
     needs = _needs(reply)
-    entry: dict[str, Any] = {
-        "id": reply.id, "scope": reply.scope, "shortcut": reply.shortcut, "title": reply.title,
-        "kind": reply.kind, "text": reply.text, "variables": list(needs.variables), "prompts": list(needs.prompts),
-        "uses": reply.uses, "editable": reply.scope != "shared" or user.role is Role.ADMIN,
-    }
-    if reply.team is not None:
-        entry["team"] = reply.team
-    if reply.body is not None:
-        entry["body"] = reply.body
-    return entry
+    return QuickReply(
+        id=reply.id, scope=reply.scope, shortcut=reply.shortcut, title=reply.title, kind=reply.kind, text=reply.text,
+        variables=list(needs.variables), prompts=list(needs.prompts), uses=reply.uses,
+        editable=reply.scope != "shared" or user.role is Role.ADMIN, team=reply.team, body=reply.body,
+    )
 
 
 # -- using ------------------------------------------------------------------------------------
 
 
-async def render(s: Services, client: Connection, req: QrRender) -> Reply:
+async def render(s: Services, client: Connection, req: QrRender) -> QrRenderAnswer:
     user = require_role(client, visibility.CARE_TEAM, STAFF_ONLY)
     roster = await access_conversation(s, client, req.conv)
     found = await quickreplies.usable(s.store, user.id, list(set(req.ids)))
@@ -144,7 +150,7 @@ async def render(s: Services, client: Connection, req: QrRender) -> Reply:
     values = await _values(s, client, user, roster, needs, req.member)
     ready = _messages(s, replies, values, req.fill)
     await quickreplies.count_uses(s.store, user.id, list(found))
-    return {"conv": roster.address, "messages": ready}
+    return QrRenderAnswer(rid=req.rid, conv=roster.address, messages=ready)
 
 
 async def _values(
@@ -184,16 +190,17 @@ async def _patient(s: Services, client: Connection, me: User, roster: Roster, me
     return patient
 
 
-def _messages(s: Services, replies: list[QuickReply], values: dict[str, str], fill: dict[str, str]
-              ) -> list[dict[str, Any]]:
+def _messages(s: Services, replies: list[quickreplies.QuickReply], values: dict[str, str], fill: dict[str, str]
+              ) -> list[ReadyMessage]:
     """The filled-in replies as messages: the texts joined into one, each other kind a message of its own."""
-    ready: list[dict[str, Any]] = []
+    ready: list[ReadyMessage] = []
     texts: list[str] = []
+    joined = ReadyMessage(kind="text")
     for index, reply in enumerate(replies):
         filled = templating.render(reply.template, values, fill)
         if reply.body is None:
             if not texts:
-                ready.append({"kind": "text"})
+                ready.append(joined)
             texts.append(filled)
             continue
         try:
@@ -201,31 +208,30 @@ def _messages(s: Services, replies: list[QuickReply], values: dict[str, str], fi
         except ProtocolError as exc:
             raise ProtocolError(ErrorCode.BAD_REQUEST, f"filled in, it is not a valid {reply.kind}: {exc.detail}",
                                 field=f"ids[{index}]") from None
-        ready.append({"kind": reply.kind, "body": body})
+        ready.append(ReadyMessage(kind=reply.kind, body=body))
     if texts:
-        text = "\n".join(texts)
-        if len(text) > s.settings.max_text:
+        joined.text = "\n".join(texts)
+        if len(joined.text) > s.settings.max_text:
             raise ProtocolError(ErrorCode.TEXT_TOO_LONG, f"at most {s.settings.max_text} characters", field="ids")
-        next(m for m in ready if m["kind"] == "text")["text"] = text
     return ready
 
 
-def _needs(reply: QuickReply) -> Needs:
+def _needs(reply: quickreplies.QuickReply) -> Needs:
     return templating.needs(reply.template, "text" if reply.body is None else "body")
 
 
 # -- facts ------------------------------------------------------------------------------------
 
 
-async def facts_set(s: Services, client: Connection, req: FactsSet) -> Reply:
+async def facts_set(s: Services, client: Connection, req: FactsSet) -> FactsSetAnswer:
     require_role(client, visibility.HOSPITAL, "facts are recorded by bots and staff")
     patient = await access_user(s, req.user, field="user")
     await do_set_fact(s.actions, actor_of(client), patient, req.key, req.value)
-    return {"user": patient.username, "key": req.key, "value": req.value}
+    return FactsSetAnswer(rid=req.rid, user=patient.username, key=req.key, value=req.value)
 
 
 ROUTES = dict([
-    route(TeamCreate, team_create), route(TeamAdd, team_member), route(TeamRemove, team_member),
-    route(Teams, teams), route(QrSave, save), route(QrDelete, delete), route(QrList, listing),
-    route(QrSearch, search), route(QrRender, render), route(FactsSet, facts_set),
+    route(TeamCreate).to(team_create), route(TeamAdd).to(team_member), route(TeamRemove).to(team_member),
+    route(Teams).to(teams), route(QrSave).to(save), route(QrDelete).to(delete), route(QrList).to(listing),
+    route(QrSearch).to(search), route(QrRender).to(render), route(FactsSet).to(facts_set),
 ])

@@ -6,23 +6,36 @@ not see are reported as hidden ranges, so they never look like gaps.
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncpg
+import msgspec
 
 from imserver import views, visibility
 from imserver.access import access_conversation, require_role, user_of
 from imserver.connection import Connection, framed
-from imserver.handlers.base import Reply, route
-from imserver.model import Role, Roster
+from imserver.handlers.base import route
+from imserver.model import Roster
 from imserver.services import Services
 from imserver.store import conversations, messages
 from imserver.visibility import Viewer
 from protocol import ErrorCode, ProtocolError
-from protocol.frames import Convs, History, Read, Receipt, Sync
+from protocol.frames import (
+    Convs,
+    ConvsAnswer,
+    ConvSummary,
+    History,
+    HistoryAnswer,
+    Read,
+    ReadAnswer,
+    ReadPush,
+    Receipt,
+    ReceiptAnswer,
+    Sync,
+    SyncAnswer,
+    SyncEntry,
+)
 
 
-async def sync(s: Services, client: Connection, req: Sync) -> Reply:
+async def sync(s: Services, client: Connection, req: Sync) -> SyncAnswer:
     user = user_of(client)
     after: dict[int, int] = {}
     for addr, seq in req.after.items():
@@ -36,15 +49,15 @@ async def sync(s: Services, client: Connection, req: Sync) -> Reply:
         roster = await s.directory.roster(conv["id"])
         if roster is None:
             continue
-        entry = await _summary(s, viewer, conv, roster, unread.get(conv["id"], []))
+        summary = await _summary(s, viewer, conv, roster, unread.get(conv["id"], []))
         found = [] if roster.banned else rows.get(conv["id"], [])
-        entry["messages"], entry["hidden"] = views.page(found[:req.limit], viewer, roster, s.directory.cached_users())
-        entry["more"] = len(found) > req.limit
-        result.append(entry)
-    return {"convs": result}
+        shown, hidden = views.page(found[:req.limit], viewer, roster, s.directory.cached_users())
+        result.append(SyncEntry(**msgspec.structs.asdict(summary), messages=shown, hidden=hidden,
+                                more=len(found) > req.limit))
+    return SyncAnswer(rid=req.rid, convs=result)
 
 
-async def history(s: Services, client: Connection, req: History) -> Reply:
+async def history(s: Services, client: Connection, req: History) -> HistoryAnswer:
     if req.before is not None and req.after is not None:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "give before or after, not both", field="after")
     roster = await access_conversation(s, client, req.conv)
@@ -52,10 +65,10 @@ async def history(s: Services, client: Connection, req: History) -> Reply:
     await _people_in(s, rows)
     viewer = s.directory.viewer(user_of(client).id)
     shown, hidden = views.page(rows, viewer, roster, s.directory.cached_users())
-    return {"conv": roster.address, "messages": shown, "hidden": hidden, "more": more}
+    return HistoryAnswer(rid=req.rid, conv=roster.address, messages=shown, hidden=hidden, more=more)
 
 
-async def read(s: Services, client: Connection, req: Read) -> Reply:
+async def read(s: Services, client: Connection, req: Read) -> ReadAnswer:
     user = user_of(client)
     roster = await access_conversation(s, client, req.conv)
     read_seq = await conversations.mark_read(s.store, roster.conv_id, user.id, req.seq)
@@ -63,13 +76,11 @@ async def read(s: Services, client: Connection, req: Read) -> Reply:
         raise ProtocolError(ErrorCode.FORBIDDEN)
     rows = (await messages.unread_rows(s.store, user.id, [(roster.conv_id, read_seq)]))[roster.conv_id]
     unread = views.unread(rows, s.directory.viewer(user.id), roster)
-    s.hub.deliver(
-        [user.id], framed({"op": "read", "conv": roster.address, "read_seq": read_seq, "unread": unread}), client
-    )
-    return {"conv": roster.address, "read_seq": read_seq, "unread": unread}
+    s.hub.deliver([user.id], framed(ReadPush(conv=roster.address, read_seq=read_seq, unread=unread)), client)
+    return ReadAnswer(rid=req.rid, conv=roster.address, read_seq=read_seq, unread=unread)
 
 
-async def receipt(s: Services, client: Connection, req: Receipt) -> Reply:
+async def receipt(s: Services, client: Connection, req: Receipt) -> ReceiptAnswer:
     """The other person's read marker in a direct chat: a bot stops escalating a notice once it is read."""
     user = require_role(client, visibility.HOSPITAL, "only staff, bots and admins see read receipts")
     roster = await access_conversation(s, client, req.conv)
@@ -77,11 +88,11 @@ async def receipt(s: Services, client: Connection, req: Receipt) -> Reply:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "read receipts exist in direct chats only", field="conv")
     last_seq, markers = await conversations.read_markers(s.store, roster.conv_id)
     peers = [seq for uid, seq in markers.items() if uid != user.id]
-    return {"conv": roster.address, "last_seq": last_seq, "read_seq": markers.get(user.id, 0),
-            "peer_read_seq": peers[0] if peers else 0}
+    return ReceiptAnswer(rid=req.rid, conv=roster.address, last_seq=last_seq, read_seq=markers.get(user.id, 0),
+                         peer_read_seq=peers[0] if peers else 0)
 
 
-async def convs(s: Services, client: Connection, req: Convs) -> Reply:
+async def convs(s: Services, client: Connection, req: Convs) -> ConvsAnswer:
     user = user_of(client)
     viewer = s.directory.viewer(user.id)
     found = await conversations.summaries(s.store, user.id)
@@ -93,24 +104,16 @@ async def convs(s: Services, client: Connection, req: Convs) -> Reply:
         roster = await s.directory.roster(conv["id"])
         if roster is not None:
             result.append(await _summary(s, viewer, conv, roster, unread.get(conv["id"], [])))
-    return {"convs": result}
+    return ConvsAnswer(rid=req.rid, convs=result)
 
 
 async def _summary(
     s: Services, viewer: Viewer, conv: asyncpg.Record, roster: Roster, unread_rows: list[messages.Row]
-) -> dict[str, Any]:
+) -> ConvSummary:
     """A conversation as ``convs`` and ``sync`` show it (SPEC.md §5.5)."""
     peer = (await s.directory.users([conv["peer_id"]])).get(conv["peer_id"]) if conv["peer_id"] else None
-    entry: dict[str, Any] = {
-        "conv": roster.address, "kind": roster.kind, "name": views.conversation_name(viewer, roster, peer),
-        "role": conv["role"], "last_seq": conv["last_seq"], "read_seq": conv["read_seq"],
-        "unread": 0 if roster.banned else views.unread(unread_rows, viewer, roster),
-    }
-    if roster.kind == "group":
-        entry |= roster.settings()
-    elif peer is not None and peer.role is Role.BOT:
-        entry["service"] = True  # the person's inbox for that bot's service (SPEC.md §5.5)
-    return entry
+    unread = 0 if roster.banned else views.unread(unread_rows, viewer, roster)
+    return views.summary(viewer, roster, peer, conv["role"], conv["last_seq"], conv["read_seq"], unread)
 
 
 async def _people_in(s: Services, rows: list[messages.Row]) -> None:
@@ -120,5 +123,6 @@ async def _people_in(s: Services, rows: list[messages.Row]) -> None:
 
 
 ROUTES = dict([
-    route(Sync, sync), route(History, history), route(Read, read), route(Receipt, receipt), route(Convs, convs),
+    route(Sync).to(sync), route(History).to(history), route(Read).to(read), route(Receipt).to(receipt),
+    route(Convs).to(convs),
 ])

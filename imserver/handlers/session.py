@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
 
-from imserver import auth
+from imserver import auth, views
 from imserver.access import actor_of
 from imserver.actions.accounts import do_end_session
 from imserver.connection import Connection, TokenBucket
-from imserver.handlers.base import Reply, route
+from imserver.handlers.base import route
 from imserver.model import Role, Session
 from imserver.services import Services
 from imserver.store import accounts
 from protocol import ErrorCode, ProtocolError, negotiate
-from protocol.frames import Hello, Logout, Ping
+from protocol.frames import Hello, Limits, Logout, LogoutAnswer, Ping, PingAnswer, Welcome
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-async def hello(s: Services, client: Connection, req: Hello) -> Reply:
+async def hello(s: Services, client: Connection, req: Hello) -> Welcome:
     version = negotiate(req)
     token = None
     if req.token is not None:
@@ -61,22 +60,19 @@ async def hello(s: Services, client: Connection, req: Hello) -> Reply:
     if still is None or still[0].banned:
         s.hub.detach(client)
         raise ProtocolError(ErrorCode.ACCOUNT_BANNED, fatal=True)
-    welcome: dict[str, Any] = {
-        "version": version, "session": str(session_id), "user": user.public(), "readonly": readonly,
-        "limits": {"max_frame": settings.max_frame, "max_text": settings.max_text, "rate": rate, "burst": burst,
-                   "files": s.file_limits},
-        "server_time": now_ms(),
-    }
-    if token is not None:
-        welcome["token"] = token
-    return welcome
+    return Welcome(
+        rid=req.rid, version=version, session=str(session_id), user=views.identity(user), readonly=readonly,
+        limits=Limits(max_frame=settings.max_frame, max_text=settings.max_text, rate=rate, burst=burst,
+                      files=s.file_limits),
+        server_time=now_ms(), token=token,
+    )
 
 
-async def ping(s: Services, client: Connection, req: Ping) -> Reply:
-    return {"server_time": now_ms()}
+async def ping(s: Services, client: Connection, req: Ping) -> PingAnswer:
+    return PingAnswer(rid=req.rid, server_time=now_ms())
 
 
-async def logout(s: Services, client: Connection, req: Logout) -> Reply:
+async def logout(s: Services, client: Connection, req: Logout) -> None:
     assert client.session is not None
     # The SessionsEnded event closes the session's other connections; this one answers first, then closes.
     s.hub.detach(client)
@@ -85,9 +81,9 @@ async def logout(s: Services, client: Connection, req: Logout) -> Reply:
     except BaseException:
         s.hub.attach(client)
         raise
-    client.reply(req.rid)
+    client.reply(LogoutAnswer(rid=req.rid))
     client.finish(1000, ErrorCode.SESSION_ENDED, bye=False)
     return None
 
 
-ROUTES = dict([route(Hello, hello), route(Ping, ping), route(Logout, logout)])
+ROUTES = dict([route(Hello).to(hello), route(Ping).to(ping), route(Logout).to(logout)])

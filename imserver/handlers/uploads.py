@@ -13,30 +13,31 @@ from imserver.access import actor_of, user_of
 from imserver.actions.audit import do_read_file
 from imserver.actions.uploads import do_add_part, do_begin_upload, do_end_upload
 from imserver.connection import Connection
-from imserver.handlers.base import Reply, route
+from imserver.handlers.base import route
 from imserver.services import Services
 from imserver.store import attachments
 from imserver.store.attachments import File
 from protocol import ErrorCode, ProtocolError
-from protocol.frames import Fetch, UploadBegin, UploadEnd, UploadPart
+from protocol.frames import Fetch, FetchAnswer, UploadBegin, UploadEnd, UploadEndAnswer, UploadPart, UploadProgress
 
 
-async def upload_begin(s: Services, client: Connection, req: UploadBegin) -> Reply:
+async def upload_begin(s: Services, client: Connection, req: UploadBegin) -> UploadProgress:
     file = await do_begin_upload(s.actions, actor_of(client), s.settings, mime=req.mime, size=req.size,
                                  sha256=req.sha256, name=req.name)
-    return {"id": file.id, "received": file.received}
+    return UploadProgress(rid=req.rid, id=file.id, received=file.received)
 
 
-async def upload_part(s: Services, client: Connection, req: UploadPart) -> Reply:
+async def upload_part(s: Services, client: Connection, req: UploadPart) -> UploadProgress:
     received = await do_add_part(s.actions, actor_of(client), s.settings, req.id, req.offset, req.data)
-    return {"id": req.id, "received": received}
+    return UploadProgress(rid=req.rid, id=req.id, received=received)
 
 
-async def upload_end(s: Services, client: Connection, req: UploadEnd) -> Reply:
-    return (await do_end_upload(s.actions, actor_of(client), s.settings, req.id)).ref()
+async def upload_end(s: Services, client: Connection, req: UploadEnd) -> UploadEndAnswer:
+    file = await do_end_upload(s.actions, actor_of(client), s.settings, req.id)
+    return UploadEndAnswer(rid=req.rid, **file.ref())  # the attachment object of message bodies
 
 
-async def fetch(s: Services, client: Connection, req: Fetch) -> Reply:
+async def fetch(s: Services, client: Connection, req: Fetch) -> FetchAnswer:
     user = user_of(client)
     file = (await attachments.files(s.store, [req.id])).get(req.id)
     grant = None if file is None else await s.attachments.access(user, file)
@@ -50,8 +51,8 @@ async def fetch(s: Services, client: Connection, req: Fetch) -> Reply:
         s.files_read.setdefault(client, set()).add(file.id)
     else:
         data = await attachments.read(s.store, file.id, req.offset, req.length)
-    return {"id": file.id, "mime": file.mime, "size": file.size, "sha256": file.sha256, "offset": req.offset,
-            "data": data}
+    return FetchAnswer(rid=req.rid, id=file.id, mime=file.mime, size=file.size, sha256=file.sha256, offset=req.offset,
+                       data=data)
 
 
 async def _audits(s: Services, client: Connection, file: File) -> bool:
@@ -63,6 +64,6 @@ async def _audits(s: Services, client: Connection, file: File) -> bool:
 
 
 ROUTES = dict([
-    route(UploadBegin, upload_begin), route(UploadPart, upload_part), route(UploadEnd, upload_end),
-    route(Fetch, fetch),
+    route(UploadBegin).to(upload_begin), route(UploadPart).to(upload_part), route(UploadEnd).to(upload_end),
+    route(Fetch).to(fetch),
 ])

@@ -9,6 +9,7 @@ import asyncpg
 
 from imserver.model import address
 from pgtrio.bridge import Store
+from protocol.frames import Policy
 
 
 async def audit_txn(
@@ -43,7 +44,7 @@ async def audit_entries(
     ]
 
 
-async def words(store: Store) -> list[tuple[str, str]]:
+async def words(store: Store) -> list[tuple[str, Policy]]:
     async def txn(db: asyncpg.Connection) -> list[asyncpg.Record]:
         return await db.fetch("select word, policy from sensitive_words order by word")
     return [(r["word"], r["policy"]) for r in await store.run("words", txn, transaction=False)]

@@ -15,6 +15,7 @@ import asyncpg
 
 from imserver.model import Role
 from pgtrio.bridge import Store
+from protocol.frames import Scope
 
 _USABLE = (
     "(q.scope = 'shared' or q.owner_id = $1"
@@ -34,7 +35,7 @@ class QuickReply:
     """A stored quick reply, and how often the user who asked used it."""
 
     id: int
-    scope: str
+    scope: Scope
     owner_id: int | None
     team_id: int | None
     team: str | None

@@ -1,16 +1,18 @@
 """The server's layers, checked by reading its source: SQL lives in ``imserver/store`` only, and only the
 actions (``imserver/actions``) put events on the bus, so every change is checked, audited and announced in
-one place (docs/architecture.md: actions, store); every request has a handler."""
+one place (docs/architecture.md: actions, store); every request has a handler, and every frame the server
+sends is built as its struct in ``protocol.frames`` (SPEC.md §3–§6, issue 13), never as a map."""
 
 from __future__ import annotations
 
 import ast
 import re
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
 from imserver.handlers import ROUTES
-from protocol.frames import REQUEST_TYPES
+from protocol.frames import REQUEST_TYPES, answer_type
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = ROOT / "imserver"
@@ -20,6 +22,8 @@ SQL = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 DATABASE_CALLS = {"execute", "executemany", "fetch", "fetchrow", "fetchval", "copy_records_to_table", "copy_to_table"}
+SENDING_CALLS = {"framed", "reply", "encode"}
+"""What turns a frame into bytes for a client: ``connection.framed``, ``Connection.reply``, ``protocol.encode``."""
 
 
 def modules(*outside: str) -> Iterator[tuple[str, ast.Module]]:
@@ -88,3 +92,68 @@ def test_the_checks_see_what_they_look_for() -> None:
 
 def test_every_request_has_its_handler() -> None:
     assert set(ROUTES) == set(REQUEST_TYPES)
+
+
+def built_as_map(node: ast.expr | None) -> bool:
+    """A map literal or comprehension, ``dict(...)``, or maps merged with ``|``."""
+    return (isinstance(node, ast.Dict | ast.DictComp)
+            or (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict")
+            or (isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr)
+                and (built_as_map(node.left) or built_as_map(node.right))))
+
+
+def own_returns(function: ast.AsyncFunctionDef) -> Iterator[ast.Return]:
+    """The ``return`` statements of a function, not of the functions defined inside it."""
+    pending: list[ast.AST] = list(function.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Return):
+            yield node
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            pending.extend(ast.iter_child_nodes(node))
+
+
+def frames_from_maps(tree: ast.Module, *, handlers: bool = False) -> list[str]:
+    """Frames sent as maps: a map given to ``framed``/``reply``/``encode``, or returned by a request handler
+    (with ``handlers``: the module's top-level ``async def``s)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and built_as_map(node.args[0]):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in SENDING_CALLS:
+                found.append(f"line {node.lineno}: {name}({{...}})")
+    for function in tree.body if handlers else ():
+        if isinstance(function, ast.AsyncFunctionDef):
+            found += [f"line {r.lineno}: return {{...}}" for r in own_returns(function) if built_as_map(r.value)]
+    return found
+
+
+def test_every_frame_is_built_as_its_struct() -> None:
+    """No answer or push is built as a map: a map is encoded in the order it was written and with whatever
+    it holds, so it can drift from the declared contract unnoticed (field order and omitted defaults)."""
+    offenders = {name: found for name, tree in modules()
+                 if (found := frames_from_maps(tree, handlers=name.startswith("imserver/handlers/")))}
+    assert offenders == {}
+
+
+def test_the_map_check_sees_what_it_looks_for() -> None:
+    assert frames_from_maps(ast.parse('framed({"op": "msg", "msg": m})'))
+    assert frames_from_maps(ast.parse('client.reply({"op": "ok"} | fields)'))
+    assert frames_from_maps(ast.parse('encode(dict(op="hidden"))'))
+    assert frames_from_maps(ast.parse('async def f():\n    return {"conv": c}\n'), handlers=True)
+    assert not frames_from_maps(ast.parse('framed(MsgPush(msg=m))\nclient.reply(answer)'))
+    assert not frames_from_maps(ast.parse('async def f():\n    return {"conv": c}\n'))  # not handlers
+    assert not frames_from_maps(ast.parse('async def f():\n    def g():\n        return {}\n'), handlers=True)
+
+
+def test_every_handler_answers_with_the_struct_its_request_declares() -> None:
+    """Each handler takes its request type and returns ``answer_type(request)``, or None where it answers on its
+    own (``send``, ``logout``); mypy holds the bodies to these annotations (``handlers.base.Route.to``)."""
+    wrong = {}
+    for request, handler in ROUTES.items():
+        hints = typing.get_type_hints(handler)
+        takes = hints[handler.__code__.co_varnames[2]]
+        if request not in (takes, *typing.get_args(takes)) or hints["return"] not in (answer_type(request), None,
+                                                                                     type(None)):
+            wrong[request.__name__] = (takes, hints["return"])
+    assert wrong == {}

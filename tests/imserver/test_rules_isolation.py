@@ -34,11 +34,11 @@ async def live(client: Client, conv: str, seqs: list[int]) -> dict[int, str]:
     raise AssertionError("events ended")
 
 
-async def page(client: Client, conv: str) -> tuple[list[int], list[list[int]]]:
+async def page(client: Client, conv: str) -> tuple[list[int], list[tuple[int, int]]]:
     history = await client.request("history", conv=conv)
     (synced,) = [c for c in (await client.request("sync"))["convs"] if c["conv"] == conv]
     assert (synced["messages"], synced["hidden"]) == (history["messages"], history["hidden"])
-    return [m["seq"] for m in history["messages"]], history["hidden"]
+    return [m["seq"] for m in history["messages"]], [(first, last) for first, last in history["hidden"]]
 
 
 async def test_isolation_retracts_hides_and_is_lifted_from_every_kinds_view(server: Running) -> None:

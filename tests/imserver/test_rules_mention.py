@@ -91,7 +91,7 @@ async def test_mention_only_reaches_sender_target_and_managers_only(server: Runn
             history = await client.request("history", conv=w.group)
             (synced,) = [c for c in (await client.request("sync"))["convs"] if c["conv"] == w.group]
             shown = [seq[k] for k in seq if visible(viewer, k)]
-            hidden = hidden_ranges([seq[k] for k in seq if not visible(viewer, k)])
+            hidden = [list(r) for r in hidden_ranges([seq[k] for k in seq if not visible(viewer, k)])]
             for where, page in (("history", history), ("sync", synced)):
                 assert [m["seq"] for m in page["messages"]] == shown, (viewer, where, page)
                 assert page["hidden"] == hidden, (viewer, where, page)

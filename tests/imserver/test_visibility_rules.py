@@ -323,13 +323,13 @@ def test_a_pseudonym_depends_only_on_the_conversation_and_the_member_number(
     ("seqs", "ranges"),
     [
         ([], []),
-        ([4], [[4, 4]]),
-        ([1, 2, 3], [[1, 3]]),
-        ([1, 3, 5], [[1, 1], [3, 3], [5, 5]]),
-        ([2, 3, 7, 8, 9, 12], [[2, 3], [7, 9], [12, 12]]),
+        ([4], [(4, 4)]),
+        ([1, 2, 3], [(1, 3)]),
+        ([1, 3, 5], [(1, 1), (3, 3), (5, 5)]),
+        ([2, 3, 7, 8, 9, 12], [(2, 3), (7, 9), (12, 12)]),
     ],
 )
-def test_hidden_ranges_table(seqs: list[int], ranges: list[list[int]]) -> None:
+def test_hidden_ranges_table(seqs: list[int], ranges: list[tuple[int, int]]) -> None:
     assert hidden_ranges(seqs) == ranges
 
 

@@ -103,8 +103,8 @@ def decode_or_refuse(data: bytes, max_frame: int = BIG) -> Request[Any] | Protoc
         assert error.code in CODEC_CODES
         assert not error.fatal
         assert error.rid is None or (isinstance(error.rid, int) and 1 <= error.rid <= 2**53 - 1)
-        frame = error.frame()
-        assert decode_frame(encode(frame)) == frame
+        frame = error.error_frame()
+        assert decode_answer(encode(frame), ErrorFrame) == frame
         return error
     assert isinstance(request, Request)
     return request

@@ -110,7 +110,7 @@ def test_op_before_hello_is_fatal(op: str) -> None:
     assert error.code is ErrorCode.AUTH_REQUIRED
     assert error.fatal
     assert error.rid == MINIMAL[op]["rid"]
-    assert error.frame()["rid"] == MINIMAL[op]["rid"]
+    assert error.error_frame().rid == MINIMAL[op]["rid"]
 
 
 def test_hello_accepted() -> None:
@@ -206,7 +206,7 @@ def test_negotiate_refuses_unknown_versions() -> None:
     assert info.value.code is ErrorCode.UNSUPPORTED_VERSION
     assert info.value.fatal
     assert info.value.rid == 7
-    assert info.value.frame()["code"] == "unsupported_version"
+    assert info.value.error_frame().code == "unsupported_version"
 
 
 def test_unknown_op_before_hello_is_fatal() -> None:

@@ -106,7 +106,7 @@ def test_client_vector(vector: dict[str, Any]) -> None:
     if "field" in expect:
         assert error.field == expect["field"]
     assert not error.fatal
-    assert decode_frame(encode(error.frame())) == error.frame()
+    assert decode_answer(encode(error.error_frame()), ErrorFrame) == error.error_frame()
 
 
 @pytest.mark.parametrize("vector", SERVER, ids=_ids(SERVER))
