@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 
 from imserver import auth, views
 from imserver.access import actor_of
@@ -17,16 +16,17 @@ from protocol import ErrorCode, ProtocolError, negotiate
 from protocol.frames import Hello, Limits, Logout, LogoutAnswer, Ping, PingAnswer, Welcome
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
+def millis(now: datetime) -> int:
+    return int(now.timestamp() * 1000)
 
 
-async def hello(s: Services, client: Connection, req: Hello) -> Welcome:
+async def hello(s: Services, client: Connection, req: Hello) -> None:
     version = negotiate(req)
+    now = s.clock()  # the server's clock decides when a session expires, not the database's (DESIGN rule 10)
     token = None
     if req.token is not None:
-        session_id = s.signer.check(req.token)
-        found = await accounts.live_session(s.store, session_id) if session_id else None
+        session_id = s.signer.check(req.token, now.timestamp())
+        found = await accounts.live_session(s.store, session_id, now) if session_id else None
         if session_id is None or found is None:
             raise ProtocolError(ErrorCode.TOKEN_INVALID, fatal=True)
         user, device, readonly = found
@@ -42,34 +42,35 @@ async def hello(s: Services, client: Connection, req: Hello) -> Welcome:
     if user.banned:  # told only to someone who proved the password or holds a token (IM-14)
         raise ProtocolError(ErrorCode.ACCOUNT_BANNED, fatal=True)
     if session_id is None:
-        expires = time.time() + s.settings.token_days * 86400
-        session_id = await accounts.create_session(
-            s.store, user.id, device, readonly, datetime.fromtimestamp(expires, UTC)
-        )
-        token = s.signer.issue(session_id, expires)
+        expires = now + timedelta(days=s.settings.token_days)
+        session_id = await accounts.create_session(s.store, user.id, device, readonly, expires)
+        token = s.signer.issue(session_id, expires.timestamp())
     await s.directory.users([user.id])
     client.session = Session(session_id, user, device, readonly)
     client.protocol.open(readonly=readonly)
     settings = s.settings
     rate, burst = (settings.bot_rate, settings.bot_burst) if user.role is Role.BOT else (settings.rate, settings.burst)
     client.limiter = TokenBucket(rate, burst)
-    s.hub.attach(client)
-    # A ban committed after the account was read revoked only older sessions, and its event may have
-    # passed before this attach: look again, now that later events will find this connection (IM-14).
-    still = await accounts.live_session(s.store, session_id)
-    if still is None or still[0].banned:
-        s.hub.detach(client)
-        raise ProtocolError(ErrorCode.ACCOUNT_BANNED, fatal=True)
-    return Welcome(
+    # The welcome is the first frame of the session: it goes out before the hub can push anything to it.
+    client.reply(Welcome(
         rid=req.rid, version=version, session=str(session_id), user=views.identity(user), readonly=readonly,
         limits=Limits(max_frame=settings.max_frame, max_text=settings.max_text, rate=rate, burst=burst,
                       files=s.file_limits),
-        server_time=now_ms(), token=token,
-    )
+        server_time=millis(now), token=token,
+    ))
+    s.hub.attach(client)
+    # A ban committed after the account was read revoked only older sessions, and its event may have
+    # passed before this attach: look again, now that later events will find this connection. Found,
+    # it ends the session as a ban a moment later would (IM-14).
+    still = await accounts.live_session(s.store, session_id, now)
+    if still is None or still[0].banned:
+        s.hub.detach(client)
+        client.finish(4003, ErrorCode.ACCOUNT_BANNED)
+    return None
 
 
 async def ping(s: Services, client: Connection, req: Ping) -> PingAnswer:
-    return PingAnswer(rid=req.rid, server_time=now_ms())
+    return PingAnswer(rid=req.rid, server_time=millis(s.clock()))
 
 
 async def logout(s: Services, client: Connection, req: Logout) -> None:

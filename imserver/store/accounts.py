@@ -79,15 +79,15 @@ async def create_session(
     return session_id
 
 
-async def live_session(store: Store, session_id: uuid.UUID) -> tuple[User, str, bool] | None:
-    """The session's user, device and read-only flag, if it is neither revoked nor expired."""
+async def live_session(store: Store, session_id: uuid.UUID, now: datetime) -> tuple[User, str, bool] | None:
+    """The session's user, device and read-only flag, if it is neither revoked nor expired at ``now``."""
     async def txn(db: asyncpg.Connection) -> tuple[User, str, bool] | None:
         row = await db.fetchrow(
             "select u.id, u.username, u.display_name, u.role, u.title, u.banned_at is not null as banned,"
             " s.device, s.readonly"
             " from sessions s join users u on u.id = s.user_id"
-            " where s.id = $1 and s.revoked_at is null and s.expires_at > now()",
-            session_id,
+            " where s.id = $1 and s.revoked_at is null and s.expires_at > $2",
+            session_id, now,
         )
         return None if row is None else (_user(row), row["device"], row["readonly"])
     return await store.run("live_session", txn, transaction=False)

@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,11 @@ from trio_websocket import CloseReason, ConnectionClosed, WebSocketConnection, o
 from clients.python import open_client
 from imserver.config import Settings
 from imserver.model import Role
+from imserver.store import accounts
+from protocol.clock import HOSPITAL_ZONE
 from tests.conftest import PASSWORD, Running
 from tests.conftest import test_settings as make_settings
+from tests.helpers import ManualClock
 
 TIMEOUT = 5.0
 """Upper bound for any single wait on the server; everything here answers in milliseconds."""
@@ -166,6 +170,35 @@ async def test_wrong_password_and_unknown_user_look_the_same(server: Running) ->
     assert errors[0] == errors[1] == errors[2]
 
 
+async def test_the_welcome_is_the_first_frame_even_if_a_message_comes_during_the_handshake(
+    server: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SPEC.md §4.2: a client reads the welcome before anything else. The server's last look at the account
+    (a ban racing the login, IM-14) is held open here while a message for her is committed."""
+    await server.user("dr", Role.STAFF)
+    await server.user("alice")
+    looking, release = trio.Event(), trio.Event()
+    real = accounts.live_session
+
+    async def held(*args: Any) -> Any:
+        looking.set()
+        await release.wait()
+        return await real(*args)
+
+    async with logged_in(server, "dr") as dr:
+        group = (await dr.ok("group_create", name="g", members=["alice"]))["conv"]
+        monkeypatch.setattr(accounts, "live_session", held)
+        async with connect(server) as alice:
+            await alice.send(hello("alice"))
+            with trio.fail_after(TIMEOUT):
+                await looking.wait()
+            await dr.ok("send", conv=group, cid="c-1", text="你好")
+            release.set()
+            welcome = await alice.recv()
+            assert (welcome["op"], welcome["rid"], welcome["user"]["username"]) == ("ok", 1, "alice"), welcome
+            assert (await alice.recv())["op"] == "msg"
+
+
 async def test_hello_without_credentials_is_a_fatal_bad_request(server: Running) -> None:
     await server.user("alice")
     for frame in (hello(), hello() | {"username": "alice"}, hello() | {"password": PASSWORD, "device": "pad"}):
@@ -211,6 +244,22 @@ async def test_bad_tokens_are_token_invalid(server: Running) -> None:
     async with connect(server) as raw:
         welcome = await raw.answer(hello(token=token))
         assert welcome["op"] == "ok" and welcome["user"]["id"] == alice.ref and "token" not in welcome
+
+
+@pytest.mark.parametrize("clock", [ManualClock(datetime(2027, 1, 31, 23, 59, tzinfo=HOSPITAL_ZONE))])
+async def test_a_token_lasts_its_days_by_the_servers_clock(server: Running, clock: ManualClock) -> None:
+    """SPEC.md §4.3, DESIGN rule 10: the server's clock, not the machine's or the database's, says when a session
+    ends; the welcome's ``server_time`` is that clock too."""
+    await server.user("alice")
+    async with connect(server) as raw:
+        welcome = await raw.answer(hello("alice"))
+    assert welcome["server_time"] == int(clock.now.timestamp() * 1000)
+    clock.advance(timedelta(days=server.settings.token_days) - timedelta(minutes=1))
+    async with connect(server) as raw:
+        assert (await raw.answer(hello(token=welcome["token"])))["op"] == "ok"
+    clock.advance(timedelta(minutes=2))
+    async with connect(server) as raw:
+        await assert_fatal(raw, hello(token=welcome["token"]), "token_invalid")
 
 
 async def test_malformed_hello_is_a_fatal_bad_request_naming_the_field(server: Running) -> None:
