@@ -71,8 +71,6 @@ class Connection:
         self._backlog = False
         """Frames are queued or held by the writer task: a direct write now would overtake them."""
         self.cancel_scope = trio.CancelScope()
-        self.last_seen = trio.current_time()
-        """When the last frame arrived; the keep-alive pings after ``idle_timeout`` of silence."""
 
     @property
     def user_id(self) -> int:
@@ -138,6 +136,28 @@ class Connection:
 
     def queued(self) -> int:
         return self._out_recv.statistics().current_buffer_used
+
+    async def keep_alive(self, idle_timeout: float, pong_timeout: float) -> None:
+        """Ping after ``idle_timeout`` in which nothing came from the peer; finish if nothing answers within
+        ``pong_timeout`` (SPEC.md §2.4).
+
+        Whatever the peer sends counts, a pong included: a silent client that answers pings is pinged once
+        per ``idle_timeout``. Runs beside the task that reads (``ws.receive_message``), which sees the pong.
+        """
+        ws = self.ws
+        while not self._finishing:
+            heard = ws.last_heard
+            await trio.sleep_until(heard + idle_timeout)
+            if ws.last_heard != heard:
+                continue  # the peer spoke meanwhile: wait out a full idle_timeout from then
+            with trio.move_on_after(pong_timeout):
+                try:
+                    await ws.ping()
+                except ConnectionClosed:
+                    return
+            if ws.last_heard == heard:
+                self.finish(4001, ErrorCode.IDLE_TIMEOUT)
+                return
 
     async def run_writer(self) -> None:
         """Write queued frames until ``finish``; then close the WebSocket with its reason.

@@ -197,36 +197,14 @@ class ChatServer:
             client.finish(1008, ErrorCode.AUTH_REQUIRED)
             return
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._keep_alive, client)
+            nursery.start_soon(client.keep_alive, s.idle_timeout, s.pong_timeout)
             while not client.finishing:
                 try:
                     data = await client.ws.receive_message()
                 except ConnectionClosed:
                     break
-                client.last_seen = trio.current_time()
                 await self._dispatch(client, data)
             nursery.cancel_scope.cancel()
-
-    async def _keep_alive(self, client: Connection) -> None:
-        """Ping after ``idle_timeout`` without a frame; finish if neither a pong nor a frame follows.
-
-        A task of its own beside the read loop, so requests that cross the ping
-        are still read and the pong behind them is seen.
-        """
-        s = self.settings
-        while not client.finishing:
-            await trio.sleep_until(client.last_seen + s.idle_timeout)
-            if trio.current_time() < client.last_seen + s.idle_timeout:
-                continue  # a frame came meanwhile
-            seen = client.last_seen
-            with trio.move_on_after(s.pong_timeout) as pong:
-                try:
-                    await client.ws.ping()
-                except ConnectionClosed:
-                    return
-            if pong.cancelled_caught and client.last_seen == seen:
-                client.finish(4001, ErrorCode.IDLE_TIMEOUT)
-                return
 
     async def _dispatch(self, client: Connection, data: bytes | str) -> None:
         wait = client.limiter.take() if client.limiter is not None else 0.0  # every frame counts, even bad ones

@@ -98,6 +98,8 @@ class WebSocket:
         self._owed: trio.Event | None = None
         """Set while a direct write left a frame half written: until ``send_frames`` writes the rest,
         nothing else may be written (and an abort may not add a close frame)."""
+        self.last_heard = trio.current_time()
+        """When bytes last came from the peer (a frame, part of one, a pong): what liveness goes by."""
 
     async def _accept(self) -> None:
         """Read the upgrade request and accept it.
@@ -280,6 +282,7 @@ class WebSocket:
             self._closed = self._closed or ABNORMAL
             await self._close_stream()
             raise ConnectionClosed(self._closed)
+        self.last_heard = trio.current_time()
         if self._ws.state is not ConnectionState.CLOSED:
             self._ws.receive_data(cast(bytes, data))
 

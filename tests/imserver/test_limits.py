@@ -210,6 +210,33 @@ async def test_idle_client_that_answers_pings_stays_connected(
         assert len(server.server.hub.connections()) == 1
 
 
+@with_settings(idle_timeout=0.2, pong_timeout=1.0)
+async def test_a_silent_client_that_answers_pings_gets_one_ping_per_idle_timeout(server: Running) -> None:
+    """Issue 14 item 1 (SPEC.md §2.4): a pong counts as hearing from the client. When it did not, the server pinged
+    again right after every pong, thousands of times a second per silent phone, and silent phones took a core."""
+    await server.user("alice")
+    async with Wire.open(server) as wire:
+        await wire.login("alice")
+        with trio.fail_after(TIMEOUT):
+            first = await wire.next()
+        assert isinstance(first, Ping), first
+        await wire.put(first.response())
+        pings = 0
+        with trio.move_on_after(5 * 0.2):  # five idle timeouts
+            while pings < 100:
+                event = await wire.next()
+                assert isinstance(event, Ping), event
+                pings += 1
+                await wire.put(event.response())
+        assert pings <= 5 + 1, f"{pings} pings in five idle timeouts"
+        await wire.send({"op": "ping", "rid": 2})
+        with trio.fail_after(TIMEOUT):
+            while not isinstance(event := await wire.next(), BytesMessage):
+                assert isinstance(event, Ping), event
+                await wire.put(event.response())
+        assert msgspec.msgpack.decode(event.data)["rid"] == 2, "the client is still served"
+
+
 @with_settings(idle_timeout=0.3, pong_timeout=0.3)
 async def test_idle_client_that_never_answers_gets_bye_and_close_4001(server: Running) -> None:
     await server.user("alice")

@@ -7,6 +7,7 @@ and, for listening, TLS and hostile input, over real sockets.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -240,6 +241,47 @@ async def test_messages_after_our_close_are_dropped() -> None:
         await peer.put(close.response())
         assert await peer.next() is None
     assert got == []
+
+
+# -- keep-alive (SPEC.md §2.4) -------------------------------------------------------------------
+
+
+async def read_until_closed(ws: WebSocket) -> None:
+    """The connection's read loop, as far as liveness goes: someone must read for pongs to be seen."""
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await ws.receive_message()
+
+
+async def test_a_silent_peer_that_answers_pings_is_pinged_once_per_idle_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Issue 14 item 1: a pong is hearing from the peer. When it was not, every pong was followed by the next ping
+    at once (12,000 pings in 5 s per silent phone); now a phone in a pocket costs one ping per idle_timeout.
+    Then a peer that stops answering is told ``idle_timeout`` and closed with 4001 after ``pong_timeout``."""
+    async with pair() as (ws, peer), trio.open_nursery() as nursery:
+        client = Connection(ws, remote="test", max_frame=1000, queue=10)
+        nursery.start_soon(client.run_writer)
+        nursery.start_soon(read_until_closed, ws)
+        nursery.start_soon(client.keep_alive, 10.0, 5.0)
+        pings = 0
+        with trio.move_on_after(105):
+            while pings <= 10:  # a spinning keep-alive fails here instead of looping at one instant for ever
+                event = await peer.next()
+                assert isinstance(event, Ping), event
+                pings += 1
+                await peer.put(event.response())
+        assert pings == 10, f"{pings} pings in 105 s of silence with idle_timeout 10 s"
+        await peer.put(BytesMessage(b"a request"))  # a frame also counts: the next ping is 10 s after it
+        started = trio.current_time()
+        assert isinstance(await peer.next(), Ping)  # not answered
+        assert trio.current_time() - started == pytest.approx(10.0)
+        bye = await peer.next()
+        assert isinstance(bye, BytesMessage) and b"idle_timeout" in bye.data, bye
+        close = await peer.next()
+        assert isinstance(close, CloseConnection) and (close.code, close.reason) == (4001, "idle_timeout"), close
+        assert trio.current_time() - started == pytest.approx(15.0)
+        await peer.put(close.response())
 
 
 # -- the connection's writer --------------------------------------------------------------------
