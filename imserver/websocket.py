@@ -19,6 +19,8 @@ receiver sees :class:`ConnectionClosed`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import logging
 import os
@@ -41,12 +43,17 @@ from wsproto.events import (
     Request,
     TextMessage,
 )
+from wsproto.extensions import Extension
+from wsproto.frame_protocol import CloseReason as CloseCode
+from wsproto.frame_protocol import FrameDecoder, FrameProtocol, Opcode, RsvBits
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 log = logging.getLogger(__name__)
 
 RECEIVE_BYTES = 65536
 """Largest read from the stream at once."""
+REQUEST_LINE = 8192
+"""Bytes of the upgrade request kept to read its request line (h11 parses the rest)."""
 REPLY_TIMEOUT = 1.0
 """Seconds to spend answering the peer's close frame before just closing TCP."""
 
@@ -74,6 +81,43 @@ ABNORMAL = CloseReason(1006, "")
 """The stream ended without a close frame (RFC 6455 §7.1.5)."""
 
 
+class MessageLimit(Extension):
+    """Refuses a message whose declared length passes the limit on the header that declares it (SPEC.md §2.3).
+
+    Not an extension on the wire: it is never offered nor accepted, and uses no reserved bit. It is
+    wsproto's hook on every frame header, the one place that sees a frame's length before its payload;
+    without it a frame declaring 2^63 − 1 bytes was read up to the limit before being refused.
+    The length of a fragmented message is the sum its frames declare.
+    """
+
+    name = "x-imserver-message-limit"
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.exceeded = False
+        self._declared = 0
+
+    def enabled(self) -> bool:
+        return True
+
+    def offer(self) -> bool:
+        return False
+
+    def accept(self, offer: str) -> None:
+        return None
+
+    def frame_inbound_header(
+        self, proto: FrameDecoder | FrameProtocol, opcode: Opcode, rsv: RsvBits, payload_length: int
+    ) -> CloseCode | RsvBits:
+        if not opcode.iscontrol():
+            start = opcode is not Opcode.CONTINUATION
+            self._declared = payload_length + (0 if start else self._declared)
+            if self._declared > self.limit:
+                self.exceeded = True
+                return CloseCode.MESSAGE_TOO_BIG
+        return RsvBits(False, False, False)
+
+
 class WebSocket:
     """An accepted server WebSocket. Made by :func:`serve` (or :func:`accept`), which does the opening handshake."""
 
@@ -81,11 +125,10 @@ class WebSocket:
         self.remote = _peer_address(stream)
         self._stream = stream
         self._ws = WSConnection(ConnectionType.SERVER)
-        self._max_message = max_message
+        self._limit = MessageLimit(max_message)
         self._send_lock = trio.Lock()
         self._receive_lock = trio.Lock()
         self._parts: list[bytes | bytearray | str] = []
-        self._size = 0
         self._pings: dict[bytes, trio.Event] = {}
         self._closed: CloseReason | None = None
         """Set as soon as a close frame went either way or the stream failed."""
@@ -108,14 +151,20 @@ class WebSocket:
         WebSocket upgrade (answered with 400 first, when possible); stream errors
         (trio.BrokenResourceError, including a failed TLS handshake) propagate.
         """
+        head = b""
         while True:
             for event in self._ws.events():
                 if isinstance(event, Request):
-                    await self._write(self._ws.send(AcceptConnection()))
+                    refusal = _refusal(head, event)
+                    if refusal is not None:
+                        await self._write(self._ws.send(RejectConnection(status_code=400)))
+                        raise HandshakeFailed(refusal)
+                    await self._write(self._ws.send(AcceptConnection(extensions=[self._limit])))
                     return
             data = await self._stream.receive_some(RECEIVE_BYTES)
             if not data:
                 raise HandshakeFailed("closed before the upgrade request")
+            head = (head + data)[:REQUEST_LINE]
             try:
                 self._ws.receive_data(cast(bytes, data))
             except (RemoteProtocolError, UnicodeError) as exc:  # wsproto lets a Host that is not IDNA raise
@@ -128,8 +177,9 @@ class WebSocket:
 
         Error handling: raises ConnectionClosed when the peer closes (its close is
         answered and TCP closed), when the stream ends or breaks, when we have
-        begun to close, or when a message exceeds ``max_message`` (then a close
-        1009 is sent; finish with :meth:`aclose`, which waits for the answer).
+        begun to close, or when a frame header declares a message over ``max_message``
+        (then a close 1009 is sent, none of its payload read; finish with :meth:`aclose`,
+        which waits for the answer).
         """
         if self._closed is not None:
             raise ConnectionClosed(self._closed)
@@ -222,15 +272,10 @@ class WebSocket:
     # -- inside ---------------------------------------------------------------------------------
 
     async def _on_message(self, event: BytesMessage | TextMessage) -> bytes | str | None:
-        self._size += len(event.data)
-        if self._size > self._max_message:
-            self._parts, self._size = [], 0
-            await self._fail(CloseReason(1009, f"message larger than {self._max_message} bytes"))
-            return None
         if not event.message_finished:
             self._parts.append(event.data)
             return None
-        parts, self._parts, self._size = self._parts, [], 0
+        parts, self._parts = self._parts, []
         if isinstance(event, TextMessage):
             return "".join([*parts, event.data]) if parts else event.data  # type: ignore[list-item]
         return b"".join([*parts, event.data]) if parts else bytes(event.data)  # type: ignore[list-item]
@@ -248,7 +293,8 @@ class WebSocket:
     async def _on_close(self, event: CloseConnection) -> None:
         state = self._ws.state
         if state is ConnectionState.OPEN:  # not a close frame: wsproto could not parse the peer's frames
-            await self._fail(CloseReason(event.code, event.reason or ""))
+            reason = f"message larger than {self._limit.limit} bytes" if self._limit.exceeded else event.reason
+            await self._fail(CloseReason(event.code, reason or ""))
             self._done = True  # the parser is dead, no close can be read: "fail the connection" (RFC 6455 §7.1.7)
             return
         self._done = True
@@ -320,6 +366,24 @@ class WebSocket:
         self._closed = self._closed or ABNORMAL
         with trio.CancelScope(shield=True):
             await trio.aclose_forcefully(self._stream)
+
+
+def _refusal(head: bytes, request: Request) -> str | None:
+    """Why an upgrade request that wsproto accepted is still not one (RFC 6455 §4.1, §4.2.1), or None.
+
+    ``head`` is the start of the request as received: wsproto does not say its HTTP version.
+    """
+    line = head.lstrip(b"\r\n").split(b"\n", 1)[0].rstrip(b"\r")
+    if not line.endswith(b" HTTP/1.1"):
+        return "an upgrade is an HTTP/1.1 request"
+    keys = [value for name, value in request.extra_headers if name.lower() == b"sec-websocket-key"]
+    try:
+        nonce = base64.b64decode(keys[0], validate=True) if len(keys) == 1 else b""
+    except binascii.Error:
+        nonce = b""
+    if len(nonce) != 16:
+        return "Sec-WebSocket-Key must be one base64-encoded 16-byte value"
+    return None
 
 
 def _peer_address(stream: trio.abc.Stream) -> str:

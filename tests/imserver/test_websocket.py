@@ -155,6 +155,51 @@ async def test_a_message_over_the_limit_closes_with_1009_before_it_is_read() -> 
         assert await peer.next() is None  # then TCP is closed
 
 
+def header(size: int, *, opcode: int = 0x2, fin: bool = True) -> bytes:
+    """A masked frame header declaring ``size`` bytes of payload (RFC 6455 §5.2), and its masking key."""
+    first = (0x80 if fin else 0) | opcode
+    if size < 126:
+        return bytes((first, 0x80 | size)) + bytes(4)
+    if size < 65536:
+        return bytes((first, 0x80 | 126)) + size.to_bytes(2, "big") + bytes(4)
+    return bytes((first, 0x80 | 127)) + size.to_bytes(8, "big") + bytes(4)
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        [header(2**63 - 1)],
+        [header(1001)],
+        [header(1001, opcode=0x1)],  # text
+        [header(600, fin=False) + bytes(600), header(401, opcode=0x0)],  # fragments: 1001 declared in all
+        [header(600, fin=False) + bytes(600), header(5, opcode=0x9) + b"ping!", header(401, opcode=0x0)],
+    ],
+    ids=["2^63-1", "limit+1", "text", "fragments", "ping-between"],
+)
+async def test_a_header_declaring_more_than_the_limit_closes_with_1009_without_reading_on(frames: list[bytes]) -> None:
+    """SPEC.md §2.3 (issue 14 item 10): the close comes on the header; no payload of it is sent, so a server that
+    waited for it would wait for ever (it used to read up to the limit first)."""
+    async with pair(max_message=1000) as (ws, peer):
+        for data in frames:
+            await peer.stream.send_all(data)
+        with trio.fail_after(TIMEOUT), pytest.raises(ConnectionClosed) as closed:
+            await ws.receive_message()
+        assert closed.value.reason == websocket.CloseReason(1009, "message larger than 1000 bytes")
+        while isinstance(event := await peer.next(), Pong):
+            pass
+        assert isinstance(event, CloseConnection) and event.code == 1009, event
+
+
+async def test_a_new_message_after_a_fragmented_one_is_counted_from_zero() -> None:
+    async with pair(max_message=1000) as (ws, peer):
+        await peer.put(BytesMessage(b"x" * 600, message_finished=False))
+        await peer.put(BytesMessage(b"x" * 400))
+        await peer.put(BytesMessage(b"y" * 1000))
+        with trio.fail_after(TIMEOUT):
+            assert await ws.receive_message() == b"x" * 1000
+            assert await ws.receive_message() == b"y" * 1000
+
+
 async def test_exactly_the_limit_is_a_message() -> None:
     async with pair(max_message=1000) as (ws, peer):
         await peer.put(BytesMessage(b"x" * 1000))
@@ -458,6 +503,16 @@ async def test_cancelling_the_listener_closes_the_listening_socket_and_keeps_con
                 assert await client.get_message() == b"still here"
 
 
+def upgrade(*, key: bytes = b"dGhlIHNhbXBsZSBub25jZQ==", version: bytes = b"HTTP/1.1") -> bytes:
+    """An upgrade request that is right but for what the test changes."""
+    return (b"GET / " + version + b"\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+
+BAD_KEYS = [b"", b"x", b"dGhlIHNhbXBsZSBub25jZQ", b"dGhlIHNhbXBsZSBub25jZQ=!", b"dGhlIHNhbXBsZSBub25jZXg=",
+            b"dGhlIHNhbXBsZSBub25j", b"\xff" * 24]
+"""Sec-WebSocket-Key values that are not one base64-encoded 16-byte nonce (RFC 6455 §4.2.1): empty, short,
+unpadded, not base64, 17 bytes, 15 bytes, not ASCII (issue 14 item 10: each was accepted with 101)."""
 GARBAGE = [
     b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(200) + b"\r\n\r\n",  # a TLS hello on a plain port
     b"GARBAGE\r\n\r\n",
@@ -465,10 +520,15 @@ GARBAGE = [
     b"GET / HTTP/1.1\r\nHost: \xff\xfe\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",  # a host that is not IDNA
     b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+    *(upgrade(key=key) for key in BAD_KEYS),
+    upgrade(version=b"HTTP/1.0"),
+    upgrade(key=b"dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA=="),  # two keys
 ]
+GARBAGE_IDS = ["tls", "junk", "no-upgrade", "bad-host", "post", *(f"key-{i}" for i in range(len(BAD_KEYS))),
+               "http-1.0", "two-keys"]
 
 
-@pytest.mark.parametrize("garbage", GARBAGE, ids=["tls", "junk", "no-upgrade", "bad-host", "post"])
+@pytest.mark.parametrize("garbage", GARBAGE, ids=GARBAGE_IDS)
 async def test_garbage_instead_of_an_upgrade_is_closed_and_hurts_nobody(
     server: Running, garbage: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
