@@ -8,6 +8,9 @@ then call each sender's ``done``: nothing is visible before it is durable.
 
 A client id already in flight joins the in-flight draft instead of making a
 second one, so a fast resend cannot race its original into two rows.
+
+A draft the database refuses (data it cannot hold, a constraint) fails alone:
+its batch is halved until it is, and its neighbours are stored.
 """
 
 from __future__ import annotations
@@ -25,11 +28,12 @@ from imserver.connection import Connection
 from imserver.delivery import Delivery
 from imserver.store.messages import Draft, Stored, write_batch
 from pgtrio.bridge import Store
+from protocol import ErrorCode, ProtocolError
 
 log = logging.getLogger(__name__)
 
-Outcome = Stored | Exception
-"""What became of a draft: where it is stored, or why it is not."""
+Outcome = Stored | ProtocolError
+"""What became of a draft: where it is stored, or what its sender is told (without the request's ``rid``)."""
 
 
 @dataclass(eq=False)
@@ -48,6 +52,8 @@ class WriterClosed(Exception):
 
 _RETRYABLE = (asyncpg.PostgresConnectionError, asyncpg.UniqueViolationError, OSError,
               asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+_REFUSED = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+"""The database will not store this data (SQLSTATE classes 22 and 23; asyncpg's own encoding errors are DataError)."""
 
 
 class MessageWriter:
@@ -119,22 +125,24 @@ class MessageWriter:
                 log.warning("batch write failed, attempt %d: %r", attempt + 1, exc)
                 outcomes = exc
                 await trio.sleep(0.05 * 2**attempt)
-            except Exception as exc:  # a bug or bad data: fail this batch, keep serving
-                log.exception("batch write failed")
+            except Exception as exc:  # refused data, or a bug: fail this batch, keep serving
                 outcomes = exc
                 break
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         if isinstance(outcomes, Exception) and not isinstance(outcomes, _RETRYABLE) and len(batch) > 1:
-            # Bad data in one draft must not fail the others: write them one by one to find it.
-            for pending in batch:
-                await self._write([pending])
+            # What the database refused in one draft must not fail the others: halve the batch until the
+            # draft it refuses is alone (a few more commits), and store its neighbours in their order.
+            half = len(batch) // 2
+            await self._write(batch[:half])
+            await self._write(batch[half:])
             return
         for pending in batch:
             del self._inflight[(pending.draft.sender_id, pending.draft.cid)]
         if isinstance(outcomes, Exception):
+            error = _failure(outcomes, batch[0].draft)
             for pending in batch:
                 for done in (pending.done, *pending.followers):
-                    done(outcomes)
+                    done(error)
             return
         metrics.BATCH_SIZE.observe(len(batch))
         metrics.MESSAGES_IN.inc(sum(not s.dup for s in outcomes))
@@ -143,3 +151,20 @@ class MessageWriter:
             pending.done(stored)
             for follower in pending.followers:
                 follower(replace(stored, dup=True))
+
+
+def _failure(exc: Exception, draft: Draft) -> ProtocolError:
+    """What a sender is told when her draft could not be stored; ``draft`` is the one refused, if alone.
+
+    Only a database out of reach is worth retrying (``unavailable``); a draft the database refuses fails
+    the same way every time, so its sender must not resend it (``bad_request``), nor after a bug (``internal``).
+    """
+    if isinstance(exc, _RETRYABLE):
+        return ProtocolError(ErrorCode.UNAVAILABLE)
+    where = {"conv_id": draft.conv_id, "sender_id": draft.sender_id, "cid": draft.cid}
+    if isinstance(exc, _REFUSED):  # its text may quote the message: neither logged nor told
+        why = f"{type(exc).__name__} (SQLSTATE {exc.sqlstate})"
+        log.warning("the database refused a message: %s", why, extra=where)
+        return ProtocolError(ErrorCode.BAD_REQUEST, f"the database cannot store this message: {why}")
+    log.error("storing a message failed", exc_info=exc, extra=where)
+    return ProtocolError(ErrorCode.INTERNAL)

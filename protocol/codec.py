@@ -9,6 +9,7 @@ to the contract: a frame its struct does not describe is a ``bad_frame``.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, TypeVar
 
@@ -69,7 +70,49 @@ def decode_request(data: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> Request[A
         raise ProtocolError(ErrorCode.BAD_FRAME, str(exc)) from None
     if request.rid == 0:  # the struct's stand-in for "not given": rid is required on the wire (SPEC.md §3.1)
         raise ProtocolError(ErrorCode.BAD_REQUEST, "Object missing required field `rid`", field="rid")
+    if b"\x00" in data or b"\xca" in data or b"\xcb" in data:  # else no string holds U+0000 and no float is there
+        unstorable = _unstorable(request)
+        if unstorable is not None:
+            where, what = unstorable
+            path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in reversed(where)).lstrip(".")
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"{what} at `$.{path}`", rid=request.rid, field=path or None)
     return request
+
+
+def _unstorable(value: Any) -> tuple[list[str | int], str] | None:
+    """The first value anywhere in a request that no store can hold, or None: its path (innermost first) and what.
+
+    U+0000 in a string or a map key (Postgres text and jsonb cannot hold it) and a float that is NaN or
+    infinite (JSON has no such number) are refused here, once for every op and field (SPEC.md §8), so none
+    reaches the database, where one failed the whole batch it was written with. (A lone surrogate cannot
+    get this far: msgpack strings are UTF-8, and one that is not is a ``bad_frame``.)
+    """
+    kind = type(value)
+    if kind is str:
+        return ([], "U+0000 in a string") if "\x00" in value else None
+    if kind is float:
+        return None if math.isfinite(value) else ([], f"{value} is not a finite number")
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is str and "\x00" in key:
+                return [], "U+0000 in a key"
+            found = _unstorable(item)
+            if found is not None:
+                found[0].append(key)
+                return found
+    elif kind is list or kind is tuple:
+        for index, item in enumerate(value):
+            found = _unstorable(item)
+            if found is not None:
+                found[0].append(index)
+                return found
+    elif isinstance(value, msgspec.Struct):
+        for name, key in zip(value.__struct_fields__, value.__struct_encode_fields__, strict=True):
+            found = _unstorable(getattr(value, name))
+            if found is not None:
+                found[0].append(key)
+                return found
+    return None
 
 
 def decode_message(data: bytes) -> Message:

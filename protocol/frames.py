@@ -36,14 +36,12 @@ CONV_PATTERN = r"^(?:[gd]:[1-9][0-9]{0,17}|u:[a-z0-9][a-z0-9_.\-]{0,63})\Z"
 KIND_PATTERN = r"^[a-z][a-z0-9_]{0,31}\Z"
 # \Z, not $: $ also matches before a trailing newline.
 
-NO_NUL = r"^[^\x00]*\Z"
-"""For strings the server stores: Postgres text and jsonb cannot hold U+0000."""
 
 RequestId = Annotated[int, Meta(ge=1, le=2**53 - 1)]
 Username = Annotated[str, Meta(pattern=USERNAME_PATTERN)]
 ConvAddr = Annotated[str, Meta(pattern=CONV_PATTERN)]
 """``g:<id>`` a group, ``d:<id>`` a direct (1:1) chat, ``u:<username>`` the direct chat with a user."""
-ClientMsgId = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+ClientMsgId = Annotated[str, Meta(min_length=1, max_length=64)]
 Seq = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 Kind = Annotated[str, Meta(pattern=KIND_PATTERN)]
 MemberRole = Literal["owner", "admin", "member"]
@@ -52,8 +50,10 @@ MemberId = Annotated[str, Meta(pattern=r"^[ua][1-9][0-9]{0,17}\Z")]
 AttachmentId = Annotated[str, Meta(pattern=r"^att_[A-Za-z0-9_-]{8,64}\Z")]
 """A file stored by the server (SPEC.md §5.18), as message bodies name it."""
 Mime = Annotated[str, Meta(pattern=r"^(image|audio|video|application)/[a-z0-9.+-]{1,60}\Z")]
-Short = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+Short = Annotated[str, Meta(min_length=1, max_length=200)]
 """A title or label people read (SPEC.md §6.1)."""
+LAST_MILLISECOND = 253_402_300_799_999
+"""9999-12-31 23:59:59.999 UTC in milliseconds since the Unix epoch: the last instant a time field may name."""
 SeqRange = tuple[int, int]
 """``[first, last]`` seqs, both included: what a viewer may not see (SPEC.md §11.3)."""
 ABSOLUTE_MAX_TEXT = 65536
@@ -199,7 +199,7 @@ class Hello(Request[Welcome], tag="hello"):
     token: Annotated[str, Meta(max_length=1024)] | None = None
     username: Username | None = None
     password: Annotated[str, Meta(max_length=256)] | None = None
-    device: Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)] = "default"
+    device: Annotated[str, Meta(min_length=1, max_length=64)] = "default"
     readonly: bool = False
     client: Annotated[str, Meta(max_length=64)] | None = None
 
@@ -266,7 +266,7 @@ class Send(Request[SendAnswer], tag="send"):
     conv: ConvAddr
     cid: ClientMsgId
     kind: Kind = "text"
-    text: Annotated[str, Meta(max_length=ABSOLUTE_MAX_TEXT, pattern=NO_NUL)] | None = None
+    text: Annotated[str, Meta(max_length=ABSOLUTE_MAX_TEXT)] | None = None
     body: dict[str, Any] | None = None
     only: MemberId | None = None
     """Mention-only: the one member (besides the group's managers) who may see it (IM-10)."""
@@ -405,7 +405,7 @@ class GroupCreate(Request[GroupCreateAnswer], tag="group_create"):
 
     writes = True
     pushes = (ConvPush,)
-    name: Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+    name: Annotated[str, Meta(min_length=1, max_length=64)]
     members: Annotated[list[Username], Meta(max_length=1000)] = []
 
 
@@ -671,7 +671,7 @@ class FriendRespond(Request[FriendRespondAnswer], tag="friend_respond"):
 
 # -- sensitive words, audit and profiles (SPEC.md §5.15–§5.17) ---------------------------------------
 
-Word = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+Word = Annotated[str, Meta(min_length=1, max_length=64)]
 Policy = Literal["mask", "block", "flag"]
 
 
@@ -743,9 +743,9 @@ class AuditAnswer(Answer):
 class Audit(Request[AuditAnswer], tag="audit"):
     """Audit entries, oldest first (SEC-1); admin accounts only."""
 
-    since: Annotated[int, Meta(ge=0)] | None = None
-    """Milliseconds since the Unix epoch."""
-    actor: Annotated[str, Meta(min_length=1, max_length=80, pattern=NO_NUL)] | None = None
+    since: Annotated[int, Meta(ge=0, le=LAST_MILLISECOND)] | None = None
+    """Milliseconds since the Unix epoch, up to the end of the year 9999."""
+    actor: Annotated[str, Meta(min_length=1, max_length=80)] | None = None
     """A username, or ``cli:<os user>`` for operator commands."""
     limit: Annotated[int, Meta(ge=1, le=1000)] = 100
 
@@ -793,7 +793,7 @@ class KindDefinition(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: Annotated[str, Meta(pattern=KIND_PATTERN)]
     title: Short
     fields: Annotated[list[FieldDef], Meta(min_length=1, max_length=30)]
-    fallback: Annotated[str, Meta(min_length=1, max_length=500, pattern=NO_NUL)]
+    fallback: Annotated[str, Meta(min_length=1, max_length=500)]
     """The text for clients that do not know the kind: ``{field}`` stands for a field's value."""
 
 
@@ -839,7 +839,7 @@ class UploadBegin(Request[UploadProgress], tag="upload_begin"):
     mime: Mime
     size: Annotated[int, Meta(ge=1, le=2**53 - 1)]
     sha256: Annotated[str, Meta(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}\Z")]
-    name: Annotated[str, Meta(max_length=200, pattern=NO_NUL)] = ""
+    name: Annotated[str, Meta(max_length=200)] = ""
 
 
 class UploadPart(Request[UploadProgress], tag="upload_part"):
@@ -888,11 +888,11 @@ class Fetch(Request[FetchAnswer], tag="fetch"):
 
 # -- care teams, quick replies and facts (SPEC.md §5.19, §5.20) --------------------------------------
 
-TeamName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[^\x00\s](?:[^\x00]*[^\x00\s])?\Z")]
+TeamName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^\S(?:[\s\S]*\S)?\Z")]
 """A care team's name, e.g. ``移植一组``; no spaces at either end."""
 QuickReplyId = Annotated[int, Meta(ge=1, le=2**63 - 1)]
 Scope = Literal["personal", "team", "shared"]
-FILL_PATTERN = r"^[^{}\s\x00]{1,20}\Z"
+FILL_PATTERN = r"^[^{}\s]{1,20}\Z"
 """The name of a fill-in prompt, as written in ``{{?name}}`` (SPEC.md §5.19)."""
 FACT_PATTERN = r"^[a-z][a-z0-9_]{0,31}\Z"
 """A fact's key, as written in ``{{fact.key}}`` (SPEC.md §5.20)."""
@@ -984,15 +984,15 @@ class QrSave(Request[QrSaveAnswer], tag="qr_save"):
     """Create a quick reply, or change the one ``id`` names (SPEC.md §5.19, MSG-3); staff only."""
 
     writes = True
-    shortcut: Annotated[str, Meta(min_length=1, max_length=16, pattern=r"^[^\s\x00/]+\Z")]
+    shortcut: Annotated[str, Meta(min_length=1, max_length=16, pattern=r"^[^\s/]+\Z")]
     """Typed after ``/``, e.g. ``yz``; kept in lowercase."""
-    title: Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+    title: Annotated[str, Meta(min_length=1, max_length=64)]
     id: QuickReplyId | None = None
     scope: Scope = "personal"
     team: TeamName | None = None
     """The team of a ``team`` quick reply."""
     kind: Kind = "text"
-    text: Annotated[str, Meta(max_length=ABSOLUTE_MAX_TEXT, pattern=NO_NUL)] | None = None
+    text: Annotated[str, Meta(max_length=ABSOLUTE_MAX_TEXT)] | None = None
     """The template of a ``text`` quick reply."""
     body: dict[str, Any] | None = None
     """The template body of any other kind."""
@@ -1026,7 +1026,7 @@ class QrList(Request[QuickRepliesAnswer], tag="qr_list"):
 class QrSearch(Request[QuickRepliesAnswer], tag="qr_search"):
     """Quick replies for what the user typed after ``/``, best first; staff only."""
 
-    q: Annotated[str, Meta(max_length=64, pattern=NO_NUL)] = ""
+    q: Annotated[str, Meta(max_length=64)] = ""
     limit: Annotated[int, Meta(ge=1, le=50)] = 10
 
 
@@ -1055,8 +1055,7 @@ class QrRender(Request[QrRenderAnswer], tag="qr_render"):
     member: MemberId | None = None
     """The patient they are for, as the caller was shown her; in a direct chat, the patient in it."""
     fill: Annotated[
-        dict[Annotated[str, Meta(pattern=FILL_PATTERN)], Annotated[str, Meta(min_length=1, max_length=1000,
-                                                                             pattern=NO_NUL)]],
+        dict[Annotated[str, Meta(pattern=FILL_PATTERN)], Annotated[str, Meta(min_length=1, max_length=1000)]],
         Meta(max_length=20),
     ] = {}
 
@@ -1075,7 +1074,7 @@ class FactsSet(Request[FactsSetAnswer], tag="facts_set"):
     writes = True
     user: Username
     key: Annotated[str, Meta(pattern=FACT_PATTERN)]
-    value: Annotated[str, Meta(min_length=1, max_length=500, pattern=NO_NUL)] | None
+    value: Annotated[str, Meta(min_length=1, max_length=500)] | None
 
 
 # -- the whole contract ------------------------------------------------------------------------------

@@ -6,20 +6,24 @@ server fills from the kind's fallback, so new kinds never break old clients.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from datetime import date, time
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 from msgspec import Meta
 
 from protocol.codec import field_path
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.frames import NO_NUL, AttachmentId, FieldDef, KindDefinition, Mime, Short
+from protocol.frames import AttachmentId, FieldDef, KindDefinition, Mime, Short
 
-Long = Annotated[str, Meta(max_length=4000, pattern=NO_NUL)]
-Url = Annotated[str, Meta(max_length=2000, pattern=r"^(https?://|app://|mp://)[^\x00]*\Z")]
+Long = Annotated[str, Meta(max_length=4000)]
+SeqOf = Annotated[int, Meta(ge=1, le=2**63 - 1)]
+"""The seq of another message in the same conversation."""
+Url = Annotated[str, Meta(max_length=2000, pattern=r"^(?:https?|app|mp)://")]
 
 
 class Action(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -54,8 +58,51 @@ class Article(msgspec.Struct, frozen=True, omit_defaults=True):
     summary: Long = ""
 
 
-Day = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$")]
-Clock = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+_DAY = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_CLOCK = "(?:[01][0-9]|2[0-3]):[0-5][0-9]"
+DAY_PATTERN = rf"^{_DAY}\Z"
+"""The shape of a day, ``YYYY-MM-DD``, in ASCII digits (``\\d`` takes any digit, ``$`` a final newline)."""
+CLOCK_PATTERN = rf"^{_CLOCK}\Z"
+"""A time of day, ``HH:MM``, 00:00 to 23:59."""
+Day = Annotated[str, Meta(pattern=DAY_PATTERN)]
+"""A day of the calendar; a struct holding one names it in ``days`` (``_Dated``), which checks that it exists."""
+DayOrNone = Annotated[str, Meta(pattern=rf"^(?:{_DAY})?\Z")]
+"""A ``Day``, or ``""`` for none."""
+Clock = Annotated[str, Meta(pattern=CLOCK_PATTERN)]
+ClockOrNone = Annotated[str, Meta(pattern=rf"^(?:{_CLOCK})?\Z")]
+"""A ``Clock``, or ``""`` for none."""
+
+
+def parse_day(text: str) -> date | None:
+    """The day ``text`` names as ``YYYY-MM-DD``, or None: ASCII digits, and a day the calendar has.
+
+    ``date.fromisoformat`` alone also takes ``20260101`` and week dates, hence the shape first.
+    """
+    if re.match(DAY_PATTERN, text) is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:  # 2026-02-30, 2026-13-01, 0000-01-01
+        return None
+
+
+def parse_clock(text: str) -> time | None:
+    """The time of day ``text`` names as ``HH:MM``, or None."""
+    if re.match(CLOCK_PATTERN, text) is None:
+        return None
+    return time(int(text[:2]), int(text[3:]))
+
+
+class _Dated(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A body with fields of type ``Day``, named in ``days``: a pattern can check a day's shape, not that it exists."""
+
+    days: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        for name in self.days:
+            value = getattr(self, name)
+            if value and parse_day(value) is None:
+                raise ValueError(f"`{name}` {value!r} is not a day of the calendar")
 
 
 class Attachment(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -67,8 +114,8 @@ class Attachment(msgspec.Struct, frozen=True, omit_defaults=True):
 
     id: AttachmentId
     mime: Mime
-    size: Annotated[int, Meta(ge=0)]
-    name: Annotated[str, Meta(max_length=200, pattern=NO_NUL)] = ""
+    size: Annotated[int, Meta(ge=0, le=2**53 - 1)]
+    name: Annotated[str, Meta(max_length=200)] = ""
 
 
 class Voice(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -97,19 +144,20 @@ class LabValue(msgspec.Struct, frozen=True, omit_defaults=True):
     """One result line: 雌二醇 E2 2350 pg/mL, reference range, and whether it is out of range."""
 
     name: Short
-    value: Annotated[str, Meta(min_length=1, max_length=60, pattern=NO_NUL)]
-    unit: Annotated[str, Meta(max_length=30, pattern=NO_NUL)] = ""
-    range: Annotated[str, Meta(max_length=60, pattern=NO_NUL)] = ""
+    value: Annotated[str, Meta(min_length=1, max_length=60)]
+    unit: Annotated[str, Meta(max_length=30)] = ""
+    range: Annotated[str, Meta(max_length=60)] = ""
     flag: Literal["", "high", "low", "abnormal"] = ""
 
 
-class LabReport(msgspec.Struct, frozen=True, omit_defaults=True):
+class LabReport(_Dated, frozen=True, omit_defaults=True):
     """A lab report as data (MSG-1 kind 9), e.g. from the HIS or an outside hospital."""
 
     title: Short
     collected: Day
+    days = ("collected",)
     values: Annotated[list[LabValue], Meta(min_length=1, max_length=200)]
-    lab: Annotated[str, Meta(max_length=200, pattern=NO_NUL)] = ""
+    lab: Annotated[str, Meta(max_length=200)] = ""
 
 
 class LabReportImages(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -138,30 +186,34 @@ class TreatmentItem(msgspec.Struct, frozen=True, omit_defaults=True):
     """One thing to do on a day of treatment, with its time and place."""
 
     name: Short
-    time: Clock | Literal[""] = ""
-    place: Annotated[str, Meta(max_length=200, pattern=NO_NUL)] = ""
+    time: ClockOrNone = ""
+    place: Annotated[str, Meta(max_length=200)] = ""
     note: Long = ""
 
 
-class TreatmentItems(msgspec.Struct, frozen=True, omit_defaults=True):
+class TreatmentItems(_Dated, frozen=True, omit_defaults=True):
     """What a patient does on a day of treatment (MSG-1 kind 12, TRT-2)."""
 
     title: Short
     day: Day
     items: Annotated[list[TreatmentItem], Meta(min_length=1, max_length=50)]
+    days = ("day",)
 
 
-class FollowUp(msgspec.Struct, frozen=True, omit_defaults=True):
+class FollowUp(_Dated, frozen=True, omit_defaults=True):
     """A follow-up notice, usually with a form to fill in (MSG-1 kind 13)."""
 
     title: Short
     content: Long
-    due: Day | Literal[""] = ""
+    due: DayOrNone = ""
+    days = ("due",)
     form: Action | None = None
 
 
+FormInt = Annotated[int, Meta(ge=-(2**53), le=2**53)]
+"""An ``int`` field's value: exact in every client's numbers (SPEC.md §6.2)."""
 _FIELD_TYPES: dict[str, Any] = {
-    "text": Short, "long_text": Long, "int": Annotated[int, Meta(ge=-(2**53), le=2**53)],
+    "text": Short, "long_text": Long, "int": FormInt,
     "number": Annotated[float, Meta(ge=-1e15, le=1e15)], "bool": bool, "date": Day, "time": Clock, "url": Url,
     "attachment": Attachment,
 }
@@ -178,9 +230,9 @@ class Form(msgspec.Struct, frozen=True, omit_defaults=True):
 class FormReply(msgspec.Struct, frozen=True, omit_defaults=True):
     """The values of a filled-in form; the bot that sent the form checks them (``check_form_reply``)."""
 
-    form: Annotated[int, Meta(ge=1)]
+    form: SeqOf
     """The seq of the ``form`` message in the same conversation."""
-    values: Annotated[dict[str, str | int | float | bool | None], Meta(max_length=30)]
+    values: Annotated[dict[str, str | FormInt | float | bool | None], Meta(max_length=30)]
 
 
 class SignatureRequest(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -193,7 +245,7 @@ class SignatureRequest(msgspec.Struct, frozen=True, omit_defaults=True):
 class Signature(msgspec.Struct, frozen=True, omit_defaults=True):
     """A handwritten signature as an image; when it was signed is the message's commit time."""
 
-    request: Annotated[int, Meta(ge=1)]
+    request: SeqOf
     """The seq of the ``signature_request`` message in the same conversation."""
     image: Attachment
 
@@ -250,7 +302,8 @@ def compile_kind(definition: KindDefinition) -> tuple[type[msgspec.Struct], Call
         if name is not None and (name not in names or spec or conversion):
             raise bad(f"fallback may name only the kind's fields, as {{field}}; not {{{name}}}", "fallback")
     schema = msgspec.defstruct(
-        f"Custom_{definition.name}", fields, kw_only=True, frozen=True, omit_defaults=True
+        f"Custom_{definition.name}", fields, bases=(_Dated,), kw_only=True, frozen=True, omit_defaults=True,
+        namespace={"days": tuple(f.name for f in definition.fields if f.type == "date")},
     )
 
     def fallback(value: Any) -> str:

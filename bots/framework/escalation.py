@@ -23,7 +23,7 @@ from typing import Any
 CHANNELS = ("app", "wechat", "sms", "phone")
 """``app``: a notice in the person's service conversation with the bot; the others are outside systems."""
 MAX_STEPS = 10
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhd]?)")  # ASCII digits: \d takes any digit
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -84,7 +84,7 @@ def parse_duration(value: Any, where: str = "after") -> timedelta:
     """Seconds as a number, or ``<number><s|m|h|d>``; never negative."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise PolicyError(where, 'must be seconds or a duration like "30m", "12h", "2d"')
-    match = _DURATION.match(str(value).strip())
+    match = _DURATION.fullmatch(str(value).strip())
     if match is None:
         raise PolicyError(where, f'not a duration: {value!r} (use seconds, or e.g. "30m", "12h", "2d")')
     return timedelta(seconds=float(match[1]) * _UNIT[match[2]])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import cast
@@ -39,7 +38,7 @@ from protocol import Message
 from protocol.clock import HOSPITAL_ZONE, Clock, system_clock
 from protocol.errors import ProtocolError
 from protocol.frames import GroupAdd, Members
-from protocol.kinds import Form, check_form_reply
+from protocol.kinds import Form, check_form_reply, parse_clock, parse_day
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +243,7 @@ class PathwayBot(Bot):
 
     async def timing(self, ctx: Context, args: Args) -> None:
         where, at = _where(str(args["位置"]), item=False), str(args["时间"])
-        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", at):
+        if parse_clock(at) is None:
             raise CommandError(texts.BAD_TIME)
         await self._publish_edit(ctx, where, lambda p: manage.set_timing(p, where, int(str(args["天数"])), at))
 
@@ -381,7 +380,7 @@ def _problem(item: Item, exc: ProtocolError) -> str:
 
 
 def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise CommandError(texts.BAD_DAY) from None
+    day = parse_day(text)
+    if day is None:
+        raise CommandError(texts.BAD_DAY)
+    return day

@@ -45,6 +45,7 @@ from bots.pathway.store import CycleRow, PathwayStore
 from pgtrio.bridge import open_store
 from protocol.clock import HOSPITAL_ZONE, system_clock
 from protocol.frames import USERNAME_PATTERN
+from protocol.kinds import parse_day
 
 SOURCE = "cli"
 """What events from this command line are recorded as coming from (the hospital system's are ``his``)."""
@@ -79,10 +80,10 @@ def _username(text: str) -> str:
 
 
 def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+    day = parse_day(text)
+    if day is None:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}")
+    return day
 
 
 def main(args: argparse.Namespace, dsn: str | None) -> int:

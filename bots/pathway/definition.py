@@ -17,11 +17,10 @@ import msgspec
 from msgspec import Meta
 
 from protocol.errors import ProtocolError
-from protocol.kinds import FieldDef, Form, form_schema
+from protocol.kinds import Clock, ClockOrNone, FieldDef, Form, form_schema
 
 Key = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}\Z")]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
-Clock = Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d\Z")]
 
 Step = Literal["enroll", "trigger", "retrieval", "transfer", "insemination"]
 """What a node's date is taken from: the cycle's start, or a procedure date. ``transfer`` is
@@ -53,7 +52,7 @@ class Item(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_default
 
 class TreatmentItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     name: Name
-    time: Clock | Literal[""] = ""
+    time: ClockOrNone = ""
     day_offset: Annotated[int, Meta(ge=-7, le=7)] = 0
     """Days from the procedure date: -1 is the day before (fasting from the evening before retrieval)."""
     place: Annotated[str, Meta(max_length=200)] = ""

@@ -16,7 +16,7 @@ from bots.ward import texts
 from clients.python import ClientError
 from protocol.frames import GroupAdd, GroupRemove, Members
 
-_GROUP = re.compile(r"^g:\d{1,18}$")
+_GROUP = re.compile(r"g:[1-9][0-9]{0,17}")  # ASCII digits: \d takes any digit
 
 
 class WardBot(Bot):
@@ -32,7 +32,7 @@ class WardBot(Bot):
     async def move(self, ctx: Context, args: Args) -> None:
         patient, source, target = str(args["患者"]), str(args["从"]), str(args["到"])
         for conv in (source, target):
-            if not _GROUP.match(conv):
+            if not _GROUP.fullmatch(conv):
                 await ctx.reply(texts.NOT_A_GROUP.format(conv=conv))
                 return
         if source == target:

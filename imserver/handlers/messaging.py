@@ -40,8 +40,8 @@ async def send(s: Services, client: Connection, req: Send) -> None:
                         detail={"cid": req.cid, "words": blocked})
 
     def done(outcome: Outcome) -> None:
-        if isinstance(outcome, Exception):
-            client.fail(ProtocolError(ErrorCode.UNAVAILABLE, rid=req.rid))
+        if isinstance(outcome, ProtocolError):
+            client.fail(ProtocolError(outcome.code, outcome.detail, rid=req.rid))
         elif outcome.conv_id != draft.conv_id:  # the cid names a message of hers elsewhere (SPEC.md §5.2.1)
             client.fail(ProtocolError(ErrorCode.CID_REUSED, rid=req.rid, field="cid"))
         elif blocked:

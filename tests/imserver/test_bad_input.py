@@ -685,28 +685,47 @@ async def test_group_ops_on_a_direct_chat_are_bad_request(server: Running) -> No
             assert (error["code"], error.get("field")) == ("bad_request", "conv"), (op, fields, error)
 
 
-async def test_strings_with_nul_are_bad_request(server: Running) -> None:
+async def test_what_no_store_can_hold_is_bad_request_and_nothing_is_stored(server: Running) -> None:
+    """Issue 14 item 2 on the wire (every field of every op: tests/protocol/test_hostile.py): U+0000 in a string or a
+    key, and NaN or infinity, are refused naming the field; a form reply's key once got as far as the database."""
     await server.user("dr", Role.STAFF)
     async with logged_in(server, "dr") as dr:
         group = (await dr.ok("group_create", name="g"))["conv"]
         wrong = []
+        reply = {"conv": group, "kind": "form_reply"}
         for op, fields, field in (
             ("send", {"conv": group, "cid": "c1", "text": "a\x00b"}, "text"),
             ("send", {"conv": group, "cid": "c\x00", "text": "ok"}, "cid"),
             ("send", {"conv": group, "cid": "c3", "kind": "notice", "body": {"title": "t", "content": "\x00"}},
              "body.content"),
+            ("send", {**reply, "cid": "c4", "body": {"form": 1, "values": {"体重\x00": "60"}}}, "body.values"),
+            ("send", {**reply, "cid": "c5", "body": {"form": 1, "values": {"体重": "6\x000"}}}, "body.values.体重"),
+            ("send", {**reply, "cid": "c6", "body": {"form": 1, "values": {"体重": float("nan")}}}, "body.values.体重"),
+            ("send", {**reply, "cid": "c7", "body": {"form": 1, "values": {"体重": float("-inf")}}}, "body.values.体重"),
             ("group_create", {"name": "a\x00b"}, "name"),
+            ("qr_save", {"shortcut": "x", "title": "t", "text": "{{?体\x00重}}"}, "text"),
+            ("facts_set", {"user": "dr", "key": "k", "value": "\x00"}, "value"),
         ):
             error = await dr.request(op, **fields)
             if (error["op"], error.get("code"), error.get("field")) != ("error", "bad_request", field):
                 wrong.append(f"{op} {fields!r}: {error}")
             await dr.alive()
-        async with connect(server) as raw:
-            error = await raw.answer(hello("dr", device="pad\x00"))
-            if (error["op"], error.get("code"), error.get("field")) != ("error", "bad_request", "device"):
-                wrong.append(f"hello device with NUL: {error}")
+        for field in ("device", "client"):
+            async with connect(server) as raw:
+                error = await raw.answer(hello("dr", **{field: "pad\x00"}))
+                if (error["op"], error.get("code"), error.get("field")) != ("error", "bad_request", field):
+                    wrong.append(f"hello {field} with NUL: {error}")
         assert (await dr.ok("history", conv=group))["messages"] == []
         assert not wrong, "\n".join(wrong)
+
+
+async def test_audit_since_past_the_year_9999_is_bad_request_not_internal(server: Running) -> None:
+    """Issue 14 item 10: ``since`` 2^62 ms is no datetime, and the server answered ``internal`` (SPEC.md §5.16, §8)."""
+    await server.user("root", Role.ADMIN)
+    async with logged_in(server, "root") as root:
+        error = await root.request("audit", since=2**62)
+        assert (error["op"], error["code"], error.get("field")) == ("error", "bad_request", "since"), error
+        assert (await root.ok("audit", since=253_402_300_799_999))["entries"] == []
 
 
 # -- oversize frames (SPEC.md §2.3) -----------------------------------------------------------

@@ -306,10 +306,18 @@ async def test_requests_that_cross_the_servers_ping_do_not_make_it_time_out(serv
 # -- a hostile message must not fail other people's messages (DESIGN rule 6) -------------------
 
 
-async def test_a_poisoned_message_does_not_fail_the_messages_batched_with_it(server: Running) -> None:
+async def test_a_message_the_database_refuses_fails_alone_and_its_batch_is_stored(server: Running) -> None:
+    """Issue 14 item 2: a row Postgres refuses failed its whole batch, and its sender was told ``unavailable`` (retry
+    for ever). Now it fails alone with ``bad_request`` and the messages batched with it are stored, in order.
+    Validation refuses every known poison (test_bad_input.py); to reach the writer anyway, this database refuses
+    texts holding POISON."""
     await server.user("dr", Role.STAFF)
     for name in ("alice", "mallory"):
         await server.user(name)
+
+    async def poison_check(conn: Any) -> None:
+        await conn.execute("alter table messages add constraint poison check (text not like '%POISON%') not valid")
+    await server.store.run("test_poison_check", poison_check)
     async with (
         logged_in(server, "dr") as dr,
         logged_in(server, "alice") as alice,
@@ -333,26 +341,29 @@ async def test_a_poisoned_message_does_not_fail_the_messages_batched_with_it(ser
             await dr.send({"op": "send", "rid": 1, "conv": group, "cid": "first", "text": "first"})
             await _until(server, "select count(*) from pg_stat_activity where wait_event_type = 'Lock'", 1)
             # The writer is stuck on "first"; what is sent now waits in its queue and forms the next batch.
-            await mallory.send({"op": "send", "rid": 2, "conv": group, "cid": "poison", "text": "a\x00b"})
-            poisoned = None  # refused at once (no harm possible) or queued
-            with trio.fail_after(TIMEOUT):
-                while poisoned is None and _writer_queue() < 1:
-                    with trio.move_on_after(0.005):
-                        poisoned = await mallory.reply()
             queued = _writer_queue()
-            await alice.send({"op": "send", "rid": 3, "conv": group, "cid": "innocent", "text": "你好"})
-            with trio.fail_after(TIMEOUT):
-                while _writer_queue() < queued + 1:  # noqa: ASYNC110 (a gauge: poll it)
-                    await trio.sleep(0.005)
+            for rid, (sender, cid, text) in enumerate(
+                [(alice, "a1", "你好"), (mallory, "poison", "POISON"), (alice, "a2", "在吗"), (alice, "a3", "谢谢")],
+                start=2,
+            ):
+                await sender.send({"op": "send", "rid": rid, "conv": group, "cid": cid, "text": text})
+                queued += 1
+                with trio.fail_after(TIMEOUT):
+                    while _writer_queue() < queued:  # noqa: ASYNC110 (a gauge: poll it)
+                        await trio.sleep(0.005)
         finally:
             release.set()
         assert (await dr.reply())["op"] == "ok"
-        poisoned = poisoned or await mallory.reply()
-        assert poisoned["op"] == "error", poisoned  # which error: test_strings_with_nul_are_bad_request
-        innocent = await alice.reply()
-        assert (innocent["op"], innocent["rid"]) == ("ok", 3), innocent
+        poisoned = await mallory.reply()
+        assert (poisoned["op"], poisoned["code"], poisoned["rid"]) == ("error", "bad_request", 3), poisoned
+        acks = [await alice.reply() for _ in range(3)]
+        assert [(a["op"], a["rid"]) for a in acks] == [("ok", 2), ("ok", 4), ("ok", 5)], acks
         page = (await dr.ok("history", conv=group))["messages"]
-        assert [m["text"] for m in page] == ["first", "你好"]
+        assert [(m["seq"], m["text"]) for m in page] == [(1, "first"), (2, "你好"), (3, "在吗"), (4, "谢谢")]
+        # Refused, not lost: sent again it is refused again, and nothing was stored under its cid.
+        again = await mallory.request("send", conv=group, cid="poison", text="POISON")
+        assert again["code"] == "bad_request", again
+        await mallory.ok("send", conv=group, cid="poison", text="fixed")
 
 
 def _writer_queue() -> int:

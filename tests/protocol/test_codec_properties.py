@@ -43,22 +43,30 @@ values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
+no_nul = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
+#: What a valid request may carry in a free-form map: no U+0000, only finite floats (SPEC.md §8).
+storable_values = st.recursive(
+    st.none() | st.booleans() | st.integers(I64_MIN, U64_MAX) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(no_nul, max_size=20) | st.binary(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(no_nul, max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
 
 
 def strategy(info: msgspec.inspect.Type) -> st.SearchStrategy[Any]:
-    """Valid values of a msgspec type, respecting its ``Meta`` constraints."""
+    """Valid values of a msgspec type, respecting its ``Meta`` constraints (and SPEC.md §8: no U+0000, no NaN)."""
     if isinstance(info, msgspec.inspect.IntType):
         low = info.ge if info.ge is not None else (info.gt + 1 if info.gt is not None else I64_MIN)
         high = info.le if info.le is not None else (info.lt - 1 if info.lt is not None else 2**63 - 1)
         return st.integers(low, high)
     if isinstance(info, msgspec.inspect.FloatType):
-        return st.floats(info.ge, info.le, allow_nan=False)
+        return st.floats(info.ge, info.le, allow_nan=False, allow_infinity=False)
     if isinstance(info, msgspec.inspect.StrType):
         low = info.min_length or 0
         high = min(info.max_length if info.max_length is not None else 40, 80)
         if info.pattern is not None:
-            return st.from_regex(info.pattern, fullmatch=True).filter(lambda s: low <= len(s) <= high)
-        return st.text(min_size=low, max_size=high)
+            return st.from_regex(info.pattern, fullmatch=True, alphabet=no_nul).filter(lambda s: low <= len(s) <= high)
+        return st.text(no_nul, min_size=low, max_size=high)
     if isinstance(info, msgspec.inspect.BytesType):
         return st.binary(min_size=info.min_length or 0, max_size=min(info.max_length or 64, 64))
     if isinstance(info, msgspec.inspect.BoolType):
@@ -78,7 +86,7 @@ def strategy(info: msgspec.inspect.Type) -> st.SearchStrategy[Any]:
         high = min(info.max_length if info.max_length is not None else 5, 5)
         return st.dictionaries(strategy(info.key_type), strategy(info.value_type), max_size=high)
     if isinstance(info, msgspec.inspect.AnyType):
-        return values
+        return storable_values
     if isinstance(info, msgspec.inspect.StructType):
         # A request's rid has a stand-in default for client libraries, but is required on the wire (SPEC.md §3.1).
         required = {f.name: strategy(f.type) for f in info.fields if f.required or f.name == "rid"}
