@@ -23,7 +23,12 @@ from typing import Any
 from protocol import ErrorCode, ProtocolError
 from protocol.frames import FACT_PATTERN, FILL_PATTERN
 
-PLACEHOLDER = re.compile(r"\{\{\s*(\?)?\s*([^{}]*?)\s*\}\}")
+PLACEHOLDER = re.compile(r"\{\{([^{}]*)\}\}")
+"""``{{`` and ``}}`` around anything without braces; what is inside is read by ``_read``.
+
+One loop over what cannot hold the delimiters, so matching is linear. The pattern it
+replaced let three loops (spaces before the name, the name, spaces after it) take the
+same spaces: ``"{{"`` and 400 spaces took 10 s to fail, and the server served nobody meanwhile."""
 VARIABLES = ("patient", "me", "me.title", "group", "today")
 FACT = "fact."
 PATIENT_VARIABLES = frozenset({"patient"})
@@ -60,7 +65,7 @@ def needs(template: Any, field: str) -> Needs:
     prompts: list[str] = []
     for path, text in strings(template, field):
         for match in PLACEHOLDER.finditer(text):
-            prompt, name = bool(match[1]), match[2]
+            prompt, name = _read(match[1])
             if prompt and _FILL_NAME.match(name):
                 prompts.append(name)
             elif not prompt and (name in VARIABLES or (name.startswith(FACT) and _FACT_KEY.match(name[len(FACT):]))):
@@ -75,7 +80,8 @@ def needs(template: Any, field: str) -> Needs:
 def render(template: Any, values: Mapping[str, str], fills: Mapping[str, str]) -> Any:
     """The template with every variable from ``values`` and every prompt from ``fills``; both must be complete."""
     def fill(match: re.Match[str]) -> str:
-        return fills[match[2]] if match[1] else values[match[2]]
+        prompt, name = _read(match[1])
+        return fills[name] if prompt else values[name]
     if isinstance(template, str):
         return PLACEHOLDER.sub(fill, template)
     if isinstance(template, dict):
@@ -83,6 +89,14 @@ def render(template: Any, values: Mapping[str, str], fills: Mapping[str, str]) -
     if isinstance(template, list):
         return [render(v, values, fills) for v in template]
     return template
+
+
+def _read(inside: str) -> tuple[bool, str]:
+    """Whether a placeholder is a prompt (``{{?体重}}``), and its name; spaces around either part do not count."""
+    name = inside.strip()
+    if name.startswith("?"):
+        return True, name[1:].strip()
+    return False, name
 
 
 def strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
