@@ -11,7 +11,7 @@ import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ class Settings:
     outbound_queue: int = 1024
     hello_timeout: float = 10.0
     """Seconds a new connection has to complete its hello."""
+    password_checks: int = field(default_factory=lambda: min(os.cpu_count() or 1, 4))
+    """Password checks (argon2: 64 MiB and a core each) at once; logins beyond them are shed (``rate_limited``)."""
     idle_timeout: float = 60.0
     pong_timeout: float = 20.0
     batch_max: int = 500

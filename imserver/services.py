@@ -59,6 +59,7 @@ class Services:
         """What actions run with here: this node's caches are current before a handler answers."""
         self.attachments = AttachmentRules(self.store, self.directory)
         self.file_limits = filetypes.limits(self.settings)  # a bad upload_types stops the server at start
+        self.passwords = auth.PasswordChecks(self.settings.password_checks)
 
     async def load(self) -> None:
         """Read the word list and the custom kinds (at start)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from imserver import auth, views
+from imserver import views
 from imserver.access import actor_of
 from imserver.actions.accounts import do_end_session
 from imserver.connection import Connection, TokenBucket
@@ -33,7 +33,7 @@ async def hello(s: Services, client: Connection, req: Hello) -> None:
         readonly = readonly or req.readonly
     elif req.username is not None and req.password is not None:
         creds = await accounts.credentials(s.store, req.username)
-        if not await auth.verify_password(creds[1] if creds else None, req.password) or creds is None:
+        if not await s.passwords.verify(creds[1] if creds else None, req.password) or creds is None:
             raise ProtocolError(ErrorCode.AUTH_FAILED, fatal=True)
         user, device, readonly = creds[0], req.device, req.readonly
         session_id = None

@@ -24,6 +24,7 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Event, Ping, Request
 
 from clients.python import open_client
+from imserver import auth
 from imserver.model import Role
 from tests.conftest import PASSWORD, Running
 from tests.conftest import test_settings as make_settings
@@ -191,6 +192,53 @@ async def test_slow_consumer_is_dropped_and_others_get_everything(server: Runnin
         assert [c.conv for c in convs] == [group]
         assert [m.seq for m in convs[0].messages] == list(range(1, count + 1))
         assert convs[0].messages[-1].text == f"{count - 1}:{text}"
+
+
+# -- password checks (SPEC.md §4.5) -------------------------------------------------------------
+
+
+@with_settings(password_checks=2)
+async def test_password_checks_beyond_the_bound_are_shed_with_retry_after(server: Running) -> None:
+    """Issue 14 item 5: 40 wrong passwords at once ran 40 argon2 checks at 64 MiB each (2.4 GB). Beyond
+    ``password_checks`` at once a login is refused at once with ``rate_limited`` and ``retry_after_ms`` and
+    closed (it is a hello, so fatal), instead of queued; the checks under way finish, and later logins work."""
+    await server.user("alice")
+    held = trio.Event()
+    checking = 0
+    original = auth.verify_password
+
+    async def slow_verify(password_hash: str | None, password: str) -> bool:
+        nonlocal checking
+        checking += 1
+        await held.wait()  # a check that lasts until the test lets it end
+        return await original(password_hash, password)
+
+    send, receive = trio.open_memory_channel[tuple[dict[str, Any], Any]](10)
+
+    async def log_in_wrong() -> None:
+        async with connect(server) as raw:
+            error = await raw.answer(hello("alice", password="wrong"))
+            reason, after = await raw.closed()
+            assert after == []
+            await send.send((error, reason))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auth, "verify_password", slow_verify)
+        async with trio.open_nursery() as nursery:
+            for _ in range(6):
+                nursery.start_soon(log_in_wrong)
+            with trio.fail_after(TIMEOUT):
+                shed = [await receive.receive() for _ in range(4)]
+            assert checking == 2
+            held.set()
+            with trio.fail_after(TIMEOUT):
+                checked = [await receive.receive() for _ in range(2)]
+    for error, reason in shed:
+        assert (error["code"], error["retry_after_ms"], error["rid"]) == ("rate_limited", 1000, 1), error
+        assert (reason.code, reason.reason) == (1008, "rate_limited")
+    assert [(error["code"], reason.reason) for error, reason in checked] == [("auth_failed", "auth_failed")] * 2
+    async with logged_in(server, "alice") as alice:
+        await alice.alive()
 
 
 # -- liveness: idle timeout and hello deadline (SPEC.md §2.4, §4.5) ---------------------------
