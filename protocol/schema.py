@@ -49,7 +49,9 @@ def contract() -> dict[str, Any]:
         "description": (
             "Every frame of the protocol, generated from protocol/frames.py (python -m protocol.schema); the prose is "
             "protocol/SPEC.md. Frames are msgpack maps on the wire (SPEC.md §2); bytes (\"contentEncoding\": "
-            "\"base64\" here) are msgpack bin values. A property with a default is left out when it holds it."
+            "\"base64\" here) are msgpack bin values. A property with a default is left out when it holds it. "
+            "No string or map key of a request may hold U+0000, and no number in one may be NaN or infinite "
+            "(SPEC.md §8): a rule for every field, not repeated at each."
         ),
         "version": max(PROTOCOL_VERSIONS),
         "ops": {
