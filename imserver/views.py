@@ -3,11 +3,17 @@
 Every answer and push that carries a message, a person or a conversation is built
 from the structs here (those of ``protocol.frames``), by the rules in ``visibility``,
 so no code path can forget a rule.
+
+Every answer that lists something is cut to fit in one frame (``MAX_ANSWER_BYTES``,
+SPEC.md §3.7): ``Pager`` takes the items of a list after the request's cursor while
+they fit, and ``page`` the rows of a message page while the answer's ``Budget`` lasts,
+measuring each item as it is encoded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Generic, TypeVar
 
 import msgspec
 
@@ -15,7 +21,33 @@ from imserver import visibility
 from imserver.model import Role, Roster, User
 from imserver.store.messages import UNREAD_CAP, Row
 from imserver.visibility import Audience, MessageMeta, Viewer
-from protocol.frames import ConvSummary, Member, Message, Person, Sender, SeqRange
+from protocol import ErrorCode, ProtocolError, encode
+from protocol.frames import (
+    MAX_ANSWER_BYTES,
+    MAX_MESSAGE_BYTES,
+    ConvSummary,
+    Member,
+    Message,
+    Person,
+    Sender,
+    SeqRange,
+)
+
+T = TypeVar("T", bound=msgspec.Struct)
+Key = tuple[int | str, ...]
+"""What orders a list answer's items; the cursor of a page is the key of its last item."""
+
+ENVELOPE = 4096
+"""Bytes an answer may take besides its items: its own fields and the headers of its lists."""
+LIST_BUDGET = MAX_ANSWER_BYTES - ENVELOPE
+"""The items of a list answer: the first whatever its size (none is larger), the others while they fit."""
+PAGE_BUDGET = LIST_BUDGET - MAX_MESSAGE_BYTES
+"""The items of an answer that carries messages (``sync``, ``history``): its first message is taken whatever its
+size, wherever it comes, so room for one is kept."""
+HIDDEN_SEQ_BYTES = 19
+"""The most one hidden seq adds to a page: a range of its own, two 64-bit integers."""
+ENTRY_LISTS_BYTES = 8
+"""What the headers of a ``sync`` entry's two lists may grow by as they fill (from 1 byte to 5 each)."""
 
 UNKNOWN = User(0, "", "", Role.PATIENT)
 """Stands in for an account not (yet) in the cache: masked, which is the safe way to be wrong."""
@@ -81,18 +113,107 @@ def audiences(
     return groups, hidden
 
 
+def size(item: msgspec.Struct) -> int:
+    """The bytes of an item as an answer carries it."""
+    return len(encode(item))
+
+
+class Budget:
+    """The bytes one answer has left for its items (SPEC.md §3.7)."""
+
+    def __init__(self, total: int) -> None:
+        self.left = total
+        self.rows = 0
+        """Rows of message pages taken so far: the first is taken whatever its size, so every answer moves on."""
+
+    def take(self, cost: int, *, force: bool = False) -> bool:
+        """Spend ``cost`` bytes if they are left, or anyway with ``force``; False if they did not fit."""
+        if cost > self.left and not force:
+            return False
+        self.left -= cost
+        return True
+
+
 def page(
-    rows: list[Row], viewer: Viewer, roster: Roster, users: dict[int, User]
-) -> tuple[list[Message], list[SeqRange]]:
-    """Visible messages of a page, and the seq ranges in it hidden from this viewer."""
-    shown, hidden = [], []
+    rows: Iterable[Row], viewer: Viewer, roster: Roster, users: dict[int, User], budget: Budget
+) -> tuple[list[Message], list[SeqRange], bool]:
+    """The messages of a page this viewer may see, oldest first, and the seq ranges in it hidden from them.
+
+    ``rows`` come in paging order (newest first for a page that goes back) and are taken while the budget
+    lasts, the answer's first row whatever its size. True when the budget cut the page short: the rows after
+    the cut are in neither list, so the page covers the seqs up to the cut and no others, and a client that goes
+    on from the seqs covered skips nothing (SPEC.md §5.2.1).
+    """
+    shown: list[Message] = []
+    hidden: list[int] = []
+    cut = False
     for row in rows:
         seen = message(row, viewer, roster, users)
+        if not budget.take(HIDDEN_SEQ_BYTES if seen is None else size(seen), force=not budget.rows):
+            cut = True
+            break
+        budget.rows += 1
         if seen is None:
             hidden.append(row.seq)
         else:
             shown.append(seen)
-    return shown, visibility.hidden_ranges(hidden)
+    shown.sort(key=lambda m: m.seq)
+    return shown, visibility.hidden_ranges(sorted(hidden)), cut
+
+
+class Pager(Generic[T]):
+    """One page of a list answer (SPEC.md §3.7): the items after the request's ``cursor``, in key order, as many
+    as fit in the budget (the first whatever its size), and the ``cursor`` of the next page if some were left."""
+
+    def __init__(self, cursor: str | None, total: int | None = None) -> None:
+        self.start = _start(cursor)
+        self.budget = Budget(LIST_BUDGET if total is None else total)
+        self.items: list[T] = []
+        self.cursor: str | None = None
+        """Set once the page is full: the key of its last item."""
+        self._last: Key = ()
+
+    def wants(self, key: Key) -> bool:
+        """Whether the item of this key belongs on this page: it comes after the cursor and the page has room."""
+        if self.cursor is not None:
+            return False
+        return self.start is None or key > self._like(key)
+
+    def number(self) -> int:
+        """The cursor of a list ordered by one number (conversations): that number, 0 for the first page."""
+        return 0 if self.start is None else int(self._like((0,))[0])
+
+    def _like(self, key: Key) -> Key:
+        """The cursor's key, if it has the shape of ``key``: else it is a cursor of another list."""
+        assert self.start is not None
+        if list(map(type, key)) != list(map(type, self.start)):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, "not a cursor of this list", field="cursor")
+        return self.start
+
+    def add(self, key: Key, item: T, cost: int = 0) -> bool:
+        """Put the item on the page (``cost`` bytes beside its own) if it fits; False once the page is full."""
+        if not self.budget.take(size(item) + cost, force=not self.items):
+            self.cursor = msgspec.json.encode(self._last).decode()
+            return False
+        self.items.append(item)
+        self._last = key
+        return True
+
+    def fill(self, items: Iterable[tuple[Key, T]]) -> list[T]:
+        """The page of items given as (key, item) in key order."""
+        for key, item in items:
+            if self.wants(key) and not self.add(key, item):
+                break
+        return self.items
+
+
+def _start(cursor: str | None) -> Key | None:
+    if cursor is None:
+        return None
+    try:
+        return msgspec.json.decode(cursor, type=tuple[int | str, ...])
+    except msgspec.DecodeError:
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "not a cursor of this list", field="cursor") from None
 
 
 def unread(rows: Iterable[Row], viewer: Viewer, roster: Roster) -> int:
@@ -110,6 +231,12 @@ def member(viewer: Viewer, subject: User, role: str, roster: Roster) -> Member:
     shown = person(viewer, subject, roster)
     return Member(id=shown.id, name=shown.name, role=shown.role, member_role=role,
                   username=subject.username if shown.id == subject.ref else "", title=shown.title)
+
+
+def joined(roster: Roster, subject: int) -> Key:
+    """Where a member comes in the order of joining: the number of her pseudonym (SPEC.md §11.1), then her id."""
+    state = roster.states.get(subject)
+    return (state.alias_no if state is not None else 0, subject)
 
 
 def summary(

@@ -33,6 +33,10 @@ class Policy(StrEnum):
     """Let it through, and tell the group's staff."""
 
 
+_NOTED = {Policy.MASK: "masked", Policy.BLOCK: "blocked", Policy.FLAG: "flagged"}
+"""The list of a ``Verdict`` that names the words of each policy."""
+
+
 def normalise(text: str) -> str:
     """What matching sees: compatibility-decomposed (NFKD: full-width to half-width) without combining
     marks, case-folded, and without spaces, punctuation and symbols.
@@ -44,6 +48,11 @@ def normalise(text: str) -> str:
     return _SKIPPED.sub("", "".join(c for c in decomposed if not unicodedata.combining(c)).casefold())
 
 
+MAX_FOUND = 100
+"""Words a verdict names per policy, the first found: what the ``flag`` push and the audit log show (SPEC.md §11.5),
+kept small so that they fit in a frame whatever the list holds (§3.7)."""
+
+
 @dataclass
 class Verdict:
     """What the filter found in a text, and the text to deliver."""
@@ -53,6 +62,15 @@ class Verdict:
     blocked: list[str] = field(default_factory=list)
     flagged: list[str] = field(default_factory=list)
     masked: list[str] = field(default_factory=list)
+
+    def note(self, policy: str, words: Iterable[str]) -> None:
+        """Name these words found under ``policy`` (``blocked``, ``flagged``, ``masked``), up to ``MAX_FOUND``."""
+        found = getattr(self, policy)
+        for word in words:
+            if len(found) >= MAX_FOUND:
+                return
+            if word not in found:
+                found.append(word)
 
     @property
     def clean(self) -> bool:
@@ -82,9 +100,7 @@ class WordFilter:
         origin = [index for index, piece in enumerate(pieces) for _ in piece]
         chars = list(text)
         for end, (length, word, policy) in self._automaton.iter("".join(pieces)):
-            found = {Policy.MASK: verdict.masked, Policy.BLOCK: verdict.blocked, Policy.FLAG: verdict.flagged}[policy]
-            if word not in found:
-                found.append(word)
+            verdict.note(_NOTED[policy], [word])
             if policy is Policy.MASK:
                 for i in range(origin[end - length + 1], origin[end] + 1):
                     if not chars[i].isspace():

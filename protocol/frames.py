@@ -58,6 +58,15 @@ SeqRange = tuple[int, int]
 """``[first, last]`` seqs, both included: what a viewer may not see (SPEC.md §11.3)."""
 ABSOLUTE_MAX_TEXT = 65536
 """No server limit can exceed this; the configured ``max_text`` is usually far lower."""
+MAX_ANSWER_BYTES = 1 << 20
+"""No frame the server sends, answer or push, is larger (SPEC.md §3.7): a quarter of what client libraries take
+(the SDK's WebSocket closes above 4 MiB), so that no one's data can make another's answer unreadable."""
+MAX_CONTENT_BYTES = 4 * ABSOLUTE_MAX_TEXT
+"""A message's text and body together, encoded (SPEC.md §3.7): the longest text in the widest characters."""
+MAX_MESSAGE_BYTES = MAX_CONTENT_BYTES + 8192
+"""One message object, encoded: its content and what is around it (sender, mention, cid, numbers)."""
+Cursor = Annotated[str, Meta(min_length=1, max_length=400)]
+"""Where the next page of a list starts: opaque, sent back as it came (SPEC.md §3.7)."""
 
 AnswerT = TypeVar("AnswerT")
 
@@ -72,6 +81,15 @@ class Answer(Ok):
     """An answer: the ``rid`` of the request it answers, then the op's result fields (SPEC.md §3.2)."""
 
     rid: RequestId
+
+
+class Listing(Answer, kw_only=True):
+    """An answer that lists a collection a page at a time, as many items as fit in one frame (SPEC.md §3.7)."""
+
+    cursor: str | None = None
+    """Present when the list goes on: the same request again with this ``cursor`` gives the next page."""
+    listed: ClassVar[str]
+    """The field that holds the page's items."""
 
 
 class Push(msgspec.Struct, tag_field="op", omit_defaults=True):
@@ -107,6 +125,13 @@ class ErrorFrame(msgspec.Struct, tag_field="op", tag="error", kw_only=True, omit
     """The path of the offending field of the request (SPEC.md §3.3.1)."""
     retry_after_ms: int | None = None
     """With ``rate_limited``: how long to wait before sending the request again (SPEC.md §7.5)."""
+
+
+class ListRequest(Request[AnswerT], kw_only=True):
+    """A request answered by a ``Listing``: without ``cursor`` it asks for the first page (SPEC.md §3.7)."""
+
+    cursor: Cursor | None = None
+    """The ``cursor`` of the page before."""
 
 
 # -- people and messages (SPEC.md §6, §11.1) ---------------------------------------------------
@@ -301,14 +326,16 @@ class SyncEntry(ConvSummary, kw_only=True):
     more: bool
 
 
-class SyncAnswer(Answer):
-    """One entry per conversation of the user; one that is absent is one the user has left (SPEC.md §5.2)."""
+class SyncAnswer(Listing, kw_only=True):
+    """One entry per conversation of the user, a page of them at a time; one that is absent from every page is one
+    the user has left (SPEC.md §5.2)."""
 
+    listed = "convs"
     convs: list[SyncEntry]
-    """One entry per conversation of the user."""
+    """One entry per conversation of the user, in the order of their numbers."""
 
 
-class Sync(Request[SyncAnswer], tag="sync"):
+class Sync(ListRequest[SyncAnswer], tag="sync"):
     """Everything after the given seq for each conversation of the user (SPEC.md §5.2)."""
 
     after: Annotated[dict[ConvAddr, Seq], Meta(max_length=10_000)] = {}
@@ -374,13 +401,15 @@ class Receipt(Request[ReceiptAnswer], tag="receipt"):
     conv: ConvAddr
 
 
-class ConvsAnswer(Answer):
+class ConvsAnswer(Listing, kw_only=True):
     """The user's conversations (SPEC.md §5.5)."""
 
+    listed = "convs"
     convs: list[ConvSummary]
+    """In the order of their numbers."""
 
 
-class Convs(Request[ConvsAnswer], tag="convs"):
+class Convs(ListRequest[ConvsAnswer], tag="convs"):
     """The user's conversations with last seq, read marker and unread count (SPEC.md §5.5)."""
 
 
@@ -456,14 +485,15 @@ class Member(msgspec.Struct, kw_only=True, omit_defaults=True):
     title: str = ""
 
 
-class MembersAnswer(Answer):
+class MembersAnswer(Listing, kw_only=True):
     """The members, each as the caller may see them (SPEC.md §5.6)."""
 
+    listed = "members"
     conv: str
     members: list[Member]
 
 
-class Members(Request[MembersAnswer], tag="members"):
+class Members(ListRequest[MembersAnswer], tag="members"):
     """The members of a conversation the caller belongs to."""
 
     conv: ConvAddr
@@ -640,14 +670,15 @@ class FriendRequest(_MemberAction[FriendRequestAnswer], tag="friend_request"):
     pushes = (FriendRequestPush,)
 
 
-class FriendRequestsAnswer(Answer):
+class FriendRequestsAnswer(Listing, kw_only=True):
     """The friend requests waiting for the caller, as the push shows them (SPEC.md §5.14)."""
 
+    listed = "requests"
     requests: list[FriendRequestEntry]
     """Oldest first."""
 
 
-class FriendRequests(Request[FriendRequestsAnswer], tag="friend_requests"):
+class FriendRequests(ListRequest[FriendRequestsAnswer], tag="friend_requests"):
     """The friend requests waiting for the caller's answer (the push reaches only online users)."""
 
 
@@ -705,14 +736,15 @@ class WordEntry(msgspec.Struct):
     policy: Policy
 
 
-class WordsListAnswer(Answer):
+class WordsListAnswer(Listing, kw_only=True):
     """Every sensitive word (SPEC.md §5.15)."""
 
+    listed = "words"
     words: list[WordEntry]
     """Sorted by word."""
 
 
-class WordsList(Request[WordsListAnswer], tag="words_list"):
+class WordsList(ListRequest[WordsListAnswer], tag="words_list"):
     """The sensitive words and their policies; admin accounts only."""
 
 
@@ -748,6 +780,10 @@ class Audit(Request[AuditAnswer], tag="audit"):
     actor: Annotated[str, Meta(min_length=1, max_length=80)] | None = None
     """A username, or ``cli:<os user>`` for operator commands."""
     limit: Annotated[int, Meta(ge=1, le=1000)] = 100
+
+
+MAX_FAMILY = 20
+"""Family accounts linked to one patient, so that a profile fits in one answer (SPEC.md §5.13, §3.7)."""
 
 
 class ProfileAnswer(Answer, kw_only=True):
@@ -932,6 +968,10 @@ class TeamRemove(_TeamMember, tag="team_remove"):
     """Take an account out of a care team; admin accounts only."""
 
 
+MAX_TEAM_MEMBERS = 200
+"""Members of one care team, so that a team fits in a page of ``teams`` (SPEC.md §5.19, §3.7)."""
+
+
 class Team(msgspec.Struct):
     """A care team and its members (SPEC.md §5.19)."""
 
@@ -939,14 +979,15 @@ class Team(msgspec.Struct):
     members: list[Person]
 
 
-class TeamsAnswer(Answer):
+class TeamsAnswer(Listing, kw_only=True):
     """The care teams the caller may see (SPEC.md §5.19)."""
 
+    listed = "teams"
     teams: list[Team]
     """By name."""
 
 
-class Teams(Request[TeamsAnswer], tag="teams"):
+class Teams(ListRequest[TeamsAnswer], tag="teams"):
     """Care teams and their members: every team for admins, their own for staff."""
 
 
@@ -1011,13 +1052,14 @@ class QrDelete(Request[QrDeleteAnswer], tag="qr_delete"):
     id: QuickReplyId
 
 
-class QuickRepliesAnswer(Answer):
+class QuickRepliesAnswer(Listing, kw_only=True):
     """Quick replies the caller may use, with what filling each in needs (SPEC.md §5.19)."""
 
+    listed = "replies"
     replies: list[QuickReply]
 
 
-class QrList(Request[QuickRepliesAnswer], tag="qr_list"):
+class QrList(ListRequest[QuickRepliesAnswer], tag="qr_list"):
     """The quick replies the caller may use, with their prompts; staff only."""
 
     scope: Scope | None = None

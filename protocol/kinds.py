@@ -16,9 +16,14 @@ from typing import Annotated, Any, ClassVar, Literal
 import msgspec
 from msgspec import Meta
 
-from protocol.codec import field_path
+from protocol.codec import encode, field_path
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.frames import AttachmentId, FieldDef, KindDefinition, Mime, Short
+from protocol.frames import MAX_CONTENT_BYTES, AttachmentId, FieldDef, KindDefinition, Mime, Short
+
+MAX_CUSTOM_KINDS = 50
+MAX_DEFINITION_BYTES = 16 * 1024
+"""A custom kind's definition, encoded: with ``MAX_CUSTOM_KINDS`` of them, ``kinds`` answers in one frame (SPEC.md
+§6.2, §3.7)."""
 
 Long = Annotated[str, Meta(max_length=4000)]
 SeqOf = Annotated[int, Meta(ge=1, le=2**63 - 1)]
@@ -354,7 +359,10 @@ class KindRegistry:
     def validate(self, kind: str, body: dict[str, Any] | None) -> tuple[dict[str, Any], str]:
         """Check ``body`` against the kind's schema; return the normalised body and its fallback text.
 
-        Error handling: raises ProtocolError(BAD_REQUEST) naming the bad field.
+        Together they hold at most ``MAX_CONTENT_BYTES``, so every message fits in an answer (SPEC.md §3.7): a
+        fallback may repeat a field, and a masked word takes more bytes than it did (§11.5).
+
+        Error handling: raises ProtocolError(BAD_REQUEST) naming the bad field, or ``body`` when it is too large.
         """
         spec = self._kinds.get(kind)
         if spec is None:
@@ -373,7 +381,11 @@ class KindRegistry:
             except ProtocolError as exc:
                 exc.field = f"body.{exc.field}" if exc.field else "body"
                 raise
-        return msgspec.to_builtins(value), spec.fallback(value)
+        normalised, text = msgspec.to_builtins(value), spec.fallback(value)
+        if len(encode(normalised)) + len(encode(text)) > MAX_CONTENT_BYTES:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"body and text take more than {MAX_CONTENT_BYTES} bytes",
+                                field="body")
+        return normalised, text
 
     def attachments(self, kind: str, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         """The attachment maps inside a body ``validate`` returned, each with its path (``body.images[1]``).

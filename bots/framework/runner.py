@@ -44,7 +44,7 @@ RECONNECT = Backoff()
 
 async def current_positions(client: Client) -> dict[str, int]:
     """The last seq of every conversation the user is in now (SPEC.md §5.5): where a fresh bot starts."""
-    answer = await client.request(Convs())
+    answer = await client.whole(Convs())
     return {conv.conv: conv.last_seq for conv in answer.convs}
 
 

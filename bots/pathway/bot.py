@@ -180,7 +180,7 @@ class PathwayBot(Bot):
     async def progress(self, ctx: Context, args: Args) -> None:
         """Her own progress (EDU-3): she is found among the conversation's members by her member id, so it works
         before anything was sent to her; in a group the answer is for her eyes only."""
-        members = (await ctx.client.request(Members(conv=ctx.conv))).members
+        members = (await ctx.client.whole(Members(conv=ctx.conv))).members
         patient = next((m.username or None for m in members if m.id == ctx.message.sender.id), None)
         await ctx.reply(await self._progress_of(await self._store(ctx), patient), privately=True)
 
@@ -306,7 +306,7 @@ class PathwayBot(Bot):
         if not patients:
             raise CommandError(texts.CLASS_EMPTY.format(tag=tag))
         me = ctx.client.welcome.user.id
-        members = (await ctx.client.request(Members(conv=ctx.conv))).members
+        members = (await ctx.client.whole(Members(conv=ctx.conv))).members
         if not any(m.id == me and m.member_role in ("owner", "admin") for m in members):
             raise CommandError(texts.CLASS_NOT_ADMIN)
         posted = await self._work(ctx.outbox).prepare_classroom(ctx.conv, pathway, node, items)

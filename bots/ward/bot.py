@@ -41,7 +41,7 @@ class WardBot(Bot):
         members = {}
         for conv in (source, target):
             try:
-                members[conv] = (await ctx.client.request(Members(conv=conv))).members
+                members[conv] = (await ctx.client.whole(Members(conv=conv))).members
             except ClientError as exc:
                 await ctx.reply(texts.BOT_CANNOT.format(conv=conv, reason=exc.message))
                 return

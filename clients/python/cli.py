@@ -108,7 +108,7 @@ def _sent(ack: SendAnswer) -> str:
 
 
 async def _members_of(client: Client, conv: str) -> list[Member]:
-    return (await client.request(Members(conv=conv))).members
+    return (await client.whole(Members(conv=conv))).members
 
 
 async def _member_id(client: Client, conv: str, name: str) -> str:
@@ -138,7 +138,7 @@ async def _listen(client: Client, args: argparse.Namespace) -> None:
     conv = args.conv
     if conv.startswith("u:"):  # live messages name the canonical d:<id>
         conv = (await client.request(History(conv=conv, limit=1))).conv
-    client.positions = {c.conv: c.last_seq for c in (await client.request(Convs())).convs}
+    client.positions = {c.conv: c.last_seq for c in (await client.whole(Convs())).convs}
     seen = 0
     with trio.move_on_after(args.timeout if args.timeout is not None else float("inf")):
         async for message in client.messages(resync=False):

@@ -51,6 +51,8 @@ from protocol.frames import (
     Hello,
     HiddenPush,
     History,
+    Listing,
+    ListRequest,
     MsgPush,
     QrRender,
     QrSave,
@@ -74,6 +76,7 @@ from protocol.frames import (
 from protocol.kinds import Attachment
 
 A = TypeVar("A")
+L = TypeVar("L", bound=Listing)
 
 
 class ClientError(Exception):
@@ -192,7 +195,8 @@ class Client:
 
     ``request`` sends a request struct and returns its answer struct
     (``await client.request(History(conv="g:12", after=0))`` is a ``HistoryAnswer``);
-    ``request("op", **fields)`` sends any frame, however odd, and returns the answer as a map.
+    ``request("op", **fields)`` sends any frame, however odd, and returns the answer as a map;
+    ``whole`` follows the pages of a long list, ``sync`` and ``history`` those of messages (SPEC.md §3.7).
     Every answer and push is held to the contract: one it does not describe raises ContractError.
     """
 
@@ -350,20 +354,46 @@ class Client:
                     return data
         return await self._retrying(attempt, retries)
 
+    async def whole(self, request: ListRequest[L]) -> L:
+        """The answer to a request whose answer lists something, with the items of all its pages (SPEC.md §3.7):
+        ``await client.whole(Members(conv="g:12"))`` has every member."""
+        answer = await self.request(request)
+        items = getattr(answer, answer.listed)
+        while answer.cursor is not None:
+            page = await self.request(msgspec.structs.replace(request, cursor=answer.cursor))
+            items.extend(getattr(page, page.listed))
+            answer.cursor = page.cursor
+        return answer
+
     async def history(
         self, conv: str, *, before: int | None = None, after: int | None = None, limit: int = 50
     ) -> tuple[list[Message], bool]:
-        """A page of ``conv`` (SPEC.md §5.3): its messages, oldest first, and whether there is more."""
-        answer = await self.request(History(conv=conv, before=before, after=after, limit=limit))
-        return answer.messages, answer.more
+        """A page of ``conv`` (SPEC.md §5.3): the messages among ``limit`` seqs, oldest first, and whether there
+        is more. Where one answer could not hold the whole page (§3.7) the rest is asked for, on from the seqs
+        the answer covered, until the page is whole."""
+        found: list[Message] = []
+        while True:
+            answer = await self.request(History(conv=conv, before=before, after=after, limit=limit))
+            seqs = [m.seq for m in answer.messages] + [s for r in answer.hidden for s in r]
+            limit -= len(answer.messages) + sum(last - first + 1 for first, last in answer.hidden)
+            if after is None:
+                found[:0] = answer.messages
+                before = min(seqs, default=0)
+            else:
+                found.extend(answer.messages)
+                after = max(seqs, default=after)
+            if not answer.more or limit <= 0 or not seqs:
+                return found, answer.more
 
     async def sync(self, after: dict[str, int] | None = None, limit: int = 100) -> list[SyncEntry]:
-        """Every conversation with all messages after ``after``, following ``more`` to the end."""
+        """Every conversation with all messages after ``after``: the pages of conversations (``cursor``), again
+        and again while some have ``more`` messages than one answer held (SPEC.md §5.2)."""
         after = dict(after or {})
         merged: dict[str, SyncEntry] = {}
+        cursor: str | None = None
+        again = False
         while True:
-            answer = await self.request(Sync(after=after, limit=limit))
-            again = False
+            answer = await self.request(Sync(after=after, limit=limit, cursor=cursor))
             for conv in answer.convs:
                 entry = merged.setdefault(conv.conv, msgspec.structs.replace(conv, messages=[], hidden=[]))
                 entry.messages.extend(conv.messages)
@@ -373,8 +403,11 @@ class Client:
                 if covered is not None:
                     after[conv.conv] = covered
                 again = again or conv.more
-            if not again:
-                return list(merged.values())
+            cursor = answer.cursor
+            if cursor is None:
+                if not again:
+                    return list(merged.values())
+                again = False
 
     async def read(self, conv: str, seq: int) -> ReadAnswer:
         return await self.request(Read(conv=conv, seq=seq))

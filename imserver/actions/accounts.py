@@ -13,9 +13,11 @@ from imserver.bus import SessionsEnded, UserChanged
 from imserver.model import Role, User
 from imserver.store import accounts
 from protocol import ErrorCode, ProtocolError
-from protocol.frames import USERNAME_PATTERN
+from protocol.frames import MAX_FAMILY, USERNAME_PATTERN
 
 MIN_PASSWORD = 8
+MAX_NAME = 64
+"""Characters of a display name (the database checks it too) and of a title: what every view of a person holds."""
 
 
 async def do_create_user(
@@ -25,11 +27,15 @@ async def do_create_user(
     """A new account; its phone number, if given, is stored encrypted (SEC-2).
 
     Error handling: BAD_REQUEST for a username that does not fit the protocol's pattern or is
-    taken (``username``), or a password shorter than ``MIN_PASSWORD`` (``password``).
+    taken (``username``), a password shorter than ``MIN_PASSWORD`` (``password``), or a display name or title
+    longer than ``MAX_NAME`` (``display_name``, ``title``).
     """
     if not re.match(USERNAME_PATTERN, username):
         raise ProtocolError(ErrorCode.BAD_REQUEST, "username: lowercase letters, digits, '_', '.', '-';"
                             " at most 64 characters", field="username")
+    for field, value in (("display_name", display_name), ("title", title)):
+        if len(value) > MAX_NAME:
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"at most {MAX_NAME} characters", field=field)
     if len(password) < MIN_PASSWORD:
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"the password must have at least {MIN_PASSWORD} characters",
                             field="password")
@@ -88,13 +94,16 @@ async def do_set_role(ctx: Context, actor: Actor, user: User, role: Role) -> Non
 async def do_link_family(ctx: Context, actor: Actor, patient: User, family: User, relation: str) -> None:
     """Link a family account to a patient's (IM-8): they see each other for real; a husband follows her.
 
-    Error handling: BAD_REQUEST unless ``patient`` is a patient's account and ``family`` a family account.
+    Error handling: BAD_REQUEST unless ``patient`` is a patient's account and ``family`` a family account;
+    BAD_REQUEST (``family``) for a new link of a patient who has ``MAX_FAMILY`` already.
     """
     if patient.role is not Role.PATIENT or family.role is not Role.FAMILY:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "links a patient account to a family account")
 
     async def body(tx: Tx) -> None:
-        await accounts.link_family_txn(tx.db, patient.id, family.id, relation)
+        if not await accounts.link_family_txn(tx.db, patient.id, family.id, relation, MAX_FAMILY):
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"a patient has at most {MAX_FAMILY} family accounts",
+                                field="family")
         tx.emit(UserChanged(patient.id))
         tx.emit(UserChanged(family.id))
         await tx.audit("family_link", target_id=patient.id,

@@ -30,6 +30,7 @@ from protocol.frames import (
     GroupCreateAnswer,
     GroupRemove,
     GroupRemoveAnswer,
+    Member,
     Members,
     MembersAnswer,
 )
@@ -61,12 +62,15 @@ async def group_remove(s: Services, client: Connection, req: GroupRemove) -> Gro
 
 
 async def members(s: Services, client: Connection, req: Members) -> MembersAnswer:
+    """The members in the order they first joined (their pseudonyms' numbers), a page at a time."""
     roster = await access_conversation(s, client, req.conv)
-    users = await s.directory.users(list(roster.members))
+    pager: views.Pager[Member] = views.Pager(req.cursor)
+    page = sorted((key, uid) for uid in roster.members if pager.wants(key := views.joined(roster, uid)))
+    users = await s.directory.users([uid for _, uid in page])
     viewer = s.directory.viewer(user_of(client).id)
-    return MembersAnswer(rid=req.rid, conv=roster.address, members=[
-        views.member(viewer, users[uid], str(role), roster) for uid, role in roster.members.items() if uid in users
-    ])
+    pager.fill((key, views.member(viewer, users[uid], str(roster.members[uid]), roster))
+               for key, uid in page if uid in users)
+    return MembersAnswer(rid=req.rid, conv=roster.address, members=pager.items, cursor=pager.cursor)
 
 
 async def family_invite(s: Services, client: Connection, req: FamilyInvite) -> FamilyInviteAnswer:

@@ -135,7 +135,7 @@ def _screen(
         if isinstance(value, str):
             found = words.check(value)
             for name in ("blocked", "flagged", "masked"):
-                getattr(total, name).extend(w for w in getattr(found, name) if w not in getattr(total, name))
+                total.note(name, getattr(found, name))
             return found.text
         if isinstance(value, dict):
             if id(value) in shielded:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from imserver import views
 from imserver.access import access_managed_group, access_member, access_user, actor_of, require_role
 from imserver.actions.accounts import do_ban_user
 from imserver.actions.conversations import do_ban_group, do_isolate, do_set_group
@@ -86,14 +87,19 @@ async def words_set(s: Services, client: Connection, req: WordsSet | WordsRemove
 
 async def words_list(s: Services, client: Connection, req: WordsList) -> WordsListAnswer:
     require_role(client, ADMINS, "administrators only")
-    return WordsListAnswer(rid=req.rid, words=[WordEntry(w, p) for w, p in await moderation.words(s.store)])
+    found = sorted(await moderation.words(s.store))
+    pager: views.Pager[WordEntry] = views.Pager(req.cursor)
+    pager.fill(((word,), WordEntry(word, policy)) for word, policy in found)
+    return WordsListAnswer(rid=req.rid, words=pager.items, cursor=pager.cursor)
 
 
 async def audit(s: Services, client: Connection, req: Audit) -> AuditAnswer:
     require_role(client, ADMINS, "administrators only")
     since = datetime.fromtimestamp(req.since / 1000, UTC) if req.since is not None else None
     found = await moderation.audit_entries(s.store, since=since, actor=req.actor, limit=req.limit)
-    return AuditAnswer(rid=req.rid, entries=[AuditEntry(**entry) for entry in found])
+    # Fewer than ``limit`` when they would not fit; the client reads on from the last one (SPEC.md §5.16).
+    entries = views.Pager[AuditEntry](None).fill(((e["id"],), AuditEntry(**e)) for e in found)
+    return AuditAnswer(rid=req.rid, entries=entries)
 
 
 ROUTES = dict([

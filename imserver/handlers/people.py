@@ -57,14 +57,15 @@ async def friend_request(s: Services, client: Connection, req: FriendRequest) ->
 async def friend_requests(s: Services, client: Connection, req: FriendRequests) -> FriendRequestsAnswer:
     user = user_of(client)
     viewer = s.directory.viewer(user.id)
-    pending = await moderation.pending_friend_requests(s.store, user.id)
+    pager: views.Pager[FriendRequestEntry] = views.Pager(req.cursor)
+    pending = [p for p in await moderation.pending_friend_requests(s.store, user.id) if pager.wants((p[0],))]
     requesters = await s.directory.users([from_id for _, _, from_id in pending])
-    found = []
     for request_id, conv_id, from_id in pending:
         roster = await s.directory.roster(conv_id)
-        if roster is not None and not roster.banned and from_id in requesters:
-            found.append(_asking(FriendRequestEntry, request_id, viewer, requesters[from_id], roster))
-    return FriendRequestsAnswer(rid=req.rid, requests=found)
+        if roster is not None and not roster.banned and from_id in requesters and not pager.add(
+                (request_id,), _asking(FriendRequestEntry, request_id, viewer, requesters[from_id], roster)):
+            break
+    return FriendRequestsAnswer(rid=req.rid, requests=pager.items, cursor=pager.cursor)
 
 
 async def friend_respond(s: Services, client: Connection, req: FriendRespond) -> FriendRespondAnswer:

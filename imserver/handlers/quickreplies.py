@@ -57,6 +57,8 @@ from protocol.frames import (
 )
 
 STAFF_ONLY = "quick replies are for staff accounts"
+SCOPE_ORDER = ("personal", "team", "shared")
+"""How ``qr_list`` orders quick replies, each scope by shortcut (SPEC.md §5.19)."""
 
 # -- teams ------------------------------------------------------------------------------------
 
@@ -76,11 +78,13 @@ async def team_member(s: Services, client: Connection, req: TeamAdd | TeamRemove
 
 async def teams(s: Services, client: Connection, req: Teams) -> TeamsAnswer:
     user = require_role(client, visibility.CARE_TEAM, STAFF_ONLY)
-    found = await quickreplies.teams(s.store, None if user.role is Role.ADMIN else user.id)
+    pager: views.Pager[Team] = views.Pager(req.cursor)
+    found = sorted(t for t in await quickreplies.teams(s.store, None if user.role is Role.ADMIN else user.id)
+                   if pager.wants((t[0],)))
     people = await s.directory.users(list({i for _, ids in found for i in ids}))
-    return TeamsAnswer(rid=req.rid, teams=[
-        Team(name=name, members=[views.identity(people[i]) for i in ids if i in people]) for name, ids in found
-    ])
+    pager.fill(((name,), Team(name=name, members=[views.identity(people[i]) for i in ids if i in people]))
+               for name, ids in found)
+    return TeamsAnswer(rid=req.rid, teams=pager.items, cursor=pager.cursor)
 
 
 # -- managing quick replies -------------------------------------------------------------------
@@ -112,14 +116,19 @@ async def delete(s: Services, client: Connection, req: QrDelete) -> QrDeleteAnsw
 
 async def listing(s: Services, client: Connection, req: QrList) -> QuickRepliesAnswer:
     user = require_role(client, visibility.CARE_TEAM, STAFF_ONLY)
-    found = await quickreplies.listing(s.store, user.id, req.scope)
-    return QuickRepliesAnswer(rid=req.rid, replies=[_entry(r, user) for r in found])
+    pager: views.Pager[QuickReply] = views.Pager(req.cursor)
+    keyed = sorted(((SCOPE_ORDER.index(r.scope), r.shortcut, r.id), r)
+                   for r in await quickreplies.listing(s.store, user.id, req.scope))
+    pager.fill((key, _entry(r, user)) for key, r in keyed if pager.wants(key))
+    return QuickRepliesAnswer(rid=req.rid, replies=pager.items, cursor=pager.cursor)
 
 
 async def search(s: Services, client: Connection, req: QrSearch) -> QuickRepliesAnswer:
+    """The best ``limit``, fewer when they would not fit in one answer (SPEC.md §5.19)."""
     user = require_role(client, visibility.CARE_TEAM, STAFF_ONLY)
     found = await quickreplies.search(s.store, user.id, req.q.strip(), req.limit)
-    return QuickRepliesAnswer(rid=req.rid, replies=[_entry(r, user) for r in found])
+    replies = views.Pager[QuickReply](None).fill(((rank,), _entry(r, user)) for rank, r in enumerate(found))
+    return QuickRepliesAnswer(rid=req.rid, replies=replies)
 
 
 def _entry(reply: quickreplies.QuickReply, user: User) -> QuickReply:
@@ -213,6 +222,9 @@ def _messages(s: Services, replies: list[quickreplies.QuickReply], values: dict[
         joined.text = "\n".join(texts)
         if len(joined.text) > s.settings.max_text:
             raise ProtocolError(ErrorCode.TEXT_TOO_LONG, f"at most {s.settings.max_text} characters", field="ids")
+    if sum(map(views.size, ready)) > views.LIST_BUDGET:  # each fits a message; ten together may not fit an answer
+        raise ProtocolError(ErrorCode.BAD_REQUEST, "too large together for one answer: fill in fewer at once",
+                            field="ids")
     return ready
 
 

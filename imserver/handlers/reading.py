@@ -1,7 +1,9 @@
 """Reading: ``sync``, ``history``, ``read``, ``receipt`` and ``convs`` (SPEC.md §5.2–§5.5).
 
 Every page is filtered per viewer by ``views`` (DESIGN rule 4); the seqs a viewer may
-not see are reported as hidden ranges, so they never look like gaps.
+not see are reported as hidden ranges, so they never look like gaps. Every answer fits
+in one frame (SPEC.md §3.7): a page of messages ends where the next would not fit, with
+``more``, and the conversations of ``sync`` and ``convs`` come a page at a time.
 """
 
 from __future__ import annotations
@@ -36,36 +38,47 @@ from protocol.frames import (
 
 
 async def sync(s: Services, client: Connection, req: Sync) -> SyncAnswer:
+    """The user's conversations after the cursor, each with its page of messages, as many as fit: the messages
+    share the answer's bytes in the order of the conversations, and those not reached come with none and
+    ``more`` (SPEC.md §5.2)."""
     user = user_of(client)
     after: dict[int, int] = {}
     for addr, seq in req.after.items():
         conv_id = (await access_conversation(s, client, addr)).conv_id if addr.startswith("u:") else int(addr[2:])
         after[conv_id] = seq
-    convs, rows, unread = await messages.sync(s.store, user.id, after, req.limit)
+    pager: views.Pager[SyncEntry] = views.Pager(req.cursor, views.PAGE_BUDGET)
+    convs, rows, unread = await messages.sync(s.store, user.id, after, req.limit, start=pager.number())
     await _people_in(s, [r for found in rows.values() for r in found])
     viewer = s.directory.viewer(user.id)
-    result = []
+    reached = True
     for conv in convs:
         roster = await s.directory.roster(conv["id"])
         if roster is None:
             continue
         summary = await _summary(s, viewer, conv, roster, unread.get(conv["id"], []))
         found = [] if roster.banned else rows.get(conv["id"], [])
-        shown, hidden = views.page(found[:req.limit], viewer, roster, s.directory.cached_users())
-        result.append(SyncEntry(**msgspec.structs.asdict(summary), messages=shown, hidden=hidden,
-                                more=len(found) > req.limit))
-    return SyncAnswer(rid=req.rid, convs=result)
+        entry = SyncEntry(**msgspec.structs.asdict(summary), messages=[], hidden=[], more=bool(found))
+        if not pager.add((conv["id"],), entry, views.ENTRY_LISTS_BYTES):
+            break
+        if reached and found:
+            entry.messages, entry.hidden, cut = views.page(
+                found[:req.limit], viewer, roster, s.directory.cached_users(), pager.budget)
+            entry.more = cut or len(found) > req.limit
+            reached = not cut
+    return SyncAnswer(rid=req.rid, convs=pager.items, cursor=pager.cursor)
 
 
 async def history(s: Services, client: Connection, req: History) -> HistoryAnswer:
+    """A page of one conversation, as much of it as fits, taken in the paging direction (SPEC.md §5.3)."""
     if req.before is not None and req.after is not None:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "give before or after, not both", field="after")
     roster = await access_conversation(s, client, req.conv)
     rows, more = await messages.history(s.store, roster.conv_id, before=req.before, after=req.after, limit=req.limit)
     await _people_in(s, rows)
     viewer = s.directory.viewer(user_of(client).id)
-    shown, hidden = views.page(rows, viewer, roster, s.directory.cached_users())
-    return HistoryAnswer(rid=req.rid, conv=roster.address, messages=shown, hidden=hidden, more=more)
+    shown, hidden, cut = views.page(rows if req.after is not None else reversed(rows), viewer, roster,
+                                    s.directory.cached_users(), views.Budget(views.PAGE_BUDGET))
+    return HistoryAnswer(rid=req.rid, conv=roster.address, messages=shown, hidden=hidden, more=more or cut)
 
 
 async def read(s: Services, client: Connection, req: Read) -> ReadAnswer:
@@ -95,16 +108,17 @@ async def receipt(s: Services, client: Connection, req: Receipt) -> ReceiptAnswe
 async def convs(s: Services, client: Connection, req: Convs) -> ConvsAnswer:
     user = user_of(client)
     viewer = s.directory.viewer(user.id)
-    found = await conversations.summaries(s.store, user.id)
+    pager: views.Pager[ConvSummary] = views.Pager(req.cursor)
+    found = [c for c in await conversations.summaries(s.store, user.id) if pager.wants((c["id"],))]
     unread = await messages.unread_rows(
         s.store, user.id, [(c["id"], c["read_seq"]) for c in found if c["last_seq"] > c["read_seq"]]
     )
-    result = []
     for conv in found:
         roster = await s.directory.roster(conv["id"])
-        if roster is not None:
-            result.append(await _summary(s, viewer, conv, roster, unread.get(conv["id"], [])))
-    return ConvsAnswer(rid=req.rid, convs=result)
+        if roster is not None and not pager.add((conv["id"],), await _summary(s, viewer, conv, roster,
+                                                                             unread.get(conv["id"], []))):
+            break
+    return ConvsAnswer(rid=req.rid, convs=pager.items, cursor=pager.cursor)
 
 
 async def _summary(

@@ -133,12 +133,17 @@ async def family_of(store: Store, user_ids: list[int]) -> dict[int, frozenset[in
     return {u: frozenset(v) for u, v in links.items()}
 
 
-async def link_family_txn(db: asyncpg.Connection, patient_id: int, family_id: int, relation: str) -> None:
-    await db.execute(
-        "insert into family_links (patient_id, family_id, relation) values ($1, $2, $3)"
-        " on conflict (patient_id, family_id) do update set relation = excluded.relation",
-        patient_id, family_id, relation,
+async def link_family_txn(
+    db: asyncpg.Connection, patient_id: int, family_id: int, relation: str, most: int
+) -> bool:
+    """Link or relink; False, changing nothing, for a new link of a patient who has ``most`` already."""
+    done: bool | None = await db.fetchval(
+        "insert into family_links (patient_id, family_id, relation) select $1, $2, $3"
+        " where (select count(*) from family_links where patient_id = $1 and family_id <> $2) < $4"
+        " on conflict (patient_id, family_id) do update set relation = excluded.relation returning true",
+        patient_id, family_id, relation, most,
     )
+    return bool(done)
 
 
 async def linked_txn(db: asyncpg.Connection, patient_id: int, family_id: int) -> bool:

@@ -15,11 +15,13 @@ async def definitions(store: Store) -> list[dict[str, Any]]:
     return [r["definition"] for r in await store.run("custom_kinds", txn, transaction=False)]
 
 
-async def define_txn(db: asyncpg.Connection, definition: dict[str, Any], actor_id: int | None) -> None:
-    """Add or replace a kind."""
-    await db.execute(
-        "insert into custom_kinds (name, definition, defined_by) values ($1, $2, $3)"
+async def define_txn(db: asyncpg.Connection, definition: dict[str, Any], actor_id: int | None, *, most: int) -> bool:
+    """Add or replace a kind; False, changing nothing, for a new kind when there are ``most`` already."""
+    done: bool | None = await db.fetchval(
+        "insert into custom_kinds (name, definition, defined_by)"
+        " select $1, $2, $3 where (select count(*) from custom_kinds where name <> $1) < $4"
         " on conflict (name) do update set definition = excluded.definition,"
-        "   defined_by = excluded.defined_by, defined_at = now()",
-        definition["name"], definition, actor_id,
+        "   defined_by = excluded.defined_by, defined_at = now() returning true",
+        definition["name"], definition, actor_id, most,
     )
+    return bool(done)

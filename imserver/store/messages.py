@@ -171,12 +171,13 @@ UNREAD_CAP = 999
 
 
 async def sync(
-    store: Store, user_id: int, after: dict[int, int], limit: int
+    store: Store, user_id: int, after: dict[int, int], limit: int, *, start: int = 0
 ) -> tuple[list[asyncpg.Record], dict[int, list[Row]], dict[int, list[Row]]]:
-    """The user's conversations, the messages after the given seqs (at most ``limit`` + 1 each),
-    and the messages after each read marker (at most UNREAD_CAP + 1), for the views to filter (SPEC.md §5.2)."""
+    """The user's conversations numbered above ``start``, the messages after the given seqs (at most ``limit`` + 1
+    each), and the messages after each read marker (at most UNREAD_CAP + 1), for the views to filter (SPEC.md
+    §5.2)."""
     async def txn(db: asyncpg.Connection) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
-        convs = await summaries_txn(db, user_id)
+        convs = [r for r in await summaries_txn(db, user_id) if r["id"] > start]
         wanted = [r["id"] for r in convs if r["last_seq"] > after.get(r["id"], 0)]
         rows = await db.fetch(
             f"select {_ROW_COLUMNS} from unnest($1::bigint[], $2::bigint[]) p(conv_id, after)"

@@ -182,6 +182,14 @@ async def create_team_txn(db: asyncpg.Connection, name: str) -> int | None:
     return found
 
 
+async def team_size_txn(db: asyncpg.Connection, team_id: int, *, besides: int) -> int:
+    """The members of a team but one."""
+    size: int = await db.fetchval(
+        "select count(*) from team_members where team_id = $1 and user_id <> $2", team_id, besides
+    )
+    return size
+
+
 async def set_team_member_txn(db: asyncpg.Connection, team_id: int, user_id: int, member: bool) -> bool:
     """Add or remove a member; False if there was nothing to change."""
     if member:

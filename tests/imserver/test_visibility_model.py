@@ -54,7 +54,7 @@ from clients.python import Client, ClientError, open_client
 from imserver.config import Settings
 from imserver.model import Role
 from imserver.store import accounts
-from protocol.frames import HiddenPush, MsgPush, SendAnswer
+from protocol.frames import MAX_FAMILY, HiddenPush, MsgPush, SendAnswer
 from tests.conftest import PASSWORD, PASSWORD_HASH, Running
 from tests.conftest import test_settings as server_settings
 from tests.helpers import as_frame
@@ -758,7 +758,8 @@ async def open_world(server: Running) -> AsyncIterator[World]:
         )
         ids[who] = user.id
     for patient, husband in HUSBAND.items():
-        await server.store.run("test_link", accounts.link_family_txn, ids[patient], ids[husband], "husband")
+        await server.store.run("test_link", accounts.link_family_txn, ids[patient], ids[husband], "husband",
+                               MAX_FAMILY)
     world = World(server, ids)
     async with contextlib.AsyncExitStack() as stack:
         for who, person in CAST.items():
