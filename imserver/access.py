@@ -82,26 +82,29 @@ async def _direct_chat(s: Services, client: Connection, username: str) -> int:
     other = await access_user(s, username, field="conv")
     if other.id == user.id:
         raise ProtocolError(ErrorCode.BAD_REQUEST, "cannot chat with yourself", field="conv")
-    if client.session is not None and client.session.readonly:
-        conv_id = await _existing_direct_chat(s, user.id, other.id)
-        if conv_id is None:
-            raise ProtocolError(ErrorCode.NOT_FOUND, "no direct chat with this user yet", field="conv")
+    conv_id = await _existing_direct_chat(s, user.id, other.id)
+    if conv_id is not None:
         return conv_id
-    key = (min(user.id, other.id), max(user.id, other.id))
-    conv_id = s.direct_chats.get(key)
-    if conv_id is None:
-        me, them = s.directory.viewer(user.id), s.directory.viewer(other.id)
-        conv_id = s.direct_chats[key] = await do_open_direct_chat(s.actions, actor_of(client), me, them)
+    if client.session is not None and client.session.readonly:
+        raise ProtocolError(ErrorCode.NOT_FOUND, "no direct chat with this user yet", field="conv")
+    me, them = s.directory.viewer(user.id), s.directory.viewer(other.id)
+    conv_id = s.direct_chats[_pair(user.id, other.id)] = await do_open_direct_chat(
+        s.actions, actor_of(client), me, them
+    )
     return conv_id
 
 
+def _pair(a: int, b: int) -> tuple[int, int]:
+    return min(a, b), max(a, b)
+
+
 async def _existing_direct_chat(s: Services, a: int, b: int) -> int | None:
-    key = (min(a, b), max(a, b))
-    conv_id = s.direct_chats.get(key)
+    """The direct chat of two people if it exists, remembered by this node once found."""
+    conv_id = s.direct_chats.get(_pair(a, b))
     if conv_id is None:
         conv_id = await conversations.direct_conv_id(s.store, a, b)
         if conv_id is not None:
-            s.direct_chats[key] = conv_id
+            s.direct_chats[_pair(a, b)] = conv_id
     return conv_id
 
 
