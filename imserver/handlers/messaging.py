@@ -8,7 +8,10 @@ and kinds with their bodies (MSG-1). The answer is pushed once the message is co
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
+
+import msgspec
 
 from imserver import visibility
 from imserver.access import access_conversation, access_member, actor_of, conversation_id, user_of
@@ -42,7 +45,7 @@ async def send(s: Services, client: Connection, req: Send) -> None:
     def done(outcome: Outcome) -> None:
         if isinstance(outcome, ProtocolError):
             client.fail(ProtocolError(outcome.code, outcome.detail, rid=req.rid))
-        elif outcome.conv_id != draft.conv_id:  # the cid names a message of hers elsewhere (SPEC.md §5.2.1)
+        elif not outcome.answers(draft):  # the cid names another message of hers (SPEC.md §5.1, §5.2.1)
             client.fail(ProtocolError(ErrorCode.CID_REUSED, rid=req.rid, field="cid"))
         elif blocked:
             client.fail(ProtocolError(ErrorCode.SENSITIVE_WORDS, rid=req.rid))
@@ -58,13 +61,15 @@ async def send(s: Services, client: Connection, req: Send) -> None:
 
 async def _answer_resend(s: Services, client: Connection, user: User, req: Send) -> bool:
     """A resend of a stored message gets the first answer, whatever the rules say now (DESIGN rule 2): the
-    same client id to the same conversation; sent elsewhere it is not a resend (SPEC.md §5.2.1)."""
+    same client id and content to the same conversation; anything else is not a resend (SPEC.md §5.1)."""
     earlier = await messages.by_client_id(s.store, user.id, req.cid)
     if earlier is None:
         return False
     address, stored, audience = earlier
     if stored.conv_id != await conversation_id(s, client, req.conv):
         return False
+    if stored.digest not in (None, request_digest(req)):
+        raise ProtocolError(ErrorCode.CID_REUSED, field="cid")
     if audience == Audience.STAFF:
         client.fail(ProtocolError(ErrorCode.SENSITIVE_WORDS, rid=req.rid))
     else:
@@ -95,9 +100,15 @@ async def _draft(s: Services, client: Connection, req: Send) -> tuple[messages.D
         roster.conv_id, user.id, Sender(user.ref, user.display_name, str(user.role), user.title),
         req.kind, text, body, req.cid, audience=str(audience), only_user_id=only_id,
         flagged=() if verdict.blocked else tuple(verdict.flagged),
-        attachments=tuple(dict.fromkeys(f["id"] for f in files)) if files else (),
+        attachments=tuple(dict.fromkeys(f["id"] for f in files)) if files else (), digest=request_digest(req),
     )
     return draft, roster, verdict.blocked
+
+
+def request_digest(req: Send) -> bytes:
+    """What the sender asked for, whatever the order of a body's keys: a resend has the same (SPEC.md §5.1)."""
+    asked = msgspec.json.encode((req.kind, req.text, req.body, req.only), order="sorted")
+    return hashlib.blake2b(asked, digest_size=16).digest()
 
 
 def content(s: Services, req: Send | QrSave) -> tuple[str, dict[str, Any] | None]:

@@ -32,6 +32,8 @@ class Draft:
     """Words the filter flagged, for the push to the group's staff; not stored with the message."""
     attachments: tuple[str, ...] = ()
     """The files it carries (MSG-4), recorded with it for the access check of ``fetch``."""
+    digest: bytes | None = None
+    """What its sender asked for (``request_digest``), to tell a resend from a client id reused (migration 0007)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,13 @@ class Stored:
     sender_hidden: bool = False
     """Whether the sender's isolation hid it when it was stored (IM-12, IM-13), read under the same
     conversation lock that gave it its seq, so live delivery agrees with history."""
+    digest: bytes | None = None
+    """The digest of the request that stored it (None for messages stored before migration 0007)."""
+
+    def answers(self, draft: Draft) -> bool:
+        """Whether this stored message is what ``draft`` asks for: a true resend, not its client id reused for
+        another conversation or other content (SPEC.md §5.1, Idempotency)."""
+        return self.conv_id == draft.conv_id and (self.digest is None or self.digest == draft.digest)
 
 
 def millis(ts: datetime) -> int:
@@ -53,7 +62,7 @@ def millis(ts: datetime) -> int:
 
 
 async def write_batch(db: asyncpg.Connection, drafts: list[Draft]) -> list[Stored]:
-    """Store a batch with one call of ``im_write_batch`` (migration 0003); one result per draft, in order.
+    """Store a batch with one call of ``im_write_batch`` (migrations 0003, 0005, 0007); one result per draft, in order.
 
     Outside a transaction the call commits on its own; inside one it joins it.
     Seqs are handed out by bumping ``conversations.last_seq`` in the same
@@ -63,14 +72,15 @@ async def write_batch(db: asyncpg.Connection, drafts: list[Draft]) -> list[Store
     """
     rows = await db.fetch(
         "select * from im_write_batch($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::jsonb[],"
-        " $6::text[], $7::text[], $8::bigint[], $9::text[])",
+        " $6::text[], $7::text[], $8::bigint[], $9::text[], $10::bytea[])",
         [d.conv_id for d in drafts], [d.sender_id for d in drafts], [d.kind for d in drafts],
         [d.text for d in drafts], [d.body for d in drafts], [d.cid for d in drafts],
         [d.audience for d in drafts], [d.only_user_id for d in drafts],
-        [",".join(d.attachments) if d.attachments else None for d in drafts],
+        [",".join(d.attachments) if d.attachments else None for d in drafts], [d.digest for d in drafts],
     )
     by_index = {
-        r["idx"]: Stored(r["conv_id"], r["seq"], r["id"], millis(r["created_at"]), r["dup"], r["sender_hidden"])
+        r["idx"]: Stored(r["conv_id"], r["seq"], r["id"], millis(r["created_at"]), r["dup"], r["sender_hidden"],
+                         r["digest"])
         for r in rows
     }
     return [by_index[i] for i in range(1, len(drafts) + 1)]
@@ -134,14 +144,15 @@ async def by_client_id(store: Store, sender_id: int, cid: str) -> tuple[str, Sto
     """A message already stored under this client id: its conversation's address, where it is, its audience."""
     async def txn(db: asyncpg.Connection) -> asyncpg.Record | None:
         return await db.fetchrow(
-            "select m.conv_id, m.seq, m.id, m.created_at, m.audience, c.kind from messages m"
+            "select m.conv_id, m.seq, m.id, m.created_at, m.audience, m.request_digest, c.kind from messages m"
             " join conversations c on c.id = m.conv_id where m.sender_id = $1 and m.client_id = $2",
             sender_id, cid,
         )
     row = await store.run("by_client_id", txn, transaction=False)
     if row is None:
         return None
-    stored = Stored(row["conv_id"], row["seq"], row["id"], millis(row["created_at"]), True)
+    stored = Stored(row["conv_id"], row["seq"], row["id"], millis(row["created_at"]), True,
+                    digest=row["request_digest"])
     return address(row["kind"], row["conv_id"]), stored, row["audience"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from clients.python import ClientError, open_client
+from clients.python import Client, ClientError, open_client
 from imserver.model import Role
 from imserver.store import conversations
 from protocol.frames import ReadPush
@@ -38,11 +38,66 @@ async def test_resend_with_same_client_id_is_not_duplicated(server: Running) -> 
     async with open_client(server.url, username="dr", password=PASSWORD) as doctor:
         group = (await doctor.request("group_create", name="g"))["conv"]
         first = await doctor.send(group, "hello", cid="c-1")
-        again = await doctor.send(group, "hello (resent)", cid="c-1")
+        again = await doctor.send(group, "hello", cid="c-1")
         assert again.dup is True and first.dup is False
         assert (again.seq, again.id) == (first.seq, first.id)
         page, _ = await doctor.history(group)
         assert [m.text for m in page] == ["hello"]
+
+
+async def test_a_client_id_reused_with_other_content_is_refused(server: Running) -> None:
+    """Issue 14 item 6, SPEC.md §5.1: a cid stands for one request, as an idempotency key does at a payment API.
+    The same cid with another text, kind, body or ``only`` is refused with ``cid_reused`` and stores nothing;
+    the same content with a body's keys in another order is a resend."""
+    await server.user("dr", Role.STAFF)
+    alice_id = (await server.user("alice")).ref  # staff see patients by their own ids
+    async with open_client(server.url, username="dr", password=PASSWORD) as doctor:
+        group = (await doctor.request("group_create", name="g", members=["alice"]))["conv"]
+        notice = {"title": "取卵前须知", "content": "前一晚十点后禁食，带身份证"}
+        sent = {
+            "t": await doctor.send(group, "术前须知", cid="t"),
+            "n": await doctor.send(group, kind="notice", body=notice, cid="n"),
+            "o": await doctor.send(group, "只给你看", cid="o", only=alice_id),
+        }
+        others: list[tuple[str, dict[str, object]]] = [
+            ("t", {"text": "术前须知 "}), ("t", {"kind": "notice", "body": notice}),
+            ("n", {"kind": "notice", "body": {**notice, "content": "前一晚八点后禁食"}}),
+            ("n", {"text": "术前须知"}), ("o", {"text": "只给你看"}), ("t", {"text": "术前须知", "only": alice_id}),
+        ]
+        for cid, fields in others:
+            with pytest.raises(ClientError) as refused:
+                await doctor.send(group, cid=cid, **fields)  # type: ignore[arg-type]
+            assert (refused.value.code, refused.value.field) == ("cid_reused", "cid"), (cid, fields)
+        reordered = dict(reversed(list(notice.items())))
+        again = await doctor.send(group, kind="notice", body=reordered, cid="n")
+        assert (again.seq, again.dup) == (sent["n"].seq, True)
+        page, _ = await doctor.history(group)
+        assert [m.seq for m in page] == [1, 2, 3]
+
+
+async def test_a_client_id_reused_while_its_message_is_in_flight_is_refused(server: Running) -> None:
+    """The writer joins a resend to its in-flight original (DESIGN rule 2); other content under the same cid must
+    not ride along and be acked as the original."""
+    await server.user("dr", Role.STAFF)
+    async with open_client(server.url, username="dr", password=PASSWORD) as doctor:
+        group = (await doctor.request("group_create", name="g"))["conv"]
+        outcomes: dict[str, object] = {}
+        for round_ in range(20):
+            outcomes.clear()
+            cid = f"same-{round_}"
+            async with trio.open_nursery() as nursery:
+                for text in ("甲", "乙"):
+                    nursery.start_soon(_send_raw, doctor, group, cid, text, outcomes)
+            assert sorted(v if isinstance(v, str) else "ok" for v in outcomes.values()) == ["cid_reused", "ok"]
+        page, _ = await doctor.history(group, limit=100)
+        assert len(page) == 20
+
+
+async def _send_raw(client: Client, conv: str, cid: str, text: str, outcomes: dict[str, object]) -> None:
+    try:
+        outcomes[text] = await client.request("send", conv=conv, cid=cid, text=text)
+    except ClientError as exc:
+        outcomes[text] = exc.code
 
 
 async def test_a_client_id_names_one_message_in_one_conversation(server: Running) -> None:
