@@ -22,7 +22,6 @@ class Hub:
         self._by_session: dict[uuid.UUID, set[Connection]] = {}
         self._empty = trio.Event()
         self._empty.set()
-        metrics.OUTBOUND_QUEUE.set_function(lambda: sum(c.queued() for c in self.connections()))
 
     def attach(self, client: Connection) -> None:
         assert client.session is not None

@@ -48,8 +48,9 @@ class Scenario(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     reconnect_storm: Count = 0
     """After the traffic, this many listeners drop at once, miss ``storm_missed`` messages, reconnect, sync."""
     storm_missed: PositiveInt = 20
-    heartbeat_s: Annotated[float, Meta(gt=0)] = 30.0
-    """Each online client sends an application ping this often (what the apps do to keep NAT open)."""
+    heartbeat_s: Annotated[float, Meta(ge=0)] = 30.0
+    """Each online client sends an application ping this often (what the apps do to keep NAT open); 0: never,
+    like a phone in a pocket, so only the server's own keep-alive runs (issue 14 item 1)."""
     prefill_messages: Count = 0
     """Old messages written by ``imload setup`` before the run, spread over the conversations."""
     workers: Annotated[int, Meta(ge=1, le=64)] = 2

@@ -119,7 +119,8 @@ class Agent:
                 self.worker.connected += 1
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._receive, client)
-                    nursery.start_soon(self._heartbeat, client)
+                    if self.worker.scenario["heartbeat_s"]:
+                        nursery.start_soon(self._heartbeat, client)
                     await self.stop.wait()
                     nursery.cancel_scope.cancel()
         except Exception as exc:

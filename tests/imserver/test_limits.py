@@ -82,18 +82,23 @@ class Wire:
             self.ws.receive_data(data or None)
 
     async def frame(self) -> dict[str, Any]:
-        event = await self.next()
-        assert isinstance(event, BytesMessage), f"expected a frame, got {event}"
-        decoded: dict[str, Any] = msgspec.msgpack.decode(event.data)
-        return decoded
+        (frame,), end = await self.frames(1)
+        assert end is None, f"expected a frame, got {end}"
+        return frame
 
     async def frames(self, count: int) -> tuple[list[dict[str, Any]], CloseConnection | None]:
-        """The next ``count`` frames, fewer if the server closes first (then with its close frame)."""
+        """The next ``count`` frames, fewer if the server closes first (then with its close frame).
+
+        wsproto hands out a large frame in parts as they arrive; a frame is decoded once it is whole."""
         frames: list[dict[str, Any]] = []
+        parts: list[bytes] = []
         while len(frames) < count:
             event = await self.next()
             if isinstance(event, BytesMessage):
-                frames.append(msgspec.msgpack.decode(event.data))
+                parts.append(event.data)
+                if event.message_finished:
+                    frames.append(msgspec.msgpack.decode(b"".join(parts)))
+                    parts.clear()
             elif event is None or isinstance(event, CloseConnection):
                 return frames, event
         return frames, None
@@ -192,6 +197,28 @@ async def test_slow_consumer_is_dropped_and_others_get_everything(server: Runnin
         assert [c.conv for c in convs] == [group]
         assert [m.seq for m in convs[0].messages] == list(range(1, count + 1))
         assert convs[0].messages[-1].text == f"{count - 1}:{text}"
+
+
+async def test_the_outbound_queue_gauge_counts_what_waits_and_returns_to_zero(server: Running) -> None:
+    """NFR-2: ``imserver_outbound_queue_depth`` shows frames waiting for a reader that is behind, and nothing once
+    it caught up; the gauge looks only at connections that are behind, so 10,000 idle phones cost a scrape nothing
+    (issue 14 item 1)."""
+    await server.user("bot", Role.BOT)
+    await server.user("slow")
+    count, text = 60, "长" * 2000  # 6 kB each: more than the kernel buffers hold, less than the queue (1,024)
+    async with open_client(server.url, username="bot", password=PASSWORD) as bot, Wire.open(server) as slow:
+        await slow.login("slow")
+        group = (await bot.request("group_create", name="g", members=["slow"]))["conv"]
+        await slow.frame()  # the conv push
+        assert sample("imserver_outbound_queue_depth") == 0
+        for i in range(count):
+            await bot.send(group, f"{i}:{text}")
+        assert sample("imserver_outbound_queue_depth") > 0
+        frames, _ = await slow.frames(count)
+        assert [f["msg"]["seq"] for f in frames] == list(range(1, count + 1))
+        with trio.fail_after(TIMEOUT):
+            while sample("imserver_outbound_queue_depth"):  # noqa: ASYNC110 (a gauge has no event)
+                await trio.sleep(0.01)
 
 
 # -- password checks (SPEC.md §4.5) -------------------------------------------------------------
