@@ -1,4 +1,5 @@
-"""The server's one public admin interface for tools outside ``imserver/`` (the load harness ``imload`` today).
+"""The server's one public admin interface for tools outside ``imserver/`` (the load harness ``imload``, the web
+front door ``webadmin``).
 
 A tool that must set up or inspect a server's database in bulk (thousands of accounts, groups and direct chats,
 a million old messages, a session for each of 10,000 clients, the count of what was stored) opens an
@@ -12,16 +13,22 @@ says when.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import asyncpg
+
 from imserver import auth
 from imserver.model import Role, address
-from imserver.store import accounts, bulk
+from imserver.store import accounts, bulk, moderation
 from imserver.store.migrate import migrate
 from pgtrio.bridge import Store, open_store
+
+VIEW_DEVICE = "mini-program view"
+"""The device name of sessions made by ``Admin.view_token``, as a user's list of sessions shows it."""
 
 
 @dataclass(frozen=True)
@@ -93,9 +100,29 @@ class Admin:
 
     async def issue_tokens(self, user_ids: Sequence[int], *, device: str, expires_at: datetime) -> list[str]:
         """A new session for each user and its token, as a client gets on login (SPEC.md §3), in order."""
-        signer = auth.TokenSigner(await accounts.server_key(self._store, "token_hmac"))
+        signer = auth.TokenSigner(await accounts.server_key(self._store, auth.TOKEN_KEY))
         sessions = await self._store.run("admin_sessions", bulk.create_sessions_txn, user_ids, device, expires_at)
         return [signer.issue(s, expires_at.timestamp()) for s in sessions]
+
+    async def view_token(self, username: str, *, expires_at: datetime, issuer: str) -> str | None:
+        """A token for a read-only session of a patient or family account (IM-17), as the hospital's mini-program
+        back end asks for one (webadmin's ``POST /api/view-tokens``); None when there is no such active account.
+        The audit log records it (``view_token``, by ``issuer``), since it opens her conversations to whoever
+        holds it (SEC-1).
+
+        The session itself is read-only: a client that says ``hello`` with this token gets a read-only session
+        whatever its ``readonly`` says, and cannot send, upload or change anything (SPEC.md §4.4)."""
+        user = await accounts.user_by_name(self._store, username)
+        if user is None or user.banned or user.role not in (Role.PATIENT, Role.FAMILY):
+            return None
+        signer = auth.TokenSigner(await accounts.server_key(self._store, auth.TOKEN_KEY))
+
+        async def txn(db: asyncpg.Connection) -> uuid.UUID:
+            session = await accounts.create_session_txn(db, user.id, VIEW_DEVICE, True, expires_at)
+            await moderation.audit_txn(db, actor_id=None, actor=issuer, action="view_token", target_id=user.id,
+                                       detail={"expires_at": expires_at.isoformat()})
+            return session
+        return signer.issue(await self._store.run("admin_view_token", txn), expires_at.timestamp())
 
     async def last_seqs(self, addresses: Sequence[str]) -> dict[str, int]:
         """The seq of each conversation's last message (0 for none)."""

@@ -25,6 +25,18 @@ class Settings:
     """host:port of the WebSocket listener."""
     http_listen: str = "127.0.0.1:8081"
     """host:port of /healthz and /metrics; keep it off the public network."""
+    web_listen: str = "127.0.0.1:8082"
+    """host:port of the web front door (``imweb``): the chat app, and the API for the mini-program's back end."""
+    public_ws_url: str = ""
+    """The WebSocket URL the web app connects to, as a phone reaches it (behind the hospital's proxy, e.g.
+    wss://im.example-hospital.cn/ws); empty: ws:// (wss:// with TLS) on ``listen``'s host and port."""
+    web_root: str = ""
+    """The built chat app (``clients/web/dist``); empty: that folder of this checkout."""
+    view_issuer_key: str = ""
+    """The secret with which the mini-program's back end asks for view tokens (``POST /api/view-tokens``);
+    empty: that API is off. Give it in the environment, not in a file others can read."""
+    view_token_minutes: int = 60
+    """How long a view token (a read-only session for the mini-program, IM-17) is valid."""
     tls_cert: str = ""
     tls_key: str = ""
     max_frame: int = 64 * 1024

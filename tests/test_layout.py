@@ -30,7 +30,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "integrations": {"jsonlog", "trio", "httpx", "starlette", "hypercorn"},  # adapters know nothing of chat
     "imserver": {"protocol", "pgtrio", "jsonlog"} | SERVER,
     "bots": {"protocol", "clients", "pgtrio", "integrations", "jsonlog", "trio", "asyncpg", "msgspec", "starlette"},
-    "webadmin": {"protocol", "clients", "pgtrio", "imserver.actions", "jsonlog", "trio", "starlette", "hypercorn"},
+    "webadmin": {"protocol", "clients", "pgtrio", "imserver.actions", "imserver.admin", "imserver.config",
+                 "integrations.serving", "jsonlog", "trio", "msgspec", "starlette", "hypercorn"},
     "load": {"protocol", "clients", "imserver.admin", "trio", "msgspec", "matplotlib"},
     "launcher": {ANYTHING},  # it starts the whole system
     "tests": {ANYTHING},

@@ -13,7 +13,6 @@ carry ids only: the patient's username and counts, never what was sent to her.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -22,7 +21,6 @@ from typing import Any
 
 import trio
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -30,7 +28,7 @@ from starlette.routing import Route
 from bots.framework.channels import ChannelConfigError
 from bots.pathway.render import treatment_message
 from bots.pathway.store import NoticeRow, PathwayStore
-from integrations.serving import serve
+from integrations.serving import Refusal, bearer_key, json_api, serve, unauthorized
 from protocol.clock import HOSPITAL_ZONE
 from protocol.frames import USERNAME_PATTERN
 
@@ -47,28 +45,20 @@ MIN_KEY = 16
 _USERNAME = re.compile(USERNAME_PATTERN)
 
 
-class Refusal(Exception):
-    """A request answered with an error: ``{"error": code, "message": message}`` and ``status``."""
-
-    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers
-
-
 def notices_app(store: PathwayStore, keys: Iterable[str]) -> Starlette:
     """The feed as an ASGI app; a request must carry ``Authorization: Bearer <one of keys>`` (blank keys never
     match)."""
     secrets = [key.encode() for key in keys if key]
 
     async def notices(request: Request) -> Response:
-        if not _authorized(request, secrets):
+        key = bearer_key(request, secrets)
+        if key is None:
             client = request.client.host if request.client else None
             log.warning("pathway api: request without a valid key", extra={"client": client})
-            raise Refusal(401, "unauthorized", "missing or wrong API key (Authorization: Bearer <key>)",
-                          {"WWW-Authenticate": "Bearer"})
+            raise unauthorized()
         username, his_id, limit = _query(request)
         found = await store.treatment_notices(username=username, his_id=his_id, limit=limit)
-        caller = f"api:{_key_number(request, secrets)}"
+        caller = f"api:{key}"
         if found is None:  # a look-up of someone's data is recorded, found or not
             asked = {"username": username} if username else {"his_id": his_id}
             await store.state.audit(caller, "api:notices", detail={"asked": asked, "patient": None})
@@ -78,26 +68,7 @@ def notices_app(store: PathwayStore, keys: Iterable[str]) -> Starlette:
         return JSONResponse({"patient": {"username": found.patient, "his_id": found.his_id},
                              "notices": [n for n in map(_notice, found.notices) if n is not None]})
 
-    return Starlette(routes=[Route(PATH, notices, methods=["GET"])], exception_handlers={
-        Refusal: _refused, HTTPException: _http_error, Exception: _failed,
-    })
-
-
-def _authorized(request: Request, secrets: list[bytes]) -> bool:
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    token = given.strip().encode()
-    if scheme.lower() != "bearer" or not token:
-        return False
-    matched = False
-    for secret in secrets:  # every key is compared, in constant time: how long it takes says nothing
-        matched |= hmac.compare_digest(token, secret)
-    return matched
-
-
-def _key_number(request: Request, secrets: list[bytes]) -> int:
-    """Which configured key the caller used (1, 2…), for the audit record: never the key itself."""
-    token = request.headers.get("authorization", "").partition(" ")[2].strip().encode()
-    return next(n for n, secret in enumerate(secrets, 1) if hmac.compare_digest(token, secret))
+    return json_api([Route(PATH, notices, methods=["GET"])], failure="the notices could not be read; try again later")
 
 
 def _query(request: Request) -> tuple[str | None, str | None, int]:
@@ -134,30 +105,6 @@ def _notice(row: NoticeRow) -> dict[str, Any] | None:
     return {"id": row.id, "cycle": row.cycle, "pathway": row.pathway.key, "procedure": row.procedure,
             "title": body["title"], "day": body["day"], "items": body["items"],
             "sent_at": row.sent_at.astimezone(HOSPITAL_ZONE).isoformat(), "read": row.read, "current": row.current}
-
-
-def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response:
-    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
-
-
-async def _refused(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, Refusal)
-    return _error(exc.status, exc.code, exc.message, exc.headers)
-
-
-_HTTP_CODES = {404: ("not_found", "no such path"), 405: ("method_not_allowed", "only GET")}
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own refusals (no such path, a method other than GET), as JSON."""
-    assert isinstance(exc, HTTPException)
-    code, message = _HTTP_CODES.get(exc.status_code, ("bad_request", "request refused"))
-    return _error(exc.status_code, code, message, exc.headers)
-
-
-async def _failed(request: Request, exc: Exception) -> Response:
-    """A failure of ours: no detail in the answer (Starlette then logs the exception)."""
-    return _error(500, "internal", "the notices could not be read; try again later")
 
 
 @dataclass(frozen=True)

@@ -68,14 +68,17 @@ async def user_by_name(store: Store, username: str) -> User | None:
 async def create_session(
     store: Store, user_id: int, device: str, readonly: bool, expires_at: datetime
 ) -> uuid.UUID:
-    session_id = uuid.uuid4()
+    return await store.run("create_session", create_session_txn, user_id, device, readonly, expires_at)
 
-    async def txn(db: asyncpg.Connection) -> None:
-        await db.execute(
-            "insert into sessions (id, user_id, device, readonly, expires_at) values ($1, $2, $3, $4, $5)",
-            session_id, user_id, device, readonly, expires_at,
-        )
-    await store.run("create_session", txn)
+
+async def create_session_txn(
+    db: asyncpg.Connection, user_id: int, device: str, readonly: bool, expires_at: datetime
+) -> uuid.UUID:
+    session_id = uuid.uuid4()
+    await db.execute(
+        "insert into sessions (id, user_id, device, readonly, expires_at) values ($1, $2, $3, $4, $5)",
+        session_id, user_id, device, readonly, expires_at,
+    )
     return session_id
 
 
