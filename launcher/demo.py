@@ -26,20 +26,25 @@ from pathlib import Path
 import httpx
 import trio
 
+from imserver.admin import Admin
 from imserver.cli import serve_until_signal
-from imserver.config import Settings
+from imserver.config import Settings, split_hostport
 from imserver.pgcluster import PrivateCluster
 from imserver.server import Addresses
 from imserver.store.migrate import create_database, migrate
+from integrations.serving import serve as serve_web
 from launcher import texts
 from launcher.seed import DEMO_PASSWORD, GROUP, USERS, seed, seed_bots
 from pgtrio.bridge import Store, open_store
 from protocol.clock import Clock
+from webadmin.app import VIEW_TOKENS, WebConfig, web_app
 
 DATABASE = "imserver"
 SIMULATORS = ("wechat", "sms", "phone", "his")
 DEMO_OUTSIDE_KEY = "demo-outside-key"
 """The simulators' API key (WeChat: its app secret), given to them and to the bots."""
+DEMO_VIEW_KEY = "demo-mini-program-view-key"
+"""The demo's key for view tokens (docs/web.md), unless view_issuer_key is set."""
 DEMO_WECHAT_APP_ID = "wx0000demo0000"
 DEMO_WECHAT_TEMPLATE = "demo-template-notice"
 _IMBOT = [sys.executable, "-m", "bots.cli"]
@@ -82,6 +87,8 @@ async def _serve(store: Store, settings: Settings, clock: Clock, group_id: int, 
             nursery.cancel_scope.cancel()  # the server has stopped: stop the bots and simulators too
         addresses: Addresses = await nursery.start(serve)
         url = f"{'wss' if settings.tls_cert else 'ws'}://127.0.0.1:{addresses.ws_port}/"
+        web = await nursery.start(serve_web, web_app(Admin(store), web_config(settings, url), clock),
+                                  *split_hostport(settings.web_listen))
         outside = {system: await start_simulator(nursery, system) for system in SIMULATORS}
         await _publish_demo_cycle(outside["his"], clock)
         online = {name: trio.Event() for name in bots}
@@ -90,7 +97,7 @@ async def _serve(store: Store, settings: Settings, clock: Clock, group_id: int, 
         with trio.move_on_after(BOTS_ONLINE_WITHIN):  # a /help sent before a bot is online is never answered
             for event in online.values():
                 await event.wait()
-        print(banner(settings, addresses, group_id, bots, outside), flush=True)
+        print(banner(settings, addresses, web, group_id, bots, outside), flush=True)
 
 
 async def _bot_names() -> list[str]:
@@ -175,14 +182,28 @@ def installed(script: str) -> str:
     return shlex.quote(str(path) if relative.startswith("..") else relative)
 
 
-def banner(settings: Settings, addresses: Addresses, group_id: int, bots: list[str], outside: dict[str, str]) -> str:
-    """What a newcomer reads once everything is up: addresses, accounts, and a command that works as printed."""
+def web_config(settings: Settings, ws_url: str) -> WebConfig:
+    """The front door as the demo serves it: the app connects to the demo's server (unless ``public_ws_url`` says
+    otherwise), and the mini-program's back end may ask for view tokens with the demo key."""
+    return WebConfig.from_settings(dataclasses.replace(
+        settings, public_ws_url=settings.public_ws_url or ws_url,
+        view_issuer_key=settings.view_issuer_key or DEMO_VIEW_KEY,
+    ))
+
+
+def banner(
+    settings: Settings, addresses: Addresses, web: str, group_id: int, bots: list[str], outside: dict[str, str]
+) -> str:
+    """What a newcomer reads once everything is up: addresses, accounts, and commands that work as printed."""
     host = settings.listen.rpartition(":")[0]
     url = f"{'wss' if settings.tls_cert else 'ws'}://{host}:{addresses.ws_port}/"
     try_it = (f"IMCLIENT_PASSWORD={DEMO_PASSWORD} {installed('imclient')} --url {url} --user chen_hong"
               f" history g:{group_id}")
+    key = "$IMSERVER_VIEW_ISSUER_KEY" if settings.view_issuer_key else DEMO_VIEW_KEY  # a real key is not printed
+    view_it = (f"curl -s -X POST {web}{VIEW_TOKENS} -H \"Authorization: Bearer {key}\""
+               """ -d '{"username": "chen_hong"}'""")
     return texts.BANNER.format(
-        url=url, http=f"http://{settings.http_listen.rpartition(':')[0]}:{addresses.http_port}",
+        url=url, http=f"http://{settings.http_listen.rpartition(':')[0]}:{addresses.http_port}", web=f"{web}/",
         password=DEMO_PASSWORD, accounts="、".join(texts.ACCOUNT.format(username=u, name=n) for u, n, _, _ in USERS),
-        group=f"g:{group_id}", group_name=GROUP, bots="、".join(bots), try_it=try_it, **outside,
+        group=f"g:{group_id}", group_name=GROUP, bots="、".join(bots), try_it=try_it, view_it=view_it, **outside,
     )

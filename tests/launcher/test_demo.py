@@ -50,7 +50,7 @@ class Demo:
         self.ws_port = free_port()
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         env |= {"IMSERVER_DATA": str(data), "IMSERVER_LISTEN": f"127.0.0.1:{self.ws_port}",
-                "IMSERVER_HTTP_LISTEN": f"127.0.0.1:{free_port()}"}
+                "IMSERVER_HTTP_LISTEN": f"127.0.0.1:{free_port()}", "IMSERVER_WEB_LISTEN": f"127.0.0.1:{free_port()}"}
         self.process = subprocess.Popen([script("imdemo")], cwd=ROOT, env=env, start_new_session=True,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.stdout: list[str] = []
@@ -153,6 +153,23 @@ async def test_the_banners_command_works_as_printed(demo: Demo) -> None:
                                     capture_stderr=True, check=False, env=os.environ | {"PATH": path})
     assert pasted.returncode == 0, pasted.stderr.decode()
     assert WELCOME in [json.loads(printed)["text"] for printed in pasted.stdout.decode().splitlines()]
+
+
+async def test_the_banners_view_token_command_works_as_printed(demo: Demo) -> None:
+    """IM-17: the mini-program's back end as the banner shows it: a view token for chen_hong, opened read-only."""
+    (line,) = [line for line in demo.stdout if line.startswith("小程序只读视图：")]
+    command, _, rest = line.removeprefix("小程序只读视图：").partition("，")
+    pasted = await trio.run_process(["bash", "-c", command], cwd=ROOT, capture_stdout=True, check=False)
+    issued = json.loads(pasted.stdout)
+    web = re.search(r"打开 (http://\S+/)", rest)
+    assert web is not None and issued["path"].startswith("/view#token=")
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(web.group(1).rstrip("/") + issued["path"])).status_code in (200, 503)  # 503: no build
+        assert (await http.get(web.group(1) + "config.json")).json() == {"ws_url": demo.url}
+    async with open_client(demo.url, token=issued["token"]) as view:
+        assert view.welcome.readonly and view.welcome.user.name == "陈红"
+        page, _ = await view.history("g:1")
+        assert page[0].text == WELCOME
 
 
 async def test_a_patients_help_lists_the_commands_she_may_use(demo: Demo) -> None:
