@@ -20,8 +20,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
+# loadgroup: the browser tests (tests/web/, one xdist_group) share one worker, one system and one browser.
 test: lint
-	$(VENV)/bin/pytest -n $(WORKERS)
+	$(VENV)/bin/pytest -n $(WORKERS) --dist loadgroup
 
 # The tests that start no process or cluster (those are marked slow); no lint (make lint).
 test-fast: $(STAMP)

@@ -12,15 +12,10 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
 
 import httpx
 import pytest
@@ -28,74 +23,10 @@ import trio
 
 from clients.python import open_client
 from launcher.seed import DEMO_PASSWORD, WELCOME
-from tests.helpers import script
+from tests.system import ROOT, Demo
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
-READY = "按 Ctrl-C 停止。"
 BOTS = {"echo", "pathway", "ward"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Demo:
-    """One ``imdemo`` process group and everything it printed, line by line."""
-
-    def __init__(self, data: Path) -> None:
-        self.data = data
-        self.ws_port = free_port()
-        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-        env |= {"IMSERVER_DATA": str(data), "IMSERVER_LISTEN": f"127.0.0.1:{self.ws_port}",
-                "IMSERVER_HTTP_LISTEN": f"127.0.0.1:{free_port()}", "IMSERVER_WEB_LISTEN": f"127.0.0.1:{free_port()}"}
-        self.process = subprocess.Popen([script("imdemo")], cwd=ROOT, env=env, start_new_session=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.stdout: list[str] = []
-        self.stderr: list[str] = []
-        self._changed = threading.Condition()
-        assert self.process.stdout is not None and self.process.stderr is not None
-        self._readers = [threading.Thread(target=self._read, args=(pipe, lines), daemon=True)
-                         for pipe, lines in ((self.process.stdout, self.stdout), (self.process.stderr, self.stderr))]
-        for reader in self._readers:
-            reader.start()
-        self.wait_for(lambda: READY in self.stdout or self.process.poll() is not None, 180)
-        assert READY in self.stdout, f"the demo did not start: {self.stdout} {self.stderr}"
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.ws_port}/"
-
-    @property
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def _read(self, pipe: IO[bytes], lines: list[str]) -> None:
-        for raw in pipe:
-            with self._changed:
-                lines.append(raw.decode(errors="replace").rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
-
-    def wait_for(self, condition: Callable[[], bool], seconds: float) -> None:
-        """Wait until ``condition`` holds, checked on each line printed. Error handling: AssertionError."""
-        with self._changed:
-            assert self._changed.wait_for(condition, seconds), f"timed out: {self.stdout[-5:]} {self.stderr[-5:]}"
-
-    def logs(self) -> list[dict[str, Any]]:
-        """Every line on stderr as the JSON object it must be."""
-        return [json.loads(line) for line in list(self.stderr)]
-
-    def interrupt(self) -> int:
-        """Ctrl-C, as a terminal sends it: SIGINT to every process of the group. Returns the exit status."""
-        os.killpg(self.process.pid, signal.SIGINT)
-        status = self.process.wait(60)
-        for reader in self._readers:
-            reader.join(10)
-        return status
 
 
 class Demos:
@@ -107,7 +38,7 @@ class Demos:
 
     def running(self) -> Demo:
         if self.current is None or not self.current.running:
-            self.current = Demo(self.data)
+            self.current = Demo(private_cluster=self.data)
         return self.current
 
 
@@ -141,7 +72,7 @@ async def test_the_demo_serves_its_data_from_its_own_postgres(demo: Demo) -> Non
         assert page[0].text == WELCOME
         assert page[0].sender.name == "王医生"
         await patient.send("g:1", "请问移植后可以洗澡吗？")
-    assert (demo.data / "pgdata" / "postmaster.pid").exists()
+    assert demo.data is not None and (demo.data / "pgdata" / "postmaster.pid").exists()
 
 
 async def test_the_banners_command_works_as_printed(demo: Demo) -> None:
@@ -236,4 +167,5 @@ def test_ctrl_c_stops_everything_quietly(demos: Demos) -> None:
     assert [e["msg"] for e in demo.logs()[before:] if e["logger"] == "imserver.server"][-1] == "stopped"
     with pytest.raises(ProcessLookupError):
         os.killpg(demo.process.pid, 0)  # no bot, simulator or server process is left
+    assert demo.data is not None
     assert not (demo.data / "pgdata" / "postmaster.pid").exists(), "the private Postgres was left running"
