@@ -149,7 +149,7 @@ class Sampler:
             if key not in start or key not in end or wall <= 0:
                 return None
             return round(100 * (end[key] - start[key]) / wall, 1)
-        rss = [s["process_resident_memory_bytes"] for s in self.samples
+        rss = [s["process_resident_memory_bytes"] for s in (start, *self.samples, end)
                if start["t"] <= s["t"] <= end["t"] and "process_resident_memory_bytes" in s]
         return {
             "server_cpu_pct": pct("process_cpu_seconds_total"),
