@@ -401,15 +401,13 @@ export class Client {
       case "account_banned":
         await this.tokens.clear();
         break;
-      case "rate_limited": // too many password checks at once: come back later, not all at once
-        return (error.retryAfterMs ?? 0) + this.backoff.delay(failures);
       case "auth_failed":
       case "auth_required":
       case "unsupported_version":
       case "bad_request":
         break;
-      default:
-        return this.backoff.delay(failures);
+      default: // rate_limited (too many password checks at once), unavailable: later, and not all at once
+        return (error.retryAfterMs ?? 0) + this.backoff.delay(failures);
     }
     this.halt(new ClientStopped(error));
     return undefined;
