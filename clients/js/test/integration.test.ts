@@ -218,6 +218,15 @@ describe("against a real server", { skip: URL ? false : "IMSERVER_URL is not set
     assert.match(got.text, /您好，请明天上午九点来移植。$/);
   });
 
+  it("a read-only session reads everything and sends nothing; the refused message stays in its outbox (IM-17)", async () => {
+    const viewer = await login("chen_hong", { readonly: true, device: "mini-program" });
+    assert.equal(viewer.client.welcome?.readonly, true);
+    assert.ok(texts(viewer, group).includes("明天上午九点移植"));
+    await assert.rejects(viewer.client.send(group, { text: "想发也发不了" }), (e: ServerError) => e.code === "read_only");
+    const [kept] = await viewer.client.outboxEntries();
+    assert.deepEqual([kept?.text, kept?.error?.code], ["想发也发不了", "read_only"]);
+  });
+
   it("reading on one device moves the marker on the other (SPEC.md §5.4)", async () => {
     const phone = await login("chen_hong", { device: "phone" });
     const tablet = await login("chen_hong", { device: "tablet" });
