@@ -2,8 +2,11 @@ VENV ?= .venv
 # Test processes (pytest-xdist). Tests mostly wait on Postgres and sockets, so four keep two cores busy.
 WORKERS ?= 4
 STAMP := $(VENV)/.installed
+# The TypeScript SDK's packages (npm ci writes this file; it changes with the lockfile).
+JS := clients/js
+JSDEPS := $(JS)/node_modules/.package-lock.json
 
-.PHONY: install demo test test-fast test-clock lint
+.PHONY: install install-js demo test test-fast test-clock lint
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,12 +16,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+$(JSDEPS): $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund
+	touch $(JSDEPS)
+
+install-js: $(JSDEPS)
+
 demo: $(STAMP)
 	$(VENV)/bin/imdemo
 
-lint: $(STAMP)
+lint: $(STAMP) $(JSDEPS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	cd $(JS) && npm run --silent check
 
 # loadgroup: the browser tests (tests/web/, one xdist_group) share one worker, one system and one browser.
 test: lint
