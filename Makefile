@@ -5,8 +5,13 @@ STAMP := $(VENV)/.installed
 # The TypeScript SDK's packages (npm ci writes this file; it changes with the lockfile).
 JS := clients/js
 JSDEPS := $(JS)/node_modules/.package-lock.json
+# The chat app (clients/web): its packages, and its build, redone only when a source is newer than dist/.
+WEB := clients/web
+WEBDEPS := $(WEB)/node_modules/.package-lock.json
+WEBSRC := $(shell find $(WEB)/src $(JS)/src -type f 2>/dev/null) $(wildcard $(WEB)/*.json $(WEB)/*.ts $(WEB)/index.html)
+WEBBUILD := $(WEB)/dist/index.html
 
-.PHONY: install install-js demo test test-fast test-clock lint
+.PHONY: install install-js web demo test test-fast test-clock lint
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,13 +27,23 @@ $(JSDEPS): $(JS)/package-lock.json
 
 install-js: $(JSDEPS)
 
-demo: $(STAMP)
+$(WEBDEPS): $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund
+	touch $(WEBDEPS)
+
+$(WEBBUILD): $(WEBDEPS) $(JSDEPS) $(WEBSRC)
+	cd $(WEB) && npm run --silent build
+
+web: $(WEBBUILD)
+
+demo: $(STAMP) web
 	$(VENV)/bin/imdemo
 
-lint: $(STAMP) $(JSDEPS)
+lint: $(STAMP) $(JSDEPS) $(WEBDEPS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	cd $(JS) && npm run --silent check
+	cd $(WEB) && npm run --silent typecheck
 
 # loadgroup: the browser tests (tests/web/, one xdist_group) share one worker, one system and one browser.
 test: lint
