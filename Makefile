@@ -46,7 +46,7 @@ lint: $(STAMP) $(JSDEPS) $(WEBDEPS)
 	cd $(WEB) && npm run --silent typecheck
 
 # loadgroup: the browser tests (tests/web/, one xdist_group) share one worker, one system and one browser.
-test: lint
+test: lint web
 	$(VENV)/bin/pytest -n $(WORKERS) --dist loadgroup
 
 # The tests that start no process or cluster (those are marked slow); no lint (make lint).

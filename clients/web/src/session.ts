@@ -80,9 +80,14 @@ export const session = reactive({
   /** This device's messages not yet stored by the server, by conversation (SPEC.md §5.1). */
   pending: {} as Record<string, OutboxEntry[]>,
   friendRequests: [] as FriendRequestEntry[],
+  /** What the browser says of the network: a phone without one shows the banner at once, before the socket notices. */
+  online: navigator.onLine,
   /** The conversation on screen, scrolled to its end: its new messages are read, not counted as unread. */
   reading: undefined as string | undefined,
 });
+
+addEventListener("online", () => (session.online = true));
+addEventListener("offline", () => (session.online = false));
 
 const timelines = new Map<string, Timeline>();
 const memberLists = shallowReactive(new Map<string, Member[]>());
