@@ -45,9 +45,10 @@ lint: $(STAMP) $(JSDEPS) $(WEBDEPS)
 	cd $(JS) && npm run --silent check
 	cd $(WEB) && npm run --silent typecheck
 
-# loadgroup: the browser tests (tests/web/, one xdist_group) share one worker, one system and one browser.
+# The browser tests (tests/web/) run in a process of their own after the rest (tests/web/conftest.py says why).
 test: lint web
-	$(VENV)/bin/pytest -n $(WORKERS) --dist loadgroup
+	$(VENV)/bin/pytest -n $(WORKERS) --ignore=tests/web
+	$(VENV)/bin/pytest tests/web
 
 # The tests that start no process or cluster (those are marked slow); no lint (make lint).
 test-fast: $(STAMP)
