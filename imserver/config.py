@@ -54,8 +54,12 @@ class Settings:
     """Password checks (argon2: 64 MiB and a core each) at once; logins beyond them are shed (``rate_limited``)."""
     idle_timeout: float = 60.0
     pong_timeout: float = 20.0
-    batch_max: int = 500
+    batch_max: int = 100
+    """Messages per commit at most; small commits keep a quiet sender's wait short under a flood."""
     writer_queue: int = 10_000
+    """Messages waiting for the batch writer in all; past it, the senders with most queued are shed."""
+    writer_sender_queue: int = 500
+    """Messages of one sender waiting for the batch writer; past it, her sends are shed (``unavailable``)."""
     token_days: int = 30
     db_pool_size: int = 8
     warm_messages: int = 200_000

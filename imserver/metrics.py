@@ -18,3 +18,8 @@ COMMIT_SECONDS = Histogram(
 )
 WRITER_QUEUE = Gauge("imserver_writer_queue_depth", "Messages waiting for the batch writer")
 OUTBOUND_QUEUE = Gauge("imserver_outbound_queue_depth", "Frames waiting in all connections' outbound queues")
+SENDS_SHED = Counter(
+    "imserver_sends_shed_total",
+    "Sends refused with unavailable at once because the writer's queues were full, by the bound reached",
+    ["bound"],
+)

@@ -66,7 +66,8 @@ class ChatServer:
         self.hub = Hub()
         self.directory = Directory(store)
         self.delivery = Delivery(store, self.directory, self.hub)
-        self.writer = MessageWriter(store, self.delivery, max_batch=settings.batch_max, queue=settings.writer_queue)
+        self.writer = MessageWriter(store, self.delivery, max_batch=settings.batch_max, queue=settings.writer_queue,
+                                    sender_queue=settings.writer_sender_queue)
         self.services = Services(
             settings, store, self.directory, self.hub, self.writer, keys.signer, keys.cipher, clock
         )
@@ -204,6 +205,9 @@ class ChatServer:
                 except ConnectionClosed:
                     break
                 await self._dispatch(client, data)
+                # A request may be handled without a checkpoint (a send is queued without waiting) and a deep
+                # pipeline is already in the buffer: let the other connections have their turn after each one.
+                await trio.lowlevel.checkpoint()
             nursery.cancel_scope.cancel()
 
     async def _dispatch(self, client: Connection, data: bytes | str) -> None:

@@ -1,10 +1,17 @@
-"""The batch writer: group commit of messages (DESIGN rule 1, NFR-3).
+"""The batch writer: group commit of messages (DESIGN rule 1, NFR-3), fair to every sender (DESIGN rule 6).
 
 Senders hand drafts to one writer task. While a batch is being committed the
 next one gathers, so under load each commit carries many messages and at low
 load a message waits for nothing but its own commit. Only after the commit
 does the writer hand the new messages to ``Delivery``, which fans them out, and
 then call each sender's ``done``: nothing is visible before it is durable.
+
+Each sender has a queue of her own, and a batch takes one draft from each
+sender in turn (round robin): a quiet sender's message goes into the next
+batch however deep a flooding sender's backlog is. Nothing waits to be queued:
+a sender with ``sender_queue`` drafts queued, or one over her fair share while
+``queue`` drafts are queued in all, is told ``unavailable`` with a
+``retry_after_ms`` at once and nothing is stored (SPEC.md §7.6).
 
 A client id already in flight joins the in-flight draft instead of making a
 second one, so a fast resend cannot race its original into two rows.
@@ -16,7 +23,9 @@ its batch is halved until it is, and its neighbours are stored.
 from __future__ import annotations
 
 import logging
+import random
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -46,72 +55,116 @@ class Pending:
     followers: list[Callable[[Outcome], None]] = field(default_factory=list)
 
 
-class WriterClosed(Exception):
-    """The writer no longer accepts drafts (the server is shutting down)."""
-
-
 _RETRYABLE = (asyncpg.PostgresConnectionError, asyncpg.UniqueViolationError, OSError,
               asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 _REFUSED = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 """The database will not store this data (SQLSTATE classes 22 and 23; asyncpg's own encoding errors are DataError)."""
 
 
+RETRY_AFTER_MS = (100, 1000)
+"""A shed sender is told to retry after this many milliseconds: the first with the writer's queues empty, growing
+linearly to the second with ``queue`` drafts queued (before ±25 % jitter, so shed clients do not come back at once)."""
+
+
 class MessageWriter:
-    """The one task that stores messages: it gathers drafts into batches, commits each, then hands the batch to
-    delivery and answers the senders."""
+    """The one task that stores messages: it gathers drafts into batches, one from each sender in turn, commits
+    each, then hands the batch to delivery and answers the senders."""
 
     def __init__(
         self,
         store: Store,
         delivery: Delivery,
         *,
-        max_batch: int = 500,
+        max_batch: int = 100,
         queue: int = 10_000,
+        sender_queue: int = 500,
         retries: int = 3,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self._store = store
         self._delivery = delivery
         self._max_batch = max_batch
+        self._bound = queue
+        self._sender_bound = sender_queue
         self._retries = retries
-        self._send, self._recv = trio.open_memory_channel[Pending](queue)
+        self._jitter = jitter
+        self._queues: OrderedDict[int, deque[Pending]] = OrderedDict()
+        """Drafts waiting, by sender id; the order of the senders is the order they are served in."""
+        self._queued = 0
+        self._wakeup = trio.Event()
+        self._closed = False
         self._inflight: dict[tuple[int, str], Pending] = {}
         self.finished = trio.Event()
         """Set when ``run`` has written everything queued before ``close``."""
-        metrics.WRITER_QUEUE.set_function(lambda: self._recv.statistics().current_buffer_used)
+        metrics.WRITER_QUEUE.set_function(lambda: self._queued)
 
-    async def submit(self, draft: Draft, done: Callable[[Outcome], None], origin: Connection | None = None) -> None:
-        """Queue a draft from ``origin``; ``done`` is called once with its outcome. Waits only if the queue is full.
+    def admit(self, sender_id: int) -> None:
+        """Whether a new draft of this sender would be queued now: a handler asks before the work of making it.
 
-        Error handling: raises WriterClosed after ``close``.
+        Error handling: raises ProtocolError ``unavailable`` with ``retry_after_ms`` when her queue is full, or
+        when all are and she has her fair share queued (SPEC.md §7.6); ``unavailable`` without it after ``close``
+        (the server is shutting down: reconnect).
+        """
+        if self._closed:
+            raise ProtocolError(ErrorCode.UNAVAILABLE, "shutting down")
+        mine = len(self._queues.get(sender_id, ()))
+        if mine >= self._sender_bound:
+            bound = "sender"
+        elif self._queued >= self._bound and mine * len(self._queues) >= self._bound:
+            bound = "total"  # a sender below her share (bound / senders queued) still gets in: the heaviest are shed
+        else:
+            return
+        metrics.SENDS_SHED.labels(bound).inc()
+        low, high = RETRY_AFTER_MS
+        wait = low + (high - low) * min(self._queued / self._bound, 1)
+        raise ProtocolError(ErrorCode.UNAVAILABLE, f"overloaded: {mine} of your messages are queued",
+                            retry_after_ms=round(wait * (0.75 + 0.5 * self._jitter())))
+
+    def submit(self, draft: Draft, done: Callable[[Outcome], None], origin: Connection | None = None) -> None:
+        """Queue a draft from ``origin``, or join the draft of the same client id in flight; ``done`` is called
+        once with its outcome. Never waits.
+
+        Error handling: as ``admit`` (then nothing is queued and ``done`` is never called).
         """
         key = (draft.sender_id, draft.cid)
         leader = self._inflight.get(key)
         if leader is not None:
             leader.followers.append(done)
             return
+        self.admit(draft.sender_id)
         pending = Pending(draft, done, origin)
-        try:
-            await self._send.send(pending)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            raise WriterClosed from None
+        self._queues.setdefault(draft.sender_id, deque()).append(pending)
+        self._queued += 1
         self._inflight[key] = pending
+        self._wakeup.set()
 
     def close(self) -> None:
         """Stop accepting drafts; ``run`` returns once everything queued is written."""
-        self._send.close()
+        self._closed = True
+        self._wakeup.set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        async with self._recv:
-            async for first in self._recv:
-                batch = [first]
-                while len(batch) < self._max_batch:
-                    try:
-                        batch.append(self._recv.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
-                        break
-                await self._write(batch)
+        while self._queued or not self._closed:
+            if not self._queued:
+                await self._wakeup.wait()
+                self._wakeup = trio.Event()
+                continue
+            await self._write(self._next_batch())
         self.finished.set()
+
+    def _next_batch(self) -> list[Pending]:
+        """Up to ``max_batch`` drafts, one from each sender in turn; a sender served goes to the back of the line,
+        so the next batch goes on where this one stopped."""
+        batch: list[Pending] = []
+        queues = self._queues
+        while queues and len(batch) < self._max_batch:
+            sender, queue = queues.popitem(last=False)
+            batch.append(queue.popleft())
+            if queue:
+                queues[sender] = queue
+        self._queued -= len(batch)
+        return batch
 
     async def _write(self, batch: list[Pending]) -> None:
         drafts = [p.draft for p in batch]

@@ -23,13 +23,14 @@ from imserver.services import Services
 from imserver.store import messages
 from imserver.visibility import Audience
 from imserver.words import Verdict
-from imserver.writer import Outcome, WriterClosed
+from imserver.writer import Outcome
 from protocol import ErrorCode, ProtocolError
 from protocol.frames import QrSave, Send, SendAnswer, Sender
 
 
 async def send(s: Services, client: Connection, req: Send) -> None:
     user = user_of(client)
+    s.writer.admit(user.id)  # shed before any work when her queue is full (SPEC.md §7.6)
     try:
         draft, roster, blocked = await _draft(s, client, req)
     except ProtocolError:
@@ -52,10 +53,7 @@ async def send(s: Services, client: Connection, req: Send) -> None:
         else:
             client.reply(SendAnswer(rid=req.rid, conv=roster.address, seq=outcome.seq, id=outcome.id, ts=outcome.ts,
                                     dup=outcome.dup))
-    try:
-        await s.writer.submit(draft, done, client)
-    except WriterClosed:
-        raise ProtocolError(ErrorCode.UNAVAILABLE, "shutting down") from None
+    s.writer.submit(draft, done, client)
     return None
 
 
