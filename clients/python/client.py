@@ -88,6 +88,7 @@ class ClientError(Exception):
         self.message = error.message
         self.detail = error.detail
         self.field = error.field
+        self.retry_after_ms = error.retry_after_ms
         super().__init__(f"{self.code}: {self.detail or self.message}")
 
 
@@ -283,7 +284,9 @@ class Client:
         self, conv: str, text: str | None = None, *, kind: str = "text", body: dict[str, Any] | None = None,
         cid: str | None = None, only: str | None = None, retries: int = 5,
     ) -> SendAnswer:
-        """Send a message; on a lost connection reconnect and resend with the same ``cid``.
+        """Send a message; on a lost connection reconnect and resend with the same ``cid``, and after an
+        overloaded server's ``unavailable`` resend it after the ``retry_after_ms`` it asked for (SPEC.md §7.6),
+        ``retries`` times at most.
 
         ``only`` makes it mention-only: the member id (as ``members`` shows it) who alone may see it.
         """
@@ -292,7 +295,11 @@ class Client:
 
     async def _retrying(self, attempt: Callable[[], Awaitable[T]], retries: int) -> T:
         """Run ``attempt``, reconnecting and running it again after a lost connection or ``unavailable``;
-        an attempt must be safe to repeat (a ``send`` with its ``cid``, a resumable upload)."""
+        an attempt must be safe to repeat (a ``send`` with its ``cid``, a resumable upload).
+
+        An ``unavailable`` with ``retry_after_ms`` comes from a server that shed the request (SPEC.md §7.6): the
+        connection is fine, so the attempt is run again on it after that long.
+        """
         for tries in itertools.count():
             try:
                 if self._link is None or self._link.lost is not None:
@@ -305,6 +312,9 @@ class Client:
             except ClientError as exc:
                 if exc.code != "unavailable" or tries >= retries:
                     raise
+                if exc.retry_after_ms is not None:
+                    await trio.sleep(exc.retry_after_ms / 1000)
+                    continue
                 self._link = None
             await trio.sleep(min(0.1 * 2**tries, 2))
         raise AssertionError("unreachable")
