@@ -124,7 +124,8 @@ class ErrorFrame(msgspec.Struct, tag_field="op", tag="error", kw_only=True, omit
     field: str | None = None
     """The path of the offending field of the request (SPEC.md §3.3.1)."""
     retry_after_ms: int | None = None
-    """With ``rate_limited``: how long to wait before sending the request again (SPEC.md §7.5)."""
+    """With ``rate_limited`` (SPEC.md §7.5), and with ``unavailable`` from a server that shed the request (§7.6):
+    how long to wait before sending the same request again."""
 
 
 class ListRequest(Request[AnswerT], kw_only=True):
