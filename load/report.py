@@ -32,6 +32,12 @@ def summary(result: dict[str, Any]) -> str:
     errors = {k: v for s in result["steps"] for k, v in s["errors"].items()}
     if errors:
         lines += ["", f"Send errors: {errors}"]
+    lines += ["", "Acks against the database: " + ", ".join(
+        f"{s['acked_not_stored']} acked but not stored (lost), {s['stored_not_acked']} stored without an ack"
+        for s in result["steps"]) + "."]
+    for s in result["steps"]:
+        if "flood" in s:
+            lines += _flood_lines(result["scenario"], s)
     if result.get("ceiling_per_s") is not None or result["command"] == "ramp":
         lines += ["", f"Ceiling (complete delivery, p99 send→deliver ≤ {scenario['p99_target_ms']:g} ms): "
                   f"{result.get('ceiling_per_s')} msg/s"]
@@ -47,6 +53,26 @@ def summary(result: dict[str, Any]) -> str:
     if result.get("idle_server_rss_mb") is not None:
         lines += ["", f"Server RSS with all clients connected, before traffic: {result['idle_server_rss_mb']} MB."]
     return "\n".join(lines) + "\n"
+
+
+def _flood_lines(scenario: dict[str, Any], step: dict[str, Any]) -> list[str]:
+    flood, spec = step["flood"], scenario["flood"]
+    start, end = flood["window_s"]
+    lines = [
+        "", f"Flood: {spec['senders']} accounts, {spec['in_flight']} sends in flight each, from {start:g} s to "
+        f"{end:g} s: {flood['sent']} sends, {flood['acked']} acked ({flood['acked_per_s']}/s), "
+        f"errors {flood['errors'] or 'none'}; the server shed {step['server_shed']} sends (each resent or given up).",
+        "", "| light traffic | messages | deliver p50 / p99 / max ms | ack p50 / p99 ms |", "|---|---:|---:|---:|",
+    ]
+    for name in ("before", "during", "after"):
+        dl, ack = flood["light_deliver_ms"][name], flood["light_ack_ms"][name]
+        lines.append(f"| {name} the flood | {dl['count']} | {dl['p50']} / {dl['p99']} / {dl['max']} "
+                     f"| {ack['p50']} / {ack['p99']} |")
+    lines += [
+        "", f"Light p99 send→deliver back within {scenario['p99_target_ms']:g} ms for good "
+        f"{flood['recovered_after_s']} s after the flood ended. By second: {flood['light_p99_ms_by_second']}.",
+    ]
+    return lines
 
 
 def chart(result: dict[str, Any], path: Path) -> None:

@@ -10,6 +10,7 @@ Postgres stored (the durable truth). Server CPU and memory come from its
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -18,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import trio
 
 from imserver.admin import Admin
@@ -35,6 +37,7 @@ class Plan:
     positions: dict[str, int]
     """Where each conversation was when the run began (address: last seq)."""
     storm_convs: list[str]
+    flooders: list[dict[str, Any]]
 
 
 async def make_plan(admin: Admin, scenario: Scenario) -> Plan:
@@ -55,7 +58,7 @@ async def make_plan(admin: Admin, scenario: Scenario) -> Plan:
             sends[user].append(addr)
     online = sorted(set(range(scenario.online)) | set(sends))
     churn = [n for n in range(scenario.online, scenario.online + scenario.churn_users) if n not in sends]
-    tokens = await setup.mint_tokens(admin, [layout.user_ids[n] for n in online + churn])
+    tokens = await setup.mint_tokens(admin, [layout.user_ids[n] for n in online + churn] + layout.flooders)
     storm = {n for n in online if n not in sends}
     storm = set(sorted(storm)[: scenario.reconnect_storm])
     agents = [
@@ -63,9 +66,12 @@ async def make_plan(admin: Admin, scenario: Scenario) -> Plan:
         for i, n in enumerate(online)
     ]
     churners = [{"id": layout.user_ids[n], "token": tokens[len(online) + i]} for i, n in enumerate(churn)]
+    flood_tokens = tokens[len(online) + len(churn):]
+    flooders = [{"id": user, "token": token, "conv": conv}
+                for user, token, conv in zip(layout.flooders, flood_tokens, layout.flood_groups, strict=True)]
     positions = await admin.last_seqs(layout.addresses())
     storm_convs = sorted({c for n in storm for c in convs_of[n]})
-    return Plan(agents, churners, positions, storm_convs)
+    return Plan(agents, churners, positions, storm_convs, flooders)
 
 
 class WorkerProcess:
@@ -137,10 +143,13 @@ class Sampler:
                 text = await trio.to_thread.run_sync(_fetch, self.metrics_url)
             except OSError:
                 return found
+            found["shed"] = 0.0
             for line in text.splitlines():
                 name, _, value = line.partition(" ")
                 if name in ("process_cpu_seconds_total", "process_resident_memory_bytes"):
                     found[name] = float(value)
+                elif name.startswith("imserver_sends_shed_total{"):
+                    found["shed"] = found.get("shed", 0.0) + float(value)
         return found
 
     def window(self, start: dict[str, float], end: dict[str, float]) -> dict[str, float | None]:
@@ -152,6 +161,7 @@ class Sampler:
         rss = [s["process_resident_memory_bytes"] for s in (start, *self.samples, end)
                if start["t"] <= s["t"] <= end["t"] and "process_resident_memory_bytes" in s]
         return {
+            "server_shed": int(end["shed"] - start.get("shed", 0)) if "shed" in end else None,
             "server_cpu_pct": pct("process_cpu_seconds_total"),
             "server_rss_mb": _mb(max(rss)) if rss else None,
             "postgres_cpu_pct": pct("postgres_cpu_s"),
@@ -208,6 +218,8 @@ class Run:
     """CPU seconds the workers had used when the previous step ended."""
     _counted: tuple[int, int] = (0, 0)
     """Expected and delivered deliveries of the steps before this one (the workers count from the run's start)."""
+    _acked: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Acks received since the run began: conversation -> sender id -> count."""
 
     def say(self, text: str) -> None:
         print(f"[imload {time.strftime('%H:%M:%S')}] {text}", file=self.log, flush=True)
@@ -232,7 +244,7 @@ class Run:
             await _ask(workers, "bye", {"cmd": "quit"})
             nursery.cancel_scope.cancel()
         return {
-            "scenario": {f: getattr(scenario, f) for f in scenario.__struct_fields__},
+            "scenario": msgspec.to_builtins(scenario),
             "connected": connected, "connect_failures": failures,
             "steps": steps, "reconnect_storm": storm,
             "idle_server_rss_mb": _mb(idle_before.get("process_resident_memory_bytes")),
@@ -242,13 +254,16 @@ class Run:
         scenario = self.scenario
         filler = setup.chat_text(scenario.body_bytes - 17)  # after the 16-hex-digit send stamp and a space
         workers = []
-        for w in range(scenario.workers):
+        flood_workers = scenario.flood.workers if scenario.flood else 0
+        for w in range(scenario.workers + flood_workers):
             process = await nursery.start(_spawn)
             worker = WorkerProcess(process)
+            light = w < scenario.workers  # flooders have processes of their own: they must not slow the light
             await worker.tell(
-                url=self.url, scenario={f: getattr(scenario, f) for f in scenario.__struct_fields__},
-                filler=filler, positions=plan.positions,
-                agents=plan.agents[w::scenario.workers], churners=plan.churners[w::scenario.workers],
+                url=self.url, scenario=msgspec.to_builtins(scenario), filler=filler, positions=plan.positions,
+                agents=plan.agents[w::scenario.workers] if light else [],
+                churners=plan.churners[w::scenario.workers] if light else [],
+                flooders=[] if light else plan.flooders[w - scenario.workers::flood_workers],
             )
             workers.append(worker)
         return workers
@@ -258,18 +273,19 @@ class Run:
     ) -> dict[str, Any]:
         scenario = self.scenario
         slots = [len(a["sends"]) for a in plan.agents]
-        per_worker = [sum(slots[w::len(workers)]) for w in range(len(workers))]
+        per_worker = [sum(slots[w::scenario.workers]) if w < scenario.workers else 0 for w in range(len(workers))]
         total = sum(per_worker) or 1
         self.say(f"offering {rate:g} messages/s for {scenario.duration_s:g} s")
         before = await sampler.sample()
+        began = time.time()
         sent = await _ask(workers, "sent", each=[
             {"cmd": "traffic", "rate": rate * n / total, "duration": scenario.duration_s,
-             "churn_per_s": scenario.churn_per_s / len(workers)}
+             "churn_per_s": scenario.churn_per_s / scenario.workers}
             for n in per_worker
         ])
         after = await sampler.sample()
         elapsed = max(s["seconds"] for s in sent)
-        checked = await self._drain(workers, plan)
+        checked, stored = await self._drain(workers, plan)
         tallies = [c["tally"] for c in checked]
         ack, deliver = Histogram(), Histogram()
         for t in tallies:
@@ -300,12 +316,15 @@ class Run:
             **sampler.window(before, after),
             "load_cpu_pct": round(100 * (sum(c["cpu_s"] for c in checked) - self._load_cpu_s) / elapsed, 1),
             "worst_deliver_ms_by_second": _worst_by_second(tallies),
+            **self._acked_against(sent, stored),
         }
+        if scenario.flood:
+            result["flood"] = _flood_result(scenario, began, sent, tallies)
         self._counted = (self._counted[0] + result["expected_deliveries"], self._counted[1] + result["delivered"])
         self._load_cpu_s = sum(c["cpu_s"] for c in checked)
         result["complete"] = (
             result["missing"] == 0 and result["duplicates"] == 0 and result["out_of_order"] == 0
-            and result["unexpected"] == 0
+            and result["unexpected"] == 0 and result["acked_not_stored"] == 0
         )
         result["passes"] = (
             result["complete"] and not result["errors"]
@@ -317,10 +336,35 @@ class Run:
             f"p99 deliver {result['send_to_deliver_ms']['p99']} ms, missing {result['missing']}, "
             f"dup {result['duplicates']}, server cpu {result['server_cpu_pct']} %"
         )
+        if "flood" in result:
+            flood = result["flood"]
+            self.say(f"light p99 deliver before / during / after the flood: {flood['light_p99_ms']} ms; "
+                     f"recovered {flood['recovered_after_s']} s after it; flood acked {flood['acked_per_s']}/s, "
+                     f"errors {flood['errors'] or 'none'}")
         return result
 
-    async def _drain(self, workers: list[WorkerProcess], plan: Plan) -> list[dict[str, Any]]:
-        """Check until every receiver has everything stored, or ``drain_s`` has passed."""
+    def _acked_against(self, sent: list[dict[str, Any]], stored: dict[str, dict[str, int]]) -> dict[str, int]:
+        """Acks received so far in the run (light and flood senders) against what Postgres stored, per sender and
+        conversation: an acked message missing from the database is lost; more stored than acked is a message
+        stored without its ack reaching the sender (or twice)."""
+        for s in sent:
+            for conv, senders in s["tally"]["acked"].items():
+                mine = self._acked.setdefault(conv, {})
+                for sender, n in senders.items():
+                    mine[sender] = mine.get(sender, 0) + n
+        lost = extra = 0
+        for conv in self._acked.keys() | stored.keys():
+            acked, found = self._acked.get(conv, {}), stored.get(conv, {})
+            for sender in acked.keys() | found.keys():
+                lost += max(acked.get(sender, 0) - found.get(sender, 0), 0)
+                extra += max(found.get(sender, 0) - acked.get(sender, 0), 0)
+        return {"acked_not_stored": lost, "stored_not_acked": extra}
+
+    async def _drain(
+        self, workers: list[WorkerProcess], plan: Plan
+    ) -> tuple[list[dict[str, Any]], dict[str, dict[str, int]]]:
+        """Check until every receiver has everything stored, or ``drain_s`` has passed; the checks and what
+        each sender stored in each conversation."""
         deadline = time.monotonic() + self.scenario.drain_s
         while True:
             stored = await self.admin.stored_since(plan.positions)
@@ -330,7 +374,7 @@ class Run:
             for c in checked:
                 c["stored_total"] = total
             if sum(c["missing"] for c in checked) == 0 or time.monotonic() > deadline:
-                return checked
+                return checked, by_address
             await trio.sleep(0.5)
 
     async def _storm(self, workers: list[WorkerProcess], plan: Plan) -> dict[str, Any]:
@@ -340,7 +384,7 @@ class Run:
         owner: dict[str, int] = {}  # one sender per conversation, so each gets exactly storm_missed messages
         for i, agent in enumerate(plan.agents):
             for conv in agent["sends"]:
-                owner.setdefault(conv, i % len(workers))
+                owner.setdefault(conv, i % scenario.workers)
         await _ask(workers, "burst", each=[{
             "cmd": "burst", "count": scenario.storm_missed,
             "convs": [c for c in plan.storm_convs if owner.get(c) == w],
@@ -348,7 +392,7 @@ class Run:
         started = time.monotonic()
         back = await _ask(workers, "reconnected", {"cmd": "reconnect"})
         seconds = time.monotonic() - started
-        checked = await self._drain(workers, plan)
+        checked, _ = await self._drain(workers, plan)
         synced = Histogram()
         for b in back:
             synced.merge(Histogram.from_json(b["synced"]))
@@ -389,6 +433,44 @@ def _worst_by_second(tallies: list[dict[str, Any]]) -> list[float]:
         for second, ms in t["worst"].items():
             worst[int(second)] = max(worst.get(int(second), 0.0), ms)
     return [round(worst[s], 1) for s in sorted(worst)]
+
+
+def _flood_result(
+    scenario: Scenario, began: float, sent: list[dict[str, Any]], tallies: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The light traffic before, during and after the flood (by the second each message was sent in), how long
+    after the flood its p99 send→deliver stayed within ``p99_target_ms`` for good, and what the flooders got."""
+    assert scenario.flood is not None
+    start = began + scenario.flood.start_s
+    end = start + scenario.flood.duration_s
+    deliver: dict[int, Histogram] = {}
+    ack: dict[int, Histogram] = {}
+    for t in tallies:
+        for into, key in ((deliver, "deliver_by_second"), (ack, "ack_by_second")):
+            for second, h in t[key].items():
+                into.setdefault(int(second), Histogram()).merge(Histogram.from_json(h))
+    windows = {"before": (began, start), "during": (start, end), "after": (end, math.inf)}
+
+    def window(by_second: dict[int, Histogram], since: float, until: float) -> Histogram:
+        merged = Histogram()
+        for second, h in by_second.items():
+            if since <= second + 0.5 < until:  # a second belongs where most of it lies
+                merged.merge(h)
+        return merged
+    p99 = {s: round(deliver[s].percentile_ms(0.99), 1) for s in sorted(deliver)}
+    late = [s for s in p99 if s + 1 > end and p99[s] > scenario.p99_target_ms]
+    flood = _merge_counts(s["tally"]["flood"] for s in sent)
+    return {
+        "window_s": [round(start - began, 1), round(end - began, 1)],
+        "light_deliver_ms": {name: window(deliver, *w).summary() for name, w in windows.items()},
+        "light_ack_ms": {name: window(ack, *w).summary() for name, w in windows.items()},
+        "light_p99_ms": [window(deliver, *w).summary()["p99"] for w in windows.values()],
+        "recovered_after_s": round(max(max(late, default=end) + 1 - end, 0), 1) if late else 0.0,
+        "light_p99_ms_by_second": list(p99.values()),
+        "sent": flood.get("sent", 0), "acked": flood.get("acked", 0),
+        "acked_per_s": round(flood.get("acked", 0) / scenario.flood.duration_s, 1),
+        "errors": {k[6:]: v for k, v in flood.items() if k.startswith("error:")},
+    }
 
 
 def _merge_counts(counts: Any) -> dict[str, int]:

@@ -18,6 +18,27 @@ PositiveInt = Annotated[int, Meta(ge=1)]
 Count = Annotated[int, Meta(ge=0)]
 
 
+class Flood(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Accounts that flood the server for a window of the run, beside the scenario's light traffic (issue 14 item 11).
+
+    Each flooder is a patient alone in a group of her own, sending as fast as the server answers with ``in_flight``
+    sends unanswered at all times through the SDK's ``send`` (which resends a shed message after its
+    ``retry_after_ms``, SPEC.md §7.6). Her requests must not be rate limited: run the server with a raised ``rate``
+    and ``burst`` (load/RESULTS.md).
+    """
+
+    senders: PositiveInt
+    in_flight: PositiveInt = 400
+    start_s: Annotated[float, Meta(ge=0)] = 5.0
+    """When the flood begins, in seconds after the traffic began."""
+    duration_s: Annotated[float, Meta(gt=0)] = 20.0
+    retries: Count = 5
+    """Resends of one shed message before the flooder gives it up (counted as an error)."""
+    workers: Annotated[int, Meta(ge=1, le=64)] = 1
+    """Load-generating processes of the flooders, beside the scenario's ``workers``: a light user's send and receipt
+    must not wait behind the generator's own flood."""
+
+
 class Scenario(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """One load test. Rates are aggregate over all senders."""
 
@@ -61,6 +82,8 @@ class Scenario(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """A step passes when delivery is complete and p99 send→deliver is within this (the ramp's ceiling rule)."""
     max_in_flight: PositiveInt = 64
     """Sends a sender may have unanswered; beyond it the sender falls behind its schedule (and says so)."""
+    flood: Flood | None = None
+    """Flooding accounts for a window of each step; the light traffic is then measured before, during and after."""
 
     def __post_init__(self) -> None:
         if self.groups and not self.members_per_group:
@@ -81,6 +104,8 @@ class Scenario(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             raise ValueError("churn_per_s needs churn_users")
         if self.reconnect_storm > self.online:
             raise ValueError("reconnect_storm is more than the online users")
+        if self.flood and self.flood.start_s + self.flood.duration_s >= self.duration_s:
+            raise ValueError("flood must end before duration_s, so that recovery can be measured")
 
     @property
     def online(self) -> int:
@@ -105,6 +130,12 @@ class Scenario(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     def group_name(self, group: int) -> str:
         return f"压测 {self.name} {group:04d}"
+
+    def flooder_name(self, number: int) -> str:
+        return f"ld-{self.name}-flood{number:05d}"
+
+    def flood_group_name(self, number: int) -> str:
+        return f"压测 {self.name} 刷屏 {number:05d}"
 
 
 def load(path: str | Path) -> Scenario:

@@ -35,20 +35,26 @@ class Layout:
     user_ids: list[int]
     groups: list[str]
     pairs: list[str]
+    flooders: list[int]
+    """The flooding accounts' user ids (``Scenario.flood``), each sending into her own group of ``flood_groups``."""
+    flood_groups: list[str]
 
     def addresses(self) -> list[str]:
-        return self.groups + self.pairs
+        return self.groups + self.pairs + self.flood_groups
 
 
 async def setup(admin: Admin, scenario: Scenario) -> Layout:
     """Create what is missing and return the layout (idempotent)."""
     users = [NewUser(scenario.username(n), f"压测患者{n:06d}") for n in range(scenario.users)]
-    await admin.add_users([*users, NewUser(_staff(scenario), "压测护士", "staff", "护士")], LOAD_PASSWORD)
+    flooders = [NewUser(scenario.flooder_name(n), f"压测刷屏{n:05d}") for n in range(_flooders(scenario))]
+    await admin.add_users([*users, *flooders, NewUser(_staff(scenario), "压测护士", "staff", "护士")], LOAD_PASSWORD)
     ids = await _user_ids(admin, scenario)
+    flooder_ids = await _flooder_ids(admin, scenario)
     staff = (await admin.user_ids([_staff(scenario)]))[_staff(scenario)]
     await admin.add_groups([
-        NewGroup(scenario.group_name(g), staff, [ids[scenario.member(n)] for n in scenario.group_members(g)])
-        for g in range(scenario.groups)
+        *(NewGroup(scenario.group_name(g), staff, [ids[scenario.member(n)] for n in scenario.group_members(g)])
+          for g in range(scenario.groups)),
+        *(NewGroup(scenario.flood_group_name(n), staff, [flooder]) for n, flooder in enumerate(flooder_ids)),
     ])
     await admin.add_direct_chats([_pair(ids, p) for p in range(scenario.dm_pairs)])
     layout = await layout_of(admin, scenario, ids)
@@ -63,12 +69,14 @@ async def layout_of(admin: Admin, scenario: Scenario, ids: list[int] | None = No
     has not been run."""
     ids = ids if ids is not None else await _user_ids(admin, scenario)
     names = [scenario.group_name(g) for g in range(scenario.groups)]
-    groups = await admin.group_addresses(names)
+    flood_names = [scenario.flood_group_name(n) for n in range(_flooders(scenario))]
+    groups = await admin.group_addresses(names + flood_names)
     pairs = [_pair(ids, p) for p in range(scenario.dm_pairs)]
     directs = await admin.direct_addresses(pairs)
-    if len(groups) < len(names) or len(directs) < len(pairs):
+    if len(groups) < len(names) + len(flood_names) or len(directs) < len(pairs):
         raise LookupError(f"scenario {scenario.name!r} is not set up: run `imload setup` first")
-    return Layout(ids, [groups[name] for name in names], [directs[pair] for pair in pairs])
+    return Layout(ids, [groups[name] for name in names], [directs[pair] for pair in pairs],
+                  await _flooder_ids(admin, scenario), [groups[name] for name in flood_names])
 
 
 async def mint_tokens(admin: Admin, user_ids: list[int], *, device: str = "imload", hours: float = 12) -> list[str]:
@@ -85,7 +93,18 @@ def _pair(ids: list[int], pair: int) -> tuple[int, int]:
 
 
 async def _user_ids(admin: Admin, scenario: Scenario) -> list[int]:
-    names = [scenario.username(n) for n in range(scenario.users)]
+    return await _ids(admin, scenario, [scenario.username(n) for n in range(scenario.users)])
+
+
+async def _flooder_ids(admin: Admin, scenario: Scenario) -> list[int]:
+    return await _ids(admin, scenario, [scenario.flooder_name(n) for n in range(_flooders(scenario))])
+
+
+def _flooders(scenario: Scenario) -> int:
+    return scenario.flood.senders if scenario.flood else 0
+
+
+async def _ids(admin: Admin, scenario: Scenario, names: list[str]) -> list[int]:
     found = await admin.user_ids(names)
     if len(found) < len(names):
         raise LookupError(f"scenario {scenario.name!r} is not set up: run `imload setup` first")

@@ -74,20 +74,37 @@ class Tally:
         self.out_of_order = 0
         self.reconnects = 0
         self.churned = 0
-        self.ack = Histogram()
+        self.acks = Histogram()
         self.deliver = Histogram()
         self.worst: dict[int, float] = {}
         """Per second of sending (unix time): the slowest delivery of a message sent then, in ms; shows stalls."""
+        self.deliver_by_second: dict[int, Histogram] = {}
+        self.ack_by_second: dict[int, Histogram] = {}
+        """Per second of sending (unix time), for a flood's before, during and after (``Scenario.flood``)."""
+        self.acked: dict[str, dict[str, int]] = {}
+        """Acks received, light and flood: conversation -> sender id -> count (checked against the database)."""
+        self.flood: dict[str, int] = {}
+        """The flooders' sends: ``sent``, ``acked``, ``error:CODE``."""
 
     def error(self, code: str) -> None:
         self.errors[code] = self.errors.get(code, 0) + 1
+
+    def ack(self, conv: str, sender: int) -> None:
+        senders = self.acked.setdefault(conv, {})
+        senders[str(sender)] = senders.get(str(sender), 0) + 1
+
+    def count_flood(self, what: str) -> None:
+        self.flood[what] = self.flood.get(what, 0) + 1
 
     def to_json(self) -> dict[str, Any]:
         return {
             "sent": self.sent, "accepted": self.accepted, "errors": self.errors, "behind": self.behind,
             "delivered": self.delivered, "duplicates": self.duplicates, "out_of_order": self.out_of_order,
             "reconnects": self.reconnects, "churned": self.churned,
-            "ack": self.ack.to_json(), "deliver": self.deliver.to_json(), "worst": self.worst,
+            "ack": self.acks.to_json(), "deliver": self.deliver.to_json(), "worst": self.worst,
+            "deliver_by_second": {s: h.to_json() for s, h in self.deliver_by_second.items()},
+            "ack_by_second": {s: h.to_json() for s, h in self.ack_by_second.items()},
+            "acked": self.acked, "flood": self.flood,
         }
 
 
@@ -165,6 +182,7 @@ class Agent:
             us = max(time.time_ns() - sent_ns, 0) / 1000
             tally.deliver.record(us)
             second = sent_ns // 1_000_000_000
+            tally.deliver_by_second.setdefault(second, Histogram()).record(us)
             if us / 1000 > tally.worst.get(second, 0.0):
                 tally.worst[second] = us / 1000
 
@@ -193,7 +211,8 @@ class Agent:
             tally.behind += 1
         async with self.in_flight:
             tally.sent += 1
-            text = f"{time.time_ns():x} {self.worker.filler}"
+            sent_ns = time.time_ns()
+            text = f"{sent_ns:x} {self.worker.filler}"
             started = time.perf_counter()
             try:
                 await client.request(Send(conv=conv, cid=uuid.uuid4().hex, text=text))
@@ -204,7 +223,33 @@ class Agent:
                 tally.error(type(exc).__name__)
                 return
             tally.accepted += 1
-            tally.ack.record((time.perf_counter() - started) * 1e6)
+            tally.ack(conv, self.id)
+            us = (time.perf_counter() - started) * 1e6
+            tally.acks.record(us)
+            tally.ack_by_second.setdefault(sent_ns // 1_000_000_000, Histogram()).record(us)
+
+
+    async def flood(self, conv: str, lanes: int, until: float, retries: int) -> None:
+        """Keep ``lanes`` sends into ``conv`` unanswered until ``until`` (trio time), each through the SDK's ``send``,
+        which resends a shed message after its ``retry_after_ms`` (``Scenario.flood``)."""
+        tally = self.worker.tally
+
+        async def lane() -> None:
+            while trio.current_time() < until and self.client is not None:
+                tally.count_flood("sent")
+                try:
+                    await self.client.send(conv, f"{time.time_ns():x} {self.worker.filler}", retries=retries)
+                except ClientError as exc:
+                    tally.count_flood(f"error:{exc.code}")
+                    continue
+                except (ConnectionLost, OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
+                    tally.count_flood(f"error:{type(exc).__name__}")
+                    continue
+                tally.count_flood("acked")
+                tally.ack(conv, self.id)
+        async with trio.open_nursery() as nursery:
+            for _ in range(lanes):
+                nursery.start_soon(lane)
 
 
 class Worker:
@@ -213,7 +258,8 @@ class Worker:
         self.scenario: dict[str, Any] = job["scenario"]
         filler = job["filler"]
         self.filler: str = filler
-        self.agents = [Agent(spec, job["positions"], self) for spec in job["agents"]]
+        self.flooders = [(Agent(spec | {"convs": [], "sends": []}, {}, self), spec["conv"]) for spec in job["flooders"]]
+        self.agents = [Agent(spec, job["positions"], self) for spec in job["agents"]] + [a for a, _ in self.flooders]
         self.churners: list[dict[str, Any]] = job["churners"]
         self.tally = Tally()
         self.connected = 0
@@ -255,6 +301,11 @@ class Worker:
         async with trio.open_nursery() as sending:
             if command.get("churn_per_s"):
                 sending.start_soon(self._churn, command["churn_per_s"], duration)
+            flood = self.scenario["flood"]
+            if flood:
+                begins = trio.current_time() + flood["start_s"]
+                for agent, conv in self.flooders:
+                    sending.start_soon(self._flood_from, begins, agent, conv, flood)
             if slots and rate > 0:
                 def send(k: int) -> None:
                     agent, conv = slots[k % len(slots)]
@@ -264,6 +315,11 @@ class Worker:
                 await trio.sleep(duration)
         await self.say(event="sent", seconds=round(time.perf_counter() - started, 3), tally=self.tally.to_json())
         return False
+
+    @staticmethod
+    async def _flood_from(begins: float, agent: Agent, conv: str, flood: dict[str, Any]) -> None:
+        await trio.sleep_until(begins)
+        await agent.flood(conv, flood["in_flight"], begins + flood["duration_s"], flood["retries"])
 
     async def _churn(self, rate: float, duration: float) -> None:
         """Users who open the app, look at their conversation list and leave."""
