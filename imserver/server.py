@@ -41,12 +41,15 @@ from imserver.services import Services
 from imserver.store import accounts, conversations
 from imserver.store.migrate import ping
 from imserver.websocket import ConnectionClosed, WebSocket
-from imserver.writer import MessageWriter
+from imserver.writer import MessageWriter, Overloaded
 from pgtrio.bridge import Store
 from protocol import ErrorCode, ProtocolError
 from protocol.clock import Clock, system_clock
 
 log = logging.getLogger(__name__)
+
+SHED_PAUSE = 1.0
+"""Seconds at most that a connection whose send was shed waits for the writer's next commit before reading on."""
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,11 @@ class ChatServer:
             if error.rid is None and request is not None:  # the answer to a request carries its rid (SPEC.md §3)
                 error.rid = request.rid
             client.fail(error)
+            if isinstance(error, Overloaded):
+                # The rest of her pipeline waits in the socket, not read only to be shed again, until the writer
+                # has room: its next commit (SHED_PAUSE at most: pongs wait too).
+                with trio.move_on_after(SHED_PAUSE):
+                    await self.writer.wait_committed()
         except Exception:
             log.exception("request failed", extra={"remote": client.remote})
             client.fail(ProtocolError(ErrorCode.INTERNAL, rid=None if request is None else request.rid))

@@ -66,6 +66,13 @@ RETRY_AFTER_MS = (100, 1000)
 linearly to the second with ``queue`` drafts queued (before ±25 % jitter, so shed clients do not come back at once)."""
 
 
+class Overloaded(ProtocolError):
+    """A send shed because the writer's queues are full (SPEC.md §7.6): ``unavailable`` with ``retry_after_ms``."""
+
+    def __init__(self, detail: str, retry_after_ms: int) -> None:
+        super().__init__(ErrorCode.UNAVAILABLE, detail, retry_after_ms=retry_after_ms)
+
+
 class MessageWriter:
     """The one task that stores messages: it gathers drafts into batches, one from each sender in turn, commits
     each, then hands the batch to delivery and answers the senders."""
@@ -92,6 +99,7 @@ class MessageWriter:
         """Drafts waiting, by sender id; the order of the senders is the order they are served in."""
         self._queued = 0
         self._wakeup = trio.Event()
+        self._committed = trio.Event()
         self._closed = False
         self._inflight: dict[tuple[int, str], Pending] = {}
         self.finished = trio.Event()
@@ -117,8 +125,7 @@ class MessageWriter:
         metrics.SENDS_SHED.labels(bound).inc()
         low, high = RETRY_AFTER_MS
         wait = low + (high - low) * min(self._queued / self._bound, 1)
-        raise ProtocolError(ErrorCode.UNAVAILABLE, f"overloaded: {mine} of your messages are queued",
-                            retry_after_ms=round(wait * (0.75 + 0.5 * self._jitter())))
+        raise Overloaded(f"overloaded: {mine} of your messages are queued", round(wait * (0.75 + 0.5 * self._jitter())))
 
     def submit(self, draft: Draft, done: Callable[[Outcome], None], origin: Connection | None = None) -> None:
         """Queue a draft from ``origin``, or join the draft of the same client id in flight; ``done`` is called
@@ -151,7 +158,14 @@ class MessageWriter:
                 self._wakeup = trio.Event()
                 continue
             await self._write(self._next_batch())
+            self._committed.set()
+            self._committed = trio.Event()
+        self._committed.set()
         self.finished.set()
+
+    async def wait_committed(self) -> None:
+        """Until the writer has written its next batch (or stopped)."""
+        await self._committed.wait()
 
     def _next_batch(self) -> list[Pending]:
         """Up to ``max_batch`` drafts, one from each sender in turn; a sender served goes to the back of the line,
