@@ -70,7 +70,8 @@ def _flood_lines(scenario: dict[str, Any], step: dict[str, Any]) -> list[str]:
                      f"| {ack['p50']} / {ack['p99']} |")
     lines += [
         "", f"Light p99 send→deliver back within {scenario['p99_target_ms']:g} ms for good "
-        f"{flood['recovered_after_s']} s after the flood ended. By second: {flood['light_p99_ms_by_second']}.",
+        f"{flood['recovered_after_s']} s after the flood ended (its sends in flight were answered until "
+        f"{flood['last_answer_after_s']} s after). By second: {flood['light_p99_ms_by_second']}.",
     ]
     return lines
 

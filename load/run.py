@@ -284,7 +284,7 @@ class Run:
             for n in per_worker
         ])
         after = await sampler.sample()
-        elapsed = max(s["seconds"] for s in sent)
+        elapsed = max(s["seconds"] for s in sent[:scenario.workers])  # the light traffic's, not a flood's tail
         checked, stored = await self._drain(workers, plan)
         tallies = [c["tally"] for c in checked]
         ack, deliver = Histogram(), Histogram()
@@ -460,8 +460,10 @@ def _flood_result(
     p99 = {s: round(deliver[s].percentile_ms(0.99), 1) for s in sorted(deliver)}
     late = [s for s in p99 if s + 1 > end and p99[s] > scenario.p99_target_ms]
     flood = _merge_counts(s["tally"]["flood"] for s in sent)
+    answered = max(s["seconds"] for s in sent[scenario.workers:])  # the flood's own processes: its last answer
     return {
         "window_s": [round(start - began, 1), round(end - began, 1)],
+        "last_answer_after_s": round(answered - (end - began), 1),
         "light_deliver_ms": {name: window(deliver, *w).summary() for name, w in windows.items()},
         "light_ack_ms": {name: window(ack, *w).summary() for name, w in windows.items()},
         "light_p99_ms": [window(deliver, *w).summary()["p99"] for w in windows.values()],
