@@ -460,7 +460,7 @@ def _flood_result(
     p99 = {s: round(deliver[s].percentile_ms(0.99), 1) for s in sorted(deliver)}
     late = [s for s in p99 if s + 1 > end and p99[s] > scenario.p99_target_ms]
     flood = _merge_counts(s["tally"]["flood"] for s in sent)
-    answered = max(s["seconds"] for s in sent[scenario.workers:])  # the flood's own processes: its last answer
+    answered = max(s["tally"]["flood_done_s"] for s in sent)
     return {
         "window_s": [round(start - began, 1), round(end - began, 1)],
         "last_answer_after_s": round(answered - (end - began), 1),

@@ -85,6 +85,8 @@ class Tally:
         """Acks received, light and flood: conversation -> sender id -> count (checked against the database)."""
         self.flood: dict[str, int] = {}
         """The flooders' sends: ``sent``, ``acked``, ``error:CODE``."""
+        self.flood_done_s = 0.0
+        """When the last flooder's last send was answered, in seconds after the traffic began."""
 
     def error(self, code: str) -> None:
         self.errors[code] = self.errors.get(code, 0) + 1
@@ -104,7 +106,7 @@ class Tally:
             "ack": self.acks.to_json(), "deliver": self.deliver.to_json(), "worst": self.worst,
             "deliver_by_second": {s: h.to_json() for s, h in self.deliver_by_second.items()},
             "ack_by_second": {s: h.to_json() for s, h in self.ack_by_second.items()},
-            "acked": self.acked, "flood": self.flood,
+            "acked": self.acked, "flood": self.flood, "flood_done_s": self.flood_done_s,
         }
 
 
@@ -303,9 +305,8 @@ class Worker:
                 sending.start_soon(self._churn, command["churn_per_s"], duration)
             flood = self.scenario["flood"]
             if flood:
-                begins = trio.current_time() + flood["start_s"]
                 for agent, conv in self.flooders:
-                    sending.start_soon(self._flood_from, begins, agent, conv, flood)
+                    sending.start_soon(self._flood_from, trio.current_time(), agent, conv, flood)
             if slots and rate > 0:
                 def send(k: int) -> None:
                     agent, conv = slots[k % len(slots)]
@@ -316,10 +317,11 @@ class Worker:
         await self.say(event="sent", seconds=round(time.perf_counter() - started, 3), tally=self.tally.to_json())
         return False
 
-    @staticmethod
-    async def _flood_from(begins: float, agent: Agent, conv: str, flood: dict[str, Any]) -> None:
+    async def _flood_from(self, started: float, agent: Agent, conv: str, flood: dict[str, Any]) -> None:
+        begins = started + flood["start_s"]
         await trio.sleep_until(begins)
         await agent.flood(conv, flood["in_flight"], begins + flood["duration_s"], flood["retries"])
+        self.tally.flood_done_s = max(self.tally.flood_done_s, trio.current_time() - started)
 
     async def _churn(self, rate: float, duration: float) -> None:
         """Users who open the app, look at their conversation list and leave."""
