@@ -107,11 +107,11 @@ class MessageWriter:
         metrics.WRITER_QUEUE.set_function(lambda: self._queued)
 
     def admit(self, sender_id: int) -> None:
-        """Whether a new draft of this sender would be queued now: a handler asks before the work of making it.
+        """Return if a new draft of this sender would be queued now: a handler asks before the work of making it.
 
-        Error handling: raises ProtocolError ``unavailable`` with ``retry_after_ms`` when her queue is full, or
-        when all are and she has her fair share queued (SPEC.md §7.6); ``unavailable`` without it after ``close``
-        (the server is shutting down: reconnect).
+        Error handling: raises Overloaded (``unavailable`` with ``retry_after_ms``) when her queue is full, or
+        when all are and she has her fair share queued (SPEC.md §7.6); ProtocolError ``unavailable`` without it
+        after ``close`` (the server is shutting down: reconnect).
         """
         if self._closed:
             raise ProtocolError(ErrorCode.UNAVAILABLE, "shutting down")

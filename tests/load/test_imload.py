@@ -17,6 +17,7 @@ import pytest
 import trio
 
 from tests.conftest import Running
+from tests.conftest import test_settings as make_settings
 
 pytestmark = pytest.mark.slow
 
@@ -80,3 +81,35 @@ async def test_run_refuses_a_scenario_not_set_up(server: Running, db: str, tmp_p
     done = await imload("run", str(scenario), "--url", server.url, db=db)
     assert done.returncode == 2
     assert "imload setup" in done.stderr.decode()
+
+
+FLOOD = {
+    "name": "floodck", "users": 20, "groups": 2, "members_per_group": 10, "senders": 2, "rate": 20, "duration_s": 3,
+    "workers": 1, "drain_s": 10, "flood": {"senders": 3, "in_flight": 30, "start_s": 0.5, "duration_s": 1.5},
+}
+
+
+@pytest.mark.parametrize("settings", [make_settings(rate=100000, burst=100000, writer_sender_queue=5)],
+                         ids=["flooders unlimited, shed early"])
+async def test_a_flood_beside_light_traffic_is_measured_and_loses_no_acked_message(
+    server: Running, db: str, tmp_path: Path
+) -> None:
+    """Issue 14 item 11: the flooders (in a process of their own) are shed and resend; every ack is checked against
+    the database, and the light traffic is reported before, during and after the flood."""
+    scenario = tmp_path / "flood.json"
+    scenario.write_text(json.dumps(FLOOD))
+    assert (await imload("setup", str(scenario), db=db)).returncode == 0
+    out = tmp_path / "flood-result.json"
+    done = await imload("run", str(scenario), "--url", server.url, "--metrics", f"{server.http}/metrics",
+                        "--out", str(out), db=db)
+    assert done.returncode == 0, done.stderr.decode()
+    (step,) = json.loads(out.read_text())["steps"]
+    flood = step["flood"]
+    assert flood["acked"] > 0 and step["server_shed"] > 0  # the flood was big enough to be shed
+    assert (step["acked_not_stored"], step["stored_not_acked"]) == (0, 0)
+    assert step["stored"] == step["accepted"] + flood["acked"]
+    assert (step["missing"], step["duplicates"], step["out_of_order"]) == (0, 0, 0)
+    assert step["errors"] == {}  # the light senders were never refused
+    assert set(flood["light_deliver_ms"]) == {"before", "during", "after"}
+    assert flood["light_deliver_ms"]["during"]["count"] > 0
+    assert "Flood: 3 accounts" in out.with_suffix(".md").read_text()
