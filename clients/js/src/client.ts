@@ -112,7 +112,7 @@ export interface ClientOptions {
   requestTimeoutMs?: number;
   /** How long opening a connection and the hello may take. */
   helloTimeoutMs?: number;
-  /** Ask `ping` after this long without a frame from the server (below the server's 60 s, SPEC.md §2.4). */
+  /** Ask `ping` after this long without a frame from the server (well below the server's 120 s, SPEC.md §2.4). */
   keepAliveMs?: number;
   /** How often a request refused with `rate_limited` or `unavailable` is sent again before failing. */
   retries?: number;
