@@ -102,10 +102,16 @@ def phone(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
+SETTLED = """() => document.getAnimations().every(
+    a => a.playState !== "running" || a.effect?.getComputedTiming().endTime === Infinity)"""
+"""No transition or animation is under way (a sheet or dialog sliding in), but for endless ones (spinners)."""
+
+
 def shot(page: Page, name: str, element: Locator | None = None) -> Path:
     """Keep a screenshot of what the page shows now (or of ``element``) as ``test-artifacts/screens/<name>.png``."""
     SCREENS.mkdir(parents=True, exist_ok=True)
     path = SCREENS / f"{name}.png"
+    page.wait_for_function(SETTLED)
     if element is None:
         page.screenshot(path=str(path), full_page=False)
     else:

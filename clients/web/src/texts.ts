@@ -134,6 +134,7 @@ export const T = {
 
   // friends
   friendRequestFrom: (name: string) => `${name} 请求加您为好友`,
+  friendRequestIn: (group: string) => `来自群聊「${group}」`,
   accept: "接受",
   decline: "拒绝",
   noFriendRequests: "暂无好友申请",
