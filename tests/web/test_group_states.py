@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import trio
 from playwright.sync_api import Browser, Page, expect
 
 from clients.python import Client
@@ -179,6 +180,33 @@ def test_an_isolated_members_messages_leave_the_others_screens_and_leave_no_gap(
     after = say(system, "chen_hong", conv, unique("谢谢医生"))
     expect(other.get_by_test_id(f"msg-{after}")).to_be_visible(timeout=30_000)  # seen again from now on
     expect(messages_with(other, before)).to_have_count(0)  # what she sent up to the lift stays hidden
+
+
+def test_a_page_of_hidden_seqs_does_not_stop_the_history(
+    system: Demo, browser: Browser, group: tuple[str, str]
+) -> None:
+    """SPEC.md §11.3: 60 messages of an isolated member lie between the doctor's two; the latest page zhao_min's
+    chat loads holds only hidden seqs besides his last message, and draws one row. The chat goes on paging back
+    by itself, with nothing to scroll, until his first message shows right above his last."""
+    conv, name = group
+    first = say(system, "dr_wang", conv, unique("第一条通知"))
+    chen = member_id(system, conv, "chen_hong")
+    request(system, "dr_wang", "isolate", conv=conv, member=chen)
+    try:
+        async def chatter(client: Client) -> None:
+            for n in range(60):
+                if n == 40:
+                    await trio.sleep(2.5)  # a patient's rate: 20 a second, bursts of 50
+                await client.send(conv, f"隔离期间的第{n}条")
+        as_user(system, "chen_hong", chatter)
+        last = say(system, "dr_wang", conv, unique("第二条通知"))
+        other = logged_in(browser, system, "zhao_min")
+        open_conv(other, name)
+        expect(other.get_by_test_id(f"msg-{first}")).to_be_visible(timeout=30_000)
+        assert drawn_seqs(other) == [first, last]
+        assert last - first == 61
+    finally:
+        request(system, "dr_wang", "unisolate", conv=conv, member=chen)
 
 
 def test_patients_become_friends_where_the_group_allows_it(
