@@ -48,6 +48,37 @@ def test_the_jump_pill_hides_under_a_sheet_and_goes_once_the_unread_divider_was_
     shot(page, "pill-gone")
 
 
+def test_paging_back_keeps_the_message_being_read_where_it_is(system: Demo, browser: Browser) -> None:
+    """IM-19: zhao_min reads up a long chat; as she nears the top of what is loaded, the page before it comes and
+    goes above: the message she is reading stays exactly where it was on her screen (the rows are anchored on a
+    message, not on the date separator that moves up to the new top)."""
+    name = f"历史测试群#{uuid.uuid4().hex[:6]}"
+
+    async def fill(client: Client) -> None:  # a bot: the higher rate limit
+        conv = (await client.request("group_create", name=name, members=["zhao_min"]))["conv"]
+        for n in range(1, 121):
+            await client.send(conv, f"历史消息第{n}条")
+    as_user(system, "ward", fill)
+    page = logged_in(browser, system, "zhao_min")
+    open_conv(page, name)
+    chat = page.get_by_test_id("message-list")
+    chat.evaluate("el => { el.scrollTop = 600; }")
+    page.wait_for_timeout(300)
+    height = chat.evaluate("el => el.scrollHeight")
+    reading = page.evaluate("""() => {
+      document.querySelector('[data-testid="message-list"]').scrollTop = 250;  // near the top: the page before
+      const row = document.elementFromPoint(200, 420).closest('[data-testid^="msg-"]');
+      return { id: row.dataset.testid, top: row.getBoundingClientRect().top };
+    }""")
+    page.wait_for_function("([el, h]) => el.scrollHeight > h", arg=[chat.element_handle(), height])
+    page.wait_for_timeout(500)  # rows above measured, the view kept on the anchor meanwhile
+    row = page.get_by_test_id(reading["id"])
+    assert row.count() == 1, f"{reading['id']}, which she was reading, is no longer drawn: the view jumped"
+    box = row.bounding_box()
+    assert box is not None and abs(box["y"] - reading["top"]) <= 2, (reading, box)
+    shot(page, "paged-back")
+
+
 def test_the_font_sizes_scale_the_chat_without_clipping_it(system: Demo, browser: Browser) -> None:
     """Older patients pick 大 or 特大 in 设置: the root size (17, 19, 22 px) scales text and touch targets together;
     the chat with its cards still fits the phone's width, nothing runs off to the side."""
