@@ -34,7 +34,7 @@ from imserver.server import Addresses
 from imserver.store.migrate import create_database, migrate
 from integrations.serving import serve as serve_web
 from launcher import texts
-from launcher.seed import DEMO_PASSWORD, GROUP, USERS, seed, seed_bots
+from launcher.seed import DEMO_PASSWORD, GROUP, PHONES, USERS, seed, seed_bots
 from pgtrio.bridge import Store, open_store
 from protocol.clock import Clock
 from webadmin.app import VIEW_TOKENS, WebConfig, web_app
@@ -152,7 +152,7 @@ async def _publish_demo_cycle(his_url: str, clock: Clock) -> None:
     is fixed, so a demo started again on another day changes nothing."""
     yesterday = (clock() - timedelta(days=1)).date().isoformat()  # so her first content is already due
     event = {"type": "cycle_started", "id": "demo-cycle-chen_hong", "pathway": "ivf", "day": yesterday,
-             "patient": {"username": "chen_hong", "his_id": "D0001", "phone": "13800138000", "openid": "o-demo"}}
+             "patient": {"username": "chen_hong", "his_id": "D0001", "phone": PHONES["chen_hong"], "openid": "o-demo"}}
     async with httpx.AsyncClient() as http:
         (await http.post(f"{his_url}/_sim/events", json=[event])).raise_for_status()
 

@@ -27,6 +27,9 @@ USERS = [
     ("liu_fang", "刘芳", Role.PATIENT, ""),
     ("chen_family", "陈红的丈夫", Role.FAMILY, ""),
 ]
+PHONES = {"chen_hong": "13800138000", "zhao_min": "13800138001", "liu_fang": "13800138002",
+          "chen_family": "13800138003"}
+"""The demo patients' and husband's phone numbers (stored encrypted), as staff see them in 查看真实身份."""
 WORDS = [("代孕", "block"), ("卖卵", "block"), ("微信", "mask"), ("QQ", "flag")]
 GROUP = "试管婴儿·移植群"
 WELCOME = "欢迎加入移植群！移植前后有任何疑问，都可以在群里提问，医生和护士会及时回复。"
@@ -37,7 +40,8 @@ async def seed(store: Store) -> int:
     ctx, operator = Context(store), Actor.operator()
     if await accounts.user_by_name(store, USERS[0][0]) is None:
         for username, name, role, title in USERS:
-            await do_create_user(ctx, operator, username, name, role, DEMO_PASSWORD, title=title)
+            await do_create_user(ctx, operator, username, name, role, DEMO_PASSWORD, title=title,
+                                 phone=PHONES.get(username))
     found = await conversations.group_by_name(store, GROUP)
     if found is not None:
         return found

@@ -102,11 +102,20 @@ def phone(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
-def shot(page: Page, name: str) -> Path:
-    """Keep a screenshot of what the page shows now, as ``test-artifacts/screens/<name>.png``."""
+SETTLED = """() => document.getAnimations().every(
+    a => a.playState !== "running" || a.effect?.getComputedTiming().endTime === Infinity)"""
+"""No transition or animation is under way (a sheet or dialog sliding in), but for endless ones (spinners)."""
+
+
+def shot(page: Page, name: str, element: Locator | None = None) -> Path:
+    """Keep a screenshot of what the page shows now (or of ``element``) as ``test-artifacts/screens/<name>.png``."""
     SCREENS.mkdir(parents=True, exist_ok=True)
     path = SCREENS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=False)
+    page.wait_for_function(SETTLED)
+    if element is None:
+        page.screenshot(path=str(path), full_page=False)
+    else:
+        element.screenshot(path=str(path))
     return path
 
 
@@ -141,6 +150,20 @@ def scroll_to(page: Page, test_id: str) -> None:
         page.get_by_test_id("message-list").evaluate("el => { el.scrollTop -= 500; }")
         page.wait_for_timeout(150)
     raise AssertionError(f"no {test_id} in the chat")
+
+
+def show_message(page: Page, seq: int) -> Locator:
+    """The chat's row of message ``seq``, scrolled into view: up or down until the virtual list draws it."""
+    for _ in range(80):
+        row = page.get_by_test_id(f"msg-{seq}")
+        if row.count() > 0:
+            row.scroll_into_view_if_needed()
+            return row
+        drawn = page.locator("[data-testid^=msg-]").evaluate_all("rows => rows.map(r => +r.dataset.testid.slice(4))")
+        step = -500 if not drawn or min(drawn) > seq else 500
+        page.get_by_test_id("message-list").evaluate("(el, step) => { el.scrollTop += step; }", step)
+        page.wait_for_timeout(150)
+    raise AssertionError(f"message {seq} is not in the chat")
 
 
 def messages_with(page: Page, text: str) -> Locator:

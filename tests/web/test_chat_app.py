@@ -50,8 +50,9 @@ def test_the_login_screen_and_a_patients_conversation_list(system: Demo, browser
 def test_a_patient_fills_her_form_and_signs_her_consent_and_the_bot_records_both(
     system: Demo, browser: Browser
 ) -> None:
-    """EDU-2: the pathway form refuses an empty answer field by field, then her answer goes and the bot thanks
-    her for it; she signs the consent on the canvas and the bot records the signature; both show as done."""
+    """EDU-2: the pathway form refuses an empty answer field by field, and a day the calendar does not have (a day
+    reads YYYY-MM-DD as she types it); then her answer goes and the bot thanks her for it; she signs the consent
+    on the canvas and the bot records the signature; both show as done, with no toast laid over the chat."""
     page = logged_in(browser, system, "chen_hong")
     expect(page.get_by_test_id("conv-name").filter(has_text="pathway")).to_be_visible(timeout=60_000)
     open_conv(page, "pathway")
@@ -64,9 +65,18 @@ def test_a_patient_fills_her_form_and_signs_her_consent_and_the_bot_records_both
     shot(page, "form-errors")
     page.get_by_test_id("form-field-height").locator("input").fill("163")
     page.get_by_test_id("form-field-weight").locator("input").fill("52.5")
-    page.get_by_test_id("form-field-last_period").locator("input").fill("2026-11-20")
+    day = page.get_by_test_id("form-field-last_period")
+    day.locator("input").fill("2026/02/30")  # shaped as she types: YYYY-MM-DD, never the browser's 02/30/2026
+    expect(day.locator("input")).to_have_value("2026-02-30")
     page.get_by_test_id("form-field-allergy").get_by_text("无", exact=True).click()
     page.get_by_test_id("form-submit").click()
+    expect(day.get_by_test_id("form-error")).to_have_text("末次月经日期应为有效日期，按“年-月-日”填写，如 2026-11-20")
+    shot(page, "form-day")
+    day.locator("input").fill("20261120")
+    expect(day.locator("input")).to_have_value("2026-11-20")
+    page.get_by_test_id("form-submit").click()
+    expect(page.get_by_test_id("form-sheet")).to_be_hidden()
+    assert not page.locator(".van-toast").is_visible()  # nothing over the chat: her answer shows in it
     expect(page.get_by_test_id("bubble").filter(has_text="已收到您填写的「建档基本信息」").last).to_be_visible(
         timeout=30_000)
     scroll_to(page, "consent-open")
@@ -83,6 +93,8 @@ def test_a_patient_fills_her_form_and_signs_her_consent_and_the_bot_records_both
     page.mouse.up()
     shot(page, "signature-pad")
     page.get_by_test_id("signature-confirm").click()
+    expect(page.get_by_test_id("signature-sheet")).to_be_hidden()
+    assert not page.locator(".van-toast").is_visible()  # no 已签署 toast over the cards
     expect(page.get_by_test_id("bubble").filter(has_text="已收到您对「辅助生殖治疗知情同意书」的签名").last
            ).to_be_visible(timeout=30_000)
     scroll_to(page, "form-done")

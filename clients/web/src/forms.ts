@@ -39,10 +39,6 @@ function emptyMessage(field: FieldDef): string {
     case "choice":
     case "bool":
       return T.fieldChoice(field.label);
-    case "date":
-      return T.fieldDate(field.label);
-    case "time":
-      return T.fieldTime(field.label);
     default:
       return T.fieldRequired(field.label);
   }
@@ -61,7 +57,7 @@ function checkValue(field: FieldDef, value: string | boolean): Value | { error: 
       return /^-?\d+(\.\d+)?$/.test(text) && Math.abs(n) <= 1e15 ? n : { error: T.fieldNumber(field.label) };
     }
     case "date":
-      return /^\d{4}-\d{2}-\d{2}$/.test(text) ? text : { error: T.fieldDate(field.label) };
+      return isDay(text) ? text : { error: T.fieldDate(field.label) };
     case "time":
       return /^([01]\d|2[0-3]):[0-5]\d$/.test(text) ? text : { error: T.fieldTime(field.label) };
     case "url":
@@ -75,4 +71,34 @@ function checkValue(field: FieldDef, value: string | boolean): Value | { error: 
       return [...text].length <= limit ? text : { error: T.fieldTooLong(field.label, limit) };
     }
   }
+}
+
+/**
+ * A day as typed: the digits only (full-width ones too), with the dashes put in as they come, so that
+ * 20261120, 2026/11/20 and 2026-11-20 all read 2026-11-20 (the shape SPEC.md §6.1 gives a day). The browser's
+ * own date input is not used: it shows the day in the browser's format, 11/20/2026 in many phones' Chinese.
+ */
+export function shapeDay(typed: string): string {
+  const d = digits(typed).slice(0, 8);
+  return [d.slice(0, 4), d.slice(4, 6), d.slice(6)].filter(Boolean).join("-");
+}
+
+/** A time of day as typed, shaped like a day (`shapeDay`): 0830 reads 08:30. */
+export function shapeClock(typed: string): string {
+  const d = digits(typed).slice(0, 4);
+  return [d.slice(0, 2), d.slice(2)].filter(Boolean).join(":");
+}
+
+function digits(typed: string): string {
+  return typed.normalize("NFKC").replace(/\D/g, "");
+}
+
+/** `YYYY-MM-DD` naming a day the calendar has (2026-02-30 does not). */
+function isDay(text: string): boolean {
+  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(text);
+  if (!match) return false;
+  const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])];
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  return year >= 1 && date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
 }

@@ -134,6 +134,7 @@ export const T = {
 
   // friends
   friendRequestFrom: (name: string) => `${name} 请求加您为好友`,
+  friendRequestIn: (group: string) => `来自群聊「${group}」`,
   accept: "接受",
   decline: "拒绝",
   noFriendRequests: "暂无好友申请",
@@ -175,7 +176,6 @@ export const T = {
   refillForm: "修改填写",
   formDone: "已填写",
   formSubmit: "提交",
-  formSubmitted: "已提交",
   formReply: "已填写表单",
   required: "必填",
   fieldRequired: (label: string) => `请填写${label}`,
@@ -183,8 +183,10 @@ export const T = {
   fieldNumber: (label: string) => `${label}应为数字`,
   fieldTooLong: (label: string, n: number) => `${label}最多${n}个字`,
   fieldUrl: (label: string) => `${label}应以 http:// 或 https:// 开头`,
-  fieldDate: (label: string) => `请选择${label}`,
-  fieldTime: (label: string) => `请选择${label}（时:分）`,
+  fieldDate: (label: string) => `${label}应为有效日期，按“年-月-日”填写，如 2026-11-20`,
+  fieldTime: (label: string) => `${label}应按“时:分”填写，如 08:30`,
+  datePlaceholder: "年-月-日，如 2026-11-20",
+  timePlaceholder: "时:分，如 08:30",
   fieldChoice: (label: string) => `请选择${label}`,
   yes: "是",
   no: "否",
